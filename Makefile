@@ -1,0 +1,89 @@
+# Kefu — the two commands that matter: `make run` (chat with the assistant) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+RASA   := $(VENV)/bin/rasa
+STAMP  := $(VENV)/.kefu-installed
+MODEL  := models/kefu.tar.gz
+export PYTHONPATH := $(CURDIR)
+export KEFU_HOME := $(CURDIR)
+# Rasa telemetry and model hubs are never contacted: everything runs offline.
+export RASA_TELEMETRY_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+# Shared secret between Rasa and the action server; a fresh one per `make` unless you set it.
+ifndef KEFU_ACTION_TOKEN
+KEFU_ACTION_TOKEN := $(shell head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+endif
+export KEFU_ACTION_TOKEN
+
+.PHONY: help install model db train run shell test lint format pytest validate test-stories \
+        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv (Python 3.10) and install pinned requirements; a no-op when up to date
+
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock scripts/install.sh
+	scripts/install.sh $(VENV)
+
+model: install ## Build the encoder assets once (offline) into .cache/kefu
+	$(PY) -m custom_components.encoder.assets build
+
+db: install ## Create/upgrade the commerce database and load the demo seed (idempotent)
+	$(PY) -m commerce upgrade
+	$(PY) -m commerce seed
+
+train: install model ## Train models/kefu.tar.gz when config, domain, data or components changed
+	$(PY) scripts/train_if_changed.py --out $(MODEL)
+
+run: install model db train ## Start action server + Rasa (REST, socket.io, web chat); Ctrl-C stops both
+	$(PY) scripts/serve.py --model $(MODEL)
+
+shell: install model db train ## Chat in this terminal (starts the action server in the background)
+	$(PY) scripts/serve.py --model $(MODEL) --shell
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+pytest: install model db ## Unit + integration tests (pytest)
+	$(VENV)/bin/pytest -q
+
+validate: install ## rasa data validate (domain, NLU, stories, rules)
+	$(RASA) data validate --fail-on-warnings --domain domain --data data
+
+test-stories: train ## rasa test on tests/stories, failing on any prediction error
+	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core
+
+test: lint validate pytest test-stories ## Everything CI runs: lint, pytest, data validation, rasa test
+
+test-slow: install model ## Tests that need the real encoder weights
+	$(VENV)/bin/pytest -q --slow -m slow
+
+cross-validate: install model ## NLU cross-validation, per-language report in results/nlu-cv
+	$(PY) -m bench.cross_validate --out results/nlu-cv
+
+bench-encoder: install model ## Featurizer throughput + parse latency, ours vs stock LanguageModelFeaturizer
+	$(PY) -m bench.encoder_bench
+
+bench-nlu: install model ## CLINC150 accuracy: our classifier vs DIET on our features vs stock sparse DIET
+	$(PY) -m bench.nlu_bench
+
+bench-commerce: install ## Order lookup and stock query latency on 100k seeded orders
+	$(PY) -m bench.commerce_bench --orders 100000
+
+bench: bench-encoder bench-nlu bench-commerce ## All benchmarks (long: run on an idle machine)
+
+clean: ## Remove trained models, results and local databases (keeps .venv and the encoder cache)
+	rm -rf models results var .rasa

@@ -1,0 +1,1 @@
+"""Kefu's action server: one module per business topic, thin over `commerce.services`."""

@@ -1,0 +1,1 @@
+"""Channel connectors for Kefu (REST with input validation, web chat, agent console)."""
