@@ -1,0 +1,194 @@
+"""Decides whether a message is English or Chinese, so the bot answers in kind.
+
+``LanguageDetector`` sets, on every message that has letters:
+
+* ``message.get("language")`` → ``"en"`` or ``"zh"`` (also in the parse data, so an action
+  can read ``tracker.latest_message["language"]``);
+* an entity ``{"entity": "language", "value": "en"|"zh", "start": 0, "end": len(text),
+  "confidence": c, "extractor": "LanguageDetector"}`` so a ``language`` slot can be
+  filled ``from_entity`` (declare ``language`` under ``entities:`` in the domain).
+
+Rule: count Han characters and Latin letters, ignoring identifiers (URLs, emails, order
+numbers, SKUs: their letters are not the customer's language). One Han character carries
+about as much as ``han_weight`` Latin letters (an English word is ~4.5 letters, a Chinese
+word ~1.5 characters), so the *weighted Chinese share* is
+``han_weight * han / (han_weight * han + latin)``. The message is ``zh`` when the share
+is at least ``zh_threshold`` (ties go to Chinese), else ``en``.
+
+With the defaults (weight 3, threshold 0.25) a customer who wrote Chinese words gets
+Chinese: "我的order到哪了" → zh, "where is my 订单" → zh (share 0.4), while one Chinese
+word in a long English sentence does not flip it ("I ordered two pairs last week but the
+尺码 is wrong, can you exchange them" → en). A message with no letters at all (emoji,
+numbers, an order number) gets nothing, so the slot keeps the previous language.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import regex
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_CONFIDENCE,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    ENTITY_ATTRIBUTE_VALUE,
+    EXTRACTOR,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+
+from custom_components.messages import Errors
+
+LANGUAGE = "language"
+
+# Identifiers whose letters say nothing about the customer's language.
+_IDENTIFIER = regex.compile(
+    r"(?:https?://|www\.)\S+"
+    r"|[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
+    r"|[#+]?[A-Za-z0-9]+(?:[\-_./][A-Za-z0-9]+)+"
+    r"|\b[A-Za-z]*\d[A-Za-z0-9]*\b"
+)
+_HAN = regex.compile(r"\p{Han}")
+_LATIN = regex.compile(r"\p{Latin}")
+
+
+def chinese_share(text: str, han_weight: float = 3.0) -> float | None:
+    """Returns the weighted share of Chinese in a text, or None if it has no letters.
+
+    Args:
+        text: The message text.
+        han_weight: How many Latin letters one Han character counts as.
+
+    Returns:
+        A number in [0, 1], or None when the text holds neither Han nor Latin letters.
+    """
+    words = _IDENTIFIER.sub(" ", text)
+    han = len(_HAN.findall(words)) * han_weight
+    latin = len(_LATIN.findall(words))
+    if han + latin == 0:
+        return None
+    return han / (han + latin)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
+class LanguageDetector(GraphComponent, EntityExtractorMixin):
+    """Sets ``language`` (en | zh) on each message as a message key and an entity."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Returns the component's default config."""
+        return {
+            # How many Latin letters one Han character is worth (word-length ratio).
+            "han_weight": 3.0,
+            # Weighted Chinese share at or above which a message is "zh".
+            "zh_threshold": 0.25,
+        }
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Rejects unknown keys and out-of-range values.
+
+        Args:
+            config: The component config (defaults merged with the user's values).
+
+        Raises:
+            InvalidConfigException: On an unknown key or an invalid value.
+        """
+        valid = cls.get_default_config()
+        unknown = sorted(set(config) - set(valid))
+        if unknown:
+            raise InvalidConfigException(
+                Errors.E100.format(
+                    component=cls.__name__, unknown=unknown, valid=", ".join(sorted(valid))
+                )
+            )
+        if not 0.0 < float(config["zh_threshold"]) < 1.0:
+            raise InvalidConfigException(
+                Errors.E101.format(
+                    key="zh_threshold",
+                    component=cls.__name__,
+                    value=config["zh_threshold"],
+                    expected="expected a number between 0 and 1 (exclusive)",
+                )
+            )
+        if float(config["han_weight"]) <= 0.0:
+            raise InvalidConfigException(
+                Errors.E101.format(
+                    key="han_weight",
+                    component=cls.__name__,
+                    value=config["han_weight"],
+                    expected="expected a positive number",
+                )
+            )
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Creates the detector.
+
+        Args:
+            config: The component config.
+        """
+        self._config = {**self.get_default_config(), **config}
+        self.validate_config(self._config)
+        self._han_weight = float(self._config["han_weight"])
+        self._threshold = float(self._config["zh_threshold"])
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> LanguageDetector:
+        """Creates the component (see parent class for full docstring)."""
+        return cls(config)
+
+    def detect(self, text: str) -> tuple[str, float] | None:
+        """Returns ``(language, confidence)`` for a text, or None if it has no letters.
+
+        Confidence is 0.5 at the threshold and grows to 1.0 for pure text of one script.
+
+        Args:
+            text: The message text.
+        """
+        share = chinese_share(text, self._han_weight)
+        if share is None:
+            return None
+        if share >= self._threshold:
+            return "zh", 0.5 + 0.5 * (share - self._threshold) / (1.0 - self._threshold)
+        return "en", 0.5 + 0.5 * (self._threshold - share) / self._threshold
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Adds the language key and entity to each message that has letters.
+
+        Args:
+            messages: The incoming messages.
+
+        Returns:
+            The same messages.
+        """
+        for message in messages:
+            text = message.get(TEXT) or ""
+            detected = self.detect(text)
+            if detected is None:
+                continue
+            language, confidence = detected
+            message.set(LANGUAGE, language, add_to_output=True)
+            entity = {
+                ENTITY_ATTRIBUTE_TYPE: LANGUAGE,
+                ENTITY_ATTRIBUTE_VALUE: language,
+                ENTITY_ATTRIBUTE_START: 0,
+                ENTITY_ATTRIBUTE_END: len(text),
+                ENTITY_ATTRIBUTE_CONFIDENCE: round(confidence, 4),
+                EXTRACTOR: self.name,
+            }
+            message.set(ENTITIES, message.get(ENTITIES, []) + [entity], add_to_output=True)
+        return messages
