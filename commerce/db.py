@@ -1,0 +1,94 @@
+"""Engines and session factories for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from commerce.config import database_url
+
+#: Execution option a write transaction sets on its connection before it begins.
+WRITE_OPTION = "kefu_write"
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:
+    """Create an engine with the pragmas / pool settings Kefu relies on.
+
+    SQLite gets WAL, foreign keys and a busy timeout, and write transactions start with
+    ``BEGIN IMMEDIATE`` so two writers queue up instead of failing on a lock upgrade.
+    PostgreSQL gets ``pool_pre_ping`` so connections survive server restarts.
+
+    Args:
+        url: SQLAlchemy URL; defaults to :func:`commerce.config.database_url`.
+        **kwargs: passed to :func:`sqlalchemy.create_engine`.
+
+    Returns:
+        A 2.0-style (``future=True``) engine.
+    """
+    url = url or database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = kwargs.pop("connect_args", {})
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        connect_args.setdefault("check_same_thread", False)
+        engine = create_engine(url, future=True, connect_args=connect_args, **kwargs)
+        _install_sqlite_hooks(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, future=True, **kwargs)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - trivial
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit BEGIN is deferred and too late).
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A deferred transaction that read first cannot wait for the write lock (SQLITE_BUSY
+        # at once); IMMEDIATE takes it up front and the busy timeout queues writers.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def make_session_factory(url_or_engine: str | Engine | None = None) -> sessionmaker:
+    """Create a 2.0-style sessionmaker for a URL or engine.
+
+    Args:
+        url_or_engine: an engine, a URL, or None for the configured database.
+
+    Returns:
+        ``sessionmaker`` with ``expire_on_commit=False`` (services return DTOs, but this keeps
+        attribute access after commit cheap).
+    """
+    engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)
+    return sessionmaker(bind=engine, future=True, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Mark the session's transaction as a write; call first inside ``sf.begin()``.
+
+    On SQLite this makes the transaction ``BEGIN IMMEDIATE``; on PostgreSQL it is a no-op
+    (row locks come from ``with_for_update()``).
+    """
+    session.connection(execution_options={WRITE_OPTION: True})
+
+
+def is_postgres(session: Session) -> bool:
+    """True when the session is bound to PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"

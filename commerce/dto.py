@@ -1,0 +1,321 @@
+"""Frozen dataclasses the services return; the action server never sees ORM objects.
+
+Money is ``*_cents`` (integer minor units) plus an ISO ``currency``; datetimes are naive UTC.
+Bilingual text comes as ``*_en`` / ``*_zh`` pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class VerifiedCustomer:
+    """Proof that the conversation speaks for ``customer_id``."""
+
+    customer_id: int
+    name: str
+    order_number: str | None  # the order used to verify, None for tokens
+    method: str  # "email" | "phone" | "token"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: str
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderItemView:
+    order_item_id: int
+    sku: str
+    product_code: str
+    name_en: str
+    name_zh: str
+    category: str
+    size: str | None
+    colour: str | None
+    colour_zh: str | None
+    quantity: int
+    unit_price_cents: int
+    final_sale: bool
+
+
+@dataclass(frozen=True)
+class AddressView:
+    recipient: str
+    phone: str | None
+    line1: str
+    line2: str | None
+    city: str
+    province: str | None
+    postcode: str | None
+    country: str
+
+
+@dataclass(frozen=True)
+class TrackingEventView:
+    at: datetime
+    status: str
+    location: str | None
+    description_en: str
+    description_zh: str
+
+
+@dataclass(frozen=True)
+class ShipmentView:
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime | None
+    estimated_delivery: date | None
+    delivered_at: datetime | None
+    events: tuple[TrackingEventView, ...]
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    number: str
+    status: str
+    placed_at: datetime
+    total_cents: int
+    currency: str
+    item_count: int
+
+
+@dataclass(frozen=True)
+class OrderDetails:
+    number: str
+    status: str
+    region: str
+    currency: str
+    total_cents: int
+    placed_at: datetime
+    delivered_at: datetime | None
+    items: tuple[OrderItemView, ...]
+    address: AddressView | None
+    history: tuple[StatusChange, ...]
+    shipments: tuple[ShipmentView, ...]
+    can_cancel: bool
+    can_change_address: bool
+
+
+@dataclass(frozen=True)
+class TrackingInfo:
+    order_number: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime | None
+    estimated_delivery: date | None
+    delivered_at: datetime | None
+    latest_event: TrackingEventView | None
+    events: tuple[TrackingEventView, ...]
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    order_number: str
+    status: str
+    already_cancelled: bool  # True when a retry found it cancelled (idempotent)
+    refund_number: str | None
+    refund_amount_cents: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class PurchasedItem:
+    order_number: str
+    placed_at: datetime
+    order_status: str
+    sku: str
+    product_code: str
+    name_en: str
+    name_zh: str
+    category: str
+    size: str | None
+    colour: str | None
+    quantity: int
+
+
+@dataclass(frozen=True)
+class WarehouseStock:
+    warehouse_code: str
+    name_en: str
+    name_zh: str
+    available: int
+    restock_date: date | None
+
+
+@dataclass(frozen=True)
+class VariantStock:
+    sku: str
+    size: str | None
+    colour: str | None
+    colour_zh: str | None
+    price_cents: int
+    currency: str
+    available: int
+    restock_date: date | None  # earliest restock across warehouses, None if unknown
+    warehouses: tuple[WarehouseStock, ...]
+
+    @property
+    def in_stock(self) -> bool:
+        return self.available > 0
+
+
+@dataclass(frozen=True)
+class StockAlternative:
+    kind: str  # "other_colour" | "other_size" | "other_variant" | "similar_product"
+    product_code: str
+    name_en: str
+    name_zh: str
+    sku: str
+    size: str | None
+    colour: str | None
+    colour_zh: str | None
+    available: int
+
+
+@dataclass(frozen=True)
+class StockReport:
+    product_code: str
+    name_en: str
+    name_zh: str
+    category: str
+    size: str | None  # as requested (normalised)
+    colour: str | None
+    quantity: int
+    variants: tuple[VariantStock, ...]  # variants matching size / colour
+    in_stock: bool  # some matching variant has >= quantity available
+    total_available: int
+    next_restock_date: date | None
+    alternatives: tuple[StockAlternative, ...]
+
+
+@dataclass(frozen=True)
+class SubscriptionResult:
+    sku: str
+    contact: str
+    created: bool  # False when the same contact was already subscribed
+
+
+@dataclass(frozen=True)
+class ItemEligibility:
+    order_item_id: int
+    sku: str
+    name_en: str
+    name_zh: str
+    quantity: int
+    returnable_quantity: int
+    eligible: bool
+    reason: str | None  # a commerce.errors.RETURN_REASON_CODES value when not eligible
+
+
+@dataclass(frozen=True)
+class ReturnEligibility:
+    order_number: str
+    eligible: bool  # at least one item can be returned
+    reason: str | None  # order-level reason when nothing is returnable
+    region: str
+    window_days: int | None
+    no_reason: bool  # 七天无理由退货 applies
+    deadline: date | None
+    items: tuple[ItemEligibility, ...]
+
+
+@dataclass(frozen=True)
+class ReturnItemView:
+    sku: str
+    name_en: str
+    name_zh: str
+    quantity: int
+    exchange_sku: str | None
+
+
+@dataclass(frozen=True)
+class ReturnView:
+    rma_number: str
+    order_number: str
+    kind: str  # "return" | "exchange"
+    status: str
+    reason: str
+    created_at: datetime
+    items: tuple[ReturnItemView, ...]
+    refund_estimate_cents: int
+    currency: str
+    created: bool = True  # False when an idempotent retry returned the existing RMA
+
+
+@dataclass(frozen=True)
+class RefundView:
+    refund_number: str
+    order_number: str
+    rma_number: str | None
+    amount_cents: int
+    currency: str
+    status: str
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+    history: tuple[StatusChange, ...]
+    created: bool = True  # False when an idempotent retry returned the existing refund
+
+
+@dataclass(frozen=True)
+class TicketView:
+    ticket_number: str
+    status: str
+    category: str
+    severity: str
+    subject: str
+    language: str
+    assignee: str | None
+    conversation_id: str | None
+    order_number: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    handoff_id: int
+    ticket_number: str
+    conversation_id: str
+    language: str
+    reason: str
+    priority: int
+    status: str
+    assigned_to: str | None
+    enqueued_at: datetime
+    position: int | None  # 1-based place among waiting entries, None when not waiting
+    created: bool = True  # False when the conversation already had an open handoff
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product_code: str
+    name_en: str
+    name_zh: str
+    category: str
+    price_cents: int
+    currency: str
+    score: float
+    reason: str  # "co_purchase" | "similar"
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    code: str
+    category: str
+    name_en: str
+    name_zh: str
+    synonyms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CatalogTerms:
+    products: tuple[CatalogProduct, ...]
+    sizes: tuple[str, ...]
+    colours: tuple[tuple[str, str], ...]  # (english, chinese)
+    categories: tuple[tuple[str, str], ...]  # (english, chinese)
