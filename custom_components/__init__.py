@@ -1,0 +1,1 @@
+"""Kefu's custom Rasa components (one GraphComponent per module)."""

@@ -1,0 +1,269 @@
+"""One loaded encoder per model folder per process: tokenizer, TFBertModel, compiled forward.
+
+`get_runtime(folder)` returns the shared `EncoderRuntime`, so the featurizer and any other
+component (an intent classifier, a benchmark) reuse the same weights and compiled graph.
+`EncoderRuntime.encode(texts)` tokenizes once with the fast tokenizer, sorts texts by length,
+pads each batch to the smallest fitting length bucket and runs a `tf.function` whose input
+signature is `[None, None]`, so it is traced once and never again, whatever the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from custom_components.encoder.device import configure_tensorflow, resolve_device, set_offline_env
+from custom_components.errors import EncoderAssetsMissing, Errors
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUCKETS = (16, 32, 64, 128)
+
+
+@dataclasses.dataclass
+class EncodedText:
+    """Encoder output for one text.
+
+    Attributes:
+        piece_offsets: `[n_pieces, 2]` character spans of the pieces in the input text, leading
+            whitespace trimmed; special tokens are `(0, 0)`.
+        hidden: `[n_pieces, dim]` hidden states of the selected layer.
+        sentence: `[dim]` mean of `hidden` over all pieces (E5's pooling, specials included).
+        truncated: whether the text was cut at `max_length` pieces.
+    """
+
+    piece_offsets: np.ndarray
+    hidden: np.ndarray
+    sentence: np.ndarray
+    truncated: bool
+
+
+def pick_bucket(length: int, buckets: Sequence[int]) -> int:
+    """Smallest bucket >= `length` (the largest bucket if none fits)."""
+    for bucket in buckets:
+        if length <= bucket:
+            return bucket
+    return buckets[-1]
+
+
+def normalise_buckets(buckets: Sequence[int] | None, max_length: int) -> tuple[int, ...]:
+    """Sorted buckets capped at `max_length`, always ending with `max_length` itself."""
+    kept = sorted({int(b) for b in (buckets or DEFAULT_BUCKETS) if 0 < int(b) < max_length})
+    return (*kept, max_length)
+
+
+class EncoderRuntime:
+    """A Hugging Face BERT folder loaded for fast batched and single-text inference."""
+
+    def __init__(
+        self, model_dir: str | Path, device: str = "auto", mixed_precision: bool = False
+    ) -> None:
+        """Loads tokenizer and weights from a local folder (never the network).
+
+        Args:
+            model_dir: folder with config.json, tokenizer.json and model weights.
+            device: "auto" (GPU if TensorFlow sees one), "cpu" or "gpu".
+            mixed_precision: run the encoder in float16 (GPU only; ignored on CPU).
+        """
+        set_offline_env()
+        self.model_dir = Path(model_dir).resolve()
+        for name in ("config.json", "tokenizer.json"):
+            if not (self.model_dir / name).is_file():
+                raise EncoderAssetsMissing(
+                    Errors.E001.format(model=self.model_dir.name, path=self.model_dir)
+                )
+        config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        self.hidden_size = int(config["hidden_size"])
+        self.num_layers = int(config["num_hidden_layers"])
+        self.max_positions = int(config.get("max_position_embeddings", 512))
+        self.device = resolve_device(device)
+        self.mixed_precision = bool(mixed_precision) and self.device.startswith("/GPU")
+        self._tokenizer_json = (self.model_dir / "tokenizer.json").read_text(encoding="utf-8")
+        self._tokenizers: dict[int, object] = {}
+        self.tokenizer = self.tokenizer_for(self.max_positions)
+        self.pad_id = self._pad_id(config)
+        self.model = self._load_model()
+        self._forward_fns: dict[int, object] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+
+    def _pad_id(self, config: dict) -> int:
+        for token in ("<pad>", "[PAD]"):
+            token_id = self.tokenizer.token_to_id(token)
+            if token_id is not None:
+                return int(token_id)
+        return int(config.get("pad_token_id") or 0)
+
+    def tokenizer_for(self, max_length: int):
+        """The fast tokenizer truncating to `max_length` pieces (one instance per length)."""
+        if max_length not in self._tokenizers:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_str(self._tokenizer_json)
+            tokenizer.no_padding()  # we pad per length bucket ourselves
+            tokenizer.enable_truncation(max_length=max_length)
+            self._tokenizers[max_length] = tokenizer
+        return self._tokenizers[max_length]
+
+    def _load_model(self):
+        """Builds TFBertModel from the folder (safetensors read without torch)."""
+        import tensorflow as tf
+        import transformers
+        from transformers import TFBertModel
+
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # the unused-pooler notes are expected
+        policy = tf.keras.mixed_precision.global_policy()
+        try:
+            if self.mixed_precision:
+                # Layers read the global policy when built; restore it so DIET stays float32.
+                tf.keras.mixed_precision.set_global_policy("mixed_float16")
+            with tf.device(self.device):
+                model = TFBertModel.from_pretrained(str(self.model_dir), local_files_only=True)
+        finally:
+            tf.keras.mixed_precision.set_global_policy(policy)
+            transformers.logging.set_verbosity(verbosity)
+        model.trainable = False
+        return model
+
+    def forward_fn(self, layer: int = -1):
+        """The compiled forward pass returning (hidden states of `layer`, masked mean)."""
+        import tensorflow as tf
+
+        if layer not in self._forward_fns:
+            model, want_all = self.model, layer != -1
+            spec = tf.TensorSpec([None, None], tf.int32)
+
+            @tf.function(input_signature=[spec, spec])
+            def forward(input_ids, attention_mask):
+                outputs = model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    token_type_ids=tf.zeros_like(input_ids),
+                    output_hidden_states=want_all,
+                    training=False,
+                )
+                hidden = outputs.hidden_states[layer] if want_all else outputs.last_hidden_state
+                hidden = tf.cast(hidden, tf.float32)
+                mask = tf.cast(attention_mask, tf.float32)[:, :, None]
+                sentence = tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(
+                    tf.reduce_sum(mask, axis=1), 1.0
+                )
+                return hidden, sentence
+
+            self._forward_fns[layer] = forward
+        return self._forward_fns[layer]
+
+    # ------------------------------------------------------------------ inference
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        max_length: int = 128,
+        batch_size: int = 64,
+        buckets: Sequence[int] | None = DEFAULT_BUCKETS,
+        layer: int = -1,
+    ) -> list[EncodedText]:
+        """Encodes texts in length-sorted, bucket-padded batches.
+
+        Args:
+            texts: input strings (any prefix such as E5's "query: " already applied).
+            max_length: pieces per text, specials included; longer texts keep their head.
+            batch_size: texts per forward pass.
+            buckets: padded lengths to choose from; `max_length` is always added.
+            layer: which hidden layer to return (-1 = last).
+
+        Returns:
+            One `EncodedText` per input, in input order.
+        """
+        import tensorflow as tf
+
+        if not texts:
+            return []
+        max_length = max(2, min(int(max_length), self.max_positions))
+        bucket_list = normalise_buckets(buckets, max_length)
+        tokenizer = self.tokenizer_for(max_length)
+        encodings = tokenizer.encode_batch(list(texts))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        order = np.argsort(lengths, kind="stable")
+        forward = self.forward_fn(layer)
+        results: list[EncodedText | None] = [None] * len(texts)
+
+        for start in range(0, len(order), max(1, int(batch_size))):
+            batch = order[start : start + batch_size]
+            width = pick_bucket(int(lengths[batch].max()), bucket_list)
+            ids = np.full((len(batch), width), self.pad_id, dtype=np.int32)
+            mask = np.zeros((len(batch), width), dtype=np.int32)
+            for row, index in enumerate(batch):
+                n = lengths[index]
+                ids[row, :n] = encodings[index].ids
+                mask[row, :n] = 1
+            with self._lock, tf.device(self.device):
+                hidden, sentence = forward(tf.constant(ids), tf.constant(mask))
+            hidden, sentence = hidden.numpy(), sentence.numpy()
+            for row, index in enumerate(batch):
+                n = int(lengths[index])
+                encoding = encodings[index]
+                results[index] = EncodedText(
+                    piece_offsets=_trim_offsets(texts[index], encoding.offsets),
+                    hidden=hidden[row, :n],
+                    sentence=sentence[row],
+                    truncated=bool(encoding.overflowing),
+                )
+        return results  # type: ignore[return-value]
+
+    def warm_up(self, buckets: Sequence[int] = DEFAULT_BUCKETS, layer: int = -1) -> None:
+        """Runs every bucket once so the first real message pays no graph-building cost."""
+        for bucket in buckets:
+            text = " ".join(["kefu"] * max(1, bucket - 2))
+            self.encode([text], max_length=bucket, buckets=(bucket,), layer=layer)
+
+
+def _trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Drops leading whitespace from piece spans (SentencePiece's `▁` covers the space).
+
+    Otherwise a piece like `▁world` would overlap the token before it when tokens are
+    separated by a space that the Rasa tokenizer left out of both tokens' spans.
+    """
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    for row in spans:
+        start, end = int(row[0]), int(row[1])
+        while start < end and text[start].isspace():
+            start += 1
+        row[0] = start
+    return spans
+
+
+_RUNTIMES: dict[tuple[str, str, bool], EncoderRuntime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def get_runtime(
+    model_dir: str | Path, device: str = "auto", mixed_precision: bool = False
+) -> EncoderRuntime:
+    """The process-wide `EncoderRuntime` for a folder (loaded on first use).
+
+    Components call this instead of constructing `EncoderRuntime`, so one Rasa model with a
+    featurizer and a classifier on the same encoder holds its weights in memory once.
+    """
+    configure_tensorflow()
+    key = (str(Path(model_dir).resolve()), device, bool(mixed_precision))
+    with _RUNTIMES_LOCK:
+        if key not in _RUNTIMES:
+            _RUNTIMES[key] = EncoderRuntime(
+                model_dir, device=device, mixed_precision=mixed_precision
+            )
+        return _RUNTIMES[key]
+
+
+def clear_runtimes() -> None:
+    """Forgets every cached runtime (tests; freeing memory after a benchmark)."""
+    with _RUNTIMES_LOCK:
+        _RUNTIMES.clear()
