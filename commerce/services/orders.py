@@ -37,6 +37,7 @@ from commerce.models import (
     Refund,
     RefundEvent,
     Shipment,
+    ShippingAddress,
 )
 from commerce.services._common import (
     check_customer_id,
@@ -299,8 +300,9 @@ def change_shipping_address(
         order = load_order(session, customer_id, number, lock=True)
         if order.status not in ADDRESS_CHANGE_STATUSES:
             raise AddressChangeNotAllowed(number, order.status)
-        session.refresh(order, ["address"])
-        address = order.address
+        address = session.execute(
+            select(ShippingAddress).where(ShippingAddress.order_id == order.id)
+        ).scalar_one_or_none()
         if address is None:
             raise AddressChangeNotAllowed(number, order.status)
         for field, value in values.items():

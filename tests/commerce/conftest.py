@@ -53,10 +53,11 @@ def pg_engine():
     admin.dispose()
 
 
-def _truncate_all(engine) -> None:
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+def _empty_all(engine) -> None:
+    # DELETE beats TRUNCATE by 10x on tiny tables (no new relfilenodes / fsyncs).
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture(
@@ -71,7 +72,7 @@ def session_factory(request, tmp_path):
         engine.dispose()
     else:
         engine = request.getfixturevalue("pg_engine")
-        _truncate_all(engine)
+        _empty_all(engine)
         yield make_session_factory(engine)
 
 

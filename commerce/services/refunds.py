@@ -1,0 +1,249 @@
+"""Refunds: follow a refund, request one for a cancelled / returned order, its lifecycle."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from commerce.db import begin_write, is_postgres
+from commerce.dto import RefundView
+from commerce.errors import (
+    REFUND_ALREADY_OPEN,
+    REFUND_NOTHING_REFUNDABLE,
+    REFUND_ORDER_NOT_REFUNDABLE,
+    InvalidInput,
+    InvalidTransition,
+    RefundNotAllowed,
+    RefundNotFound,
+)
+from commerce.models import (
+    ORDER_CANCELLED,
+    ORDER_PAID,
+    ORDER_RETURNED,
+    REFUND_ACTIVE_STATUSES,
+    REFUND_APPROVED,
+    REFUND_COMPLETED,
+    REFUND_FAILED,
+    REFUND_PROCESSING,
+    REFUND_REJECTED,
+    REFUND_REQUESTED,
+    RETURN_COMPLETED,
+    RETURN_KIND_RETURN,
+    RETURN_RECEIVED,
+    Order,
+    OrderItem,
+    OrderStatusEvent,
+    Refund,
+    RefundEvent,
+    Return,
+    ReturnItem,
+)
+from commerce.services._common import (
+    check_customer_id,
+    check_idempotency_key,
+    check_text,
+    load_order,
+    new_reference,
+    refund_view,
+    utcnow,
+)
+from commerce.services.identity import normalize_order_number
+
+REFUND_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    REFUND_REQUESTED: (REFUND_APPROVED, REFUND_REJECTED),
+    REFUND_APPROVED: (REFUND_PROCESSING, REFUND_REJECTED),
+    REFUND_PROCESSING: (REFUND_COMPLETED, REFUND_FAILED),
+    REFUND_FAILED: (REFUND_PROCESSING,),
+    REFUND_COMPLETED: (),
+    REFUND_REJECTED: (),
+}
+_OPEN = (REFUND_REQUESTED, REFUND_APPROVED, REFUND_PROCESSING, REFUND_FAILED)
+
+
+def _views(session: Session, refunds) -> tuple[RefundView, ...]:
+    ids = [r.id for r in refunds]
+    if not ids:
+        return ()
+    loaded = session.execute(
+        select(Refund, Order.number, Return.rma_number)
+        .join(Order, Order.id == Refund.order_id)
+        .outerjoin(Return, Return.id == Refund.return_id)
+        .where(Refund.id.in_(ids))
+        .options(selectinload(Refund.events))
+        .order_by(Refund.created_at.desc(), Refund.id.desc())
+    ).all()
+    return tuple(refund_view(r, n, rma) for r, n, rma in loaded)
+
+
+def list_refunds(session_factory, customer_id: int, order_number: str) -> tuple[RefundView, ...]:
+    """Refunds of one of the customer's orders, newest first (empty when there are none).
+
+    Raises:
+        InvalidInput, OrderNotFound: malformed number, or not this customer's order.
+    """
+    check_customer_id(customer_id)
+    number = normalize_order_number(order_number)
+    with session_factory() as session:
+        order = load_order(session, customer_id, number)
+        refunds = session.execute(select(Refund).where(Refund.order_id == order.id)).scalars().all()
+        return _views(session, refunds)
+
+
+def _normalize_refund_number(raw: object) -> str:
+    text = check_text(raw, "refund_number", max_len=20).upper().lstrip("#")
+    if not text.startswith("RF-") or not text[3:].isalnum():
+        raise InvalidInput("refund_number", f"{raw!r} is not a refund number like RF-1A2B3C4D")
+    return text
+
+
+def get_refund(session_factory, customer_id: int, refund_number: str) -> RefundView:
+    """Follow one refund by its number.
+
+    Raises:
+        InvalidInput: malformed refund number.
+        RefundNotFound: unknown, or on someone else's order.
+    """
+    check_customer_id(customer_id)
+    number = _normalize_refund_number(refund_number)
+    with session_factory() as session:
+        row = session.execute(
+            select(Refund, Order.customer_id)
+            .join(Order, Order.id == Refund.order_id)
+            .where(Refund.refund_number == number)
+        ).one_or_none()
+        if row is None or row[1] != customer_id:
+            raise RefundNotFound(f"no refund {number} for this customer")
+        return _views(session, [row[0]])[0]
+
+
+def _refundable_cents(session: Session, order: Order) -> int:
+    if order.status in (ORDER_CANCELLED, ORDER_RETURNED):
+        was_paid = session.execute(
+            select(func.count(OrderStatusEvent.id)).where(
+                OrderStatusEvent.order_id == order.id, OrderStatusEvent.status == ORDER_PAID
+            )
+        ).scalar_one()
+        if not was_paid:
+            return 0
+        basis = order.total_cents
+    else:
+        # Otherwise only returned units that reached the warehouse are owed.
+        basis = session.execute(
+            select(func.coalesce(func.sum(OrderItem.unit_price_cents * ReturnItem.quantity), 0))
+            .join(ReturnItem, ReturnItem.order_item_id == OrderItem.id)
+            .join(Return, Return.id == ReturnItem.return_id)
+            .where(
+                Return.order_id == order.id,
+                Return.kind == RETURN_KIND_RETURN,
+                Return.status.in_((RETURN_RECEIVED, RETURN_COMPLETED)),
+            )
+        ).scalar_one()
+    refunded = session.execute(
+        select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+            Refund.order_id == order.id, Refund.status.in_(REFUND_ACTIVE_STATUSES)
+        )
+    ).scalar_one()
+    return int(basis) - int(refunded)
+
+
+def request_refund(
+    session_factory,
+    customer_id: int,
+    order_number: str,
+    reason: str = "customer request",
+    idempotency_key: str | None = None,
+) -> RefundView:
+    """Open a refund for whatever the order is still owed; one open refund per order.
+
+    Owed means: the total of a paid order that was cancelled or fully returned, else the value
+    of returned items received back, less refunds already made or under way. Concurrent or
+    repeated requests produce one refund: the second sees it open (``refund_already_open``), or,
+    with the same ``idempotency_key``, gets it back with ``created=False``.
+
+    Raises:
+        InvalidInput, OrderNotFound: malformed input or not this customer's order.
+        RefundNotAllowed: ``reason`` is ``refund_already_open``, ``nothing_refundable`` or
+            ``order_not_refundable``.
+    """
+    check_customer_id(customer_id)
+    number = normalize_order_number(order_number)
+    reason = check_text(reason, "reason", max_len=300)
+    key = check_idempotency_key(idempotency_key)
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        order = load_order(session, customer_id, number, lock=True)
+        if key is not None:
+            existing = session.execute(
+                select(Refund).where(Refund.idempotency_key == key)
+            ).scalar_one_or_none()
+            if existing is not None:
+                if existing.order_id != order.id:
+                    raise InvalidInput("idempotency_key", "already used for another request")
+                view = _views(session, [existing])[0]
+                return refund_view(existing, view.order_number, view.rma_number, created=False)
+        open_refund = session.execute(
+            select(Refund.id).where(Refund.order_id == order.id, Refund.status.in_(_OPEN))
+        ).first()
+        if open_refund is not None:
+            raise RefundNotAllowed(REFUND_ALREADY_OPEN, f"order {number} has a refund under way")
+        if order.status not in (ORDER_CANCELLED, ORDER_RETURNED) and not order.delivered_at:
+            raise RefundNotAllowed(
+                REFUND_ORDER_NOT_REFUNDABLE, f"order {number} is {order.status}; cancel it instead"
+            )
+        amount = _refundable_cents(session, order)
+        if amount <= 0:
+            raise RefundNotAllowed(REFUND_NOTHING_REFUNDABLE, f"nothing left to refund on {number}")
+        refund = Refund(
+            refund_number=new_reference("RF"),
+            order_id=order.id,
+            amount_cents=amount,
+            currency=order.currency,
+            status=REFUND_REQUESTED,
+            reason=reason,
+            idempotency_key=key,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(refund)
+        session.flush()
+        session.add(RefundEvent(refund_id=refund.id, status=REFUND_REQUESTED, at=now))
+        session.flush()
+        return _views(session, [refund])[0]
+
+
+def advance_refund(
+    session_factory, refund_number: str, to_status: str, note: str | None = None
+) -> RefundView:
+    """Back-office / payment-provider step of a refund's lifecycle.
+
+    ``requested → approved → processing → completed``; ``requested|approved → rejected``;
+    ``processing → failed → processing`` (retry). Repeating the current status is a no-op.
+
+    Raises:
+        InvalidInput: malformed number or unknown status.
+        RefundNotFound: unknown refund.
+        InvalidTransition: not allowed from the current status.
+    """
+    number = _normalize_refund_number(refund_number)
+    if to_status not in REFUND_TRANSITIONS:
+        raise InvalidInput("to_status", f"expected one of {sorted(REFUND_TRANSITIONS)}")
+    note = check_text(note, "note", required=False, max_len=200) or None
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        stmt = select(Refund).where(Refund.refund_number == number)
+        if is_postgres(session):
+            stmt = stmt.with_for_update()
+        refund = session.execute(stmt).scalar_one_or_none()
+        if refund is None:
+            raise RefundNotFound(number)
+        if refund.status != to_status:
+            if to_status not in REFUND_TRANSITIONS[refund.status]:
+                raise InvalidTransition("refund", refund.status, to_status)
+            refund.status = to_status
+            refund.updated_at = now
+            session.add(RefundEvent(refund_id=refund.id, status=to_status, at=now, note=note))
+            session.flush()
+        session.expire(refund, ["events"])
+        return _views(session, [refund])[0]

@@ -1,0 +1,383 @@
+"""Support tickets and the human-handoff queue an agent console works from."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from commerce.db import begin_write, is_postgres
+from commerce.dto import HandoffView, TicketView
+from commerce.errors import HandoffNotFound, InvalidInput, InvalidTransition, TicketNotFound
+from commerce.models import (
+    HANDOFF_ASSIGNED,
+    HANDOFF_CLOSED,
+    HANDOFF_STATUSES,
+    HANDOFF_WAITING,
+    TICKET_CATEGORIES,
+    TICKET_CLOSED,
+    TICKET_IN_PROGRESS,
+    TICKET_OPEN,
+    TICKET_RESOLVED,
+    TICKET_SEVERITIES,
+    TICKET_STATUSES,
+    HandoffRequest,
+    Order,
+    SupportTicket,
+)
+from commerce.services._common import (
+    check_customer_id,
+    check_text,
+    load_order,
+    new_reference,
+    utcnow,
+)
+from commerce.services.identity import normalize_order_number
+
+SEVERITY_PRIORITY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+LANGUAGES = ("en", "zh")
+MAX_TRANSCRIPT = 100_000
+
+
+def _check_choice(value: str, field: str, choices) -> str:
+    if value not in choices:
+        raise InvalidInput(field, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _ticket_view(session, t: SupportTicket) -> TicketView:
+    number = session.get(Order, t.order_id).number if t.order_id else None
+    return TicketView(
+        ticket_number=t.ticket_number,
+        status=t.status,
+        category=t.category,
+        severity=t.severity,
+        subject=t.subject,
+        language=t.language,
+        assignee=t.assignee,
+        conversation_id=t.conversation_id,
+        order_number=number,
+        created_at=t.created_at,
+    )
+
+
+def _new_ticket(
+    session,
+    *,
+    subject,
+    category,
+    severity,
+    transcript,
+    customer_id,
+    order_number,
+    conversation_id,
+    language,
+    now,
+):
+    order_id = None
+    if order_number is not None:
+        if customer_id is None:
+            raise InvalidInput("order_number", "link an order only for a verified customer")
+        order_id = load_order(session, customer_id, order_number).id
+    ticket = SupportTicket(
+        ticket_number=new_reference("TK"),
+        customer_id=customer_id,
+        order_id=order_id,
+        conversation_id=conversation_id,
+        category=category,
+        severity=severity,
+        subject=subject,
+        transcript=transcript,
+        language=language,
+        status=TICKET_OPEN,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def _check_ticket_args(
+    subject, category, severity, transcript, customer_id, order_number, conversation_id, language
+):
+    subject = check_text(subject, "subject", max_len=200)
+    _check_choice(category, "category", TICKET_CATEGORIES)
+    _check_choice(severity, "severity", TICKET_SEVERITIES)
+    _check_choice(language, "language", LANGUAGES)
+    transcript = check_text(transcript, "transcript", required=False, max_len=MAX_TRANSCRIPT)
+    if customer_id is not None:
+        check_customer_id(customer_id)
+    number = normalize_order_number(order_number) if order_number is not None else None
+    conv = (
+        check_text(conversation_id, "conversation_id", max_len=100)
+        if conversation_id is not None
+        else None
+    )
+    return subject, transcript, number, conv
+
+
+def open_ticket(
+    session_factory,
+    subject: str,
+    *,
+    category: str = "other",
+    severity: str = "normal",
+    transcript: str = "",
+    customer_id: int | None = None,
+    order_number: str | None = None,
+    conversation_id: str | None = None,
+    language: str = "en",
+) -> TicketView:
+    """Open a support ticket (no handoff).
+
+    Args:
+        category: one of :data:`commerce.models.TICKET_CATEGORIES`.
+        severity: low | normal | high | urgent.
+        transcript: the conversation so far, as plain text.
+        customer_id: verified customer, when known; required to link ``order_number``.
+
+    Raises:
+        InvalidInput: unknown category / severity / language, empty subject, over-long text,
+            an order number without a verified customer.
+        OrderNotFound: the order is not the customer's.
+    """
+    subject, transcript, number, conv = _check_ticket_args(
+        subject,
+        category,
+        severity,
+        transcript,
+        customer_id,
+        order_number,
+        conversation_id,
+        language,
+    )
+    with session_factory.begin() as session:
+        begin_write(session)
+        ticket = _new_ticket(
+            session,
+            subject=subject,
+            category=category,
+            severity=severity,
+            transcript=transcript,
+            customer_id=customer_id,
+            order_number=number,
+            conversation_id=conv,
+            language=language,
+            now=utcnow(),
+        )
+        return _ticket_view(session, ticket)
+
+
+def get_ticket(session_factory, ticket_number: str) -> TicketView:
+    """A ticket by number (agent console).
+
+    Raises:
+        TicketNotFound: unknown number.
+    """
+    number = check_text(ticket_number, "ticket_number", max_len=20).upper()
+    with session_factory() as session:
+        t = session.execute(
+            select(SupportTicket).where(SupportTicket.ticket_number == number)
+        ).scalar_one_or_none()
+        if t is None:
+            raise TicketNotFound(number)
+        return _ticket_view(session, t)
+
+
+def update_ticket(
+    session_factory, ticket_number: str, *, status: str | None = None, assignee: str | None = None
+) -> TicketView:
+    """Change a ticket's status and / or assignee (agent console)."""
+    number = check_text(ticket_number, "ticket_number", max_len=20).upper()
+    if status is not None:
+        _check_choice(status, "status", TICKET_STATUSES)
+    if assignee is not None:
+        assignee = check_text(assignee, "assignee", max_len=100)
+    with session_factory.begin() as session:
+        begin_write(session)
+        t = session.execute(
+            select(SupportTicket).where(SupportTicket.ticket_number == number)
+        ).scalar_one_or_none()
+        if t is None:
+            raise TicketNotFound(number)
+        if status is not None:
+            if t.status == TICKET_CLOSED and status != TICKET_CLOSED:
+                raise InvalidTransition("ticket", t.status, status)
+            t.status = status
+        if assignee is not None:
+            t.assignee = assignee
+        t.updated_at = utcnow()
+        return _ticket_view(session, t)
+
+
+def _position(session, h: HandoffRequest) -> int | None:
+    if h.status != HANDOFF_WAITING:
+        return None
+    ahead = session.execute(
+        select(func.count(HandoffRequest.id)).where(
+            HandoffRequest.status == HANDOFF_WAITING,
+            (HandoffRequest.priority < h.priority)
+            | ((HandoffRequest.priority == h.priority) & (HandoffRequest.id < h.id)),
+        )
+    ).scalar_one()
+    return int(ahead) + 1
+
+
+def _handoff_view(session, h: HandoffRequest, *, created: bool = True) -> HandoffView:
+    return HandoffView(
+        handoff_id=h.id,
+        ticket_number=session.get(SupportTicket, h.ticket_id).ticket_number,
+        conversation_id=h.conversation_id,
+        language=h.language,
+        reason=h.reason,
+        priority=h.priority,
+        status=h.status,
+        assigned_to=h.assigned_to,
+        enqueued_at=h.enqueued_at,
+        position=_position(session, h),
+        created=created,
+    )
+
+
+def conversation_handoff(
+    session_factory,
+    conversation_id: str,
+    reason: str,
+    *,
+    transcript: str = "",
+    customer_id: int | None = None,
+    order_number: str | None = None,
+    language: str = "en",
+    category: str = "other",
+    severity: str = "normal",
+) -> HandoffView:
+    """Hand a conversation to a human: open a ticket and queue it; idempotent per conversation.
+
+    While the conversation already waits or is being served, the existing entry is returned
+    (``created=False``, with the latest transcript saved), so a user repeating "human please"
+    does not queue twice.
+
+    Raises:
+        InvalidInput, OrderNotFound: as :func:`open_ticket`.
+    """
+    conv = check_text(conversation_id, "conversation_id", max_len=100)
+    reason = check_text(reason, "reason", max_len=200)
+    subject, transcript, number, _ = _check_ticket_args(
+        reason, category, severity, transcript, customer_id, order_number, conv, language
+    )
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        stmt = select(HandoffRequest).where(
+            HandoffRequest.conversation_id == conv,
+            HandoffRequest.status.in_((HANDOFF_WAITING, HANDOFF_ASSIGNED)),
+        )
+        existing = session.execute(stmt).scalars().first()
+        if existing is not None:
+            if transcript:
+                ticket = session.get(SupportTicket, existing.ticket_id)
+                ticket.transcript = transcript
+                ticket.updated_at = now
+            return _handoff_view(session, existing, created=False)
+        ticket = _new_ticket(
+            session,
+            subject=subject,
+            category=category,
+            severity=severity,
+            transcript=transcript,
+            customer_id=customer_id,
+            order_number=number,
+            conversation_id=conv,
+            language=language,
+            now=now,
+        )
+        h = HandoffRequest(
+            ticket_id=ticket.id,
+            conversation_id=conv,
+            language=language,
+            reason=reason,
+            priority=SEVERITY_PRIORITY[severity],
+            status=HANDOFF_WAITING,
+            enqueued_at=now,
+        )
+        session.add(h)
+        session.flush()
+        return _handoff_view(session, h)
+
+
+def list_handoff_queue(
+    session_factory, status: str = HANDOFF_WAITING, limit: int = 50
+) -> tuple[HandoffView, ...]:
+    """Queue entries in one status, most urgent then oldest first."""
+    _check_choice(status, "status", HANDOFF_STATUSES)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+        raise InvalidInput("limit", "must be an integer between 1 and 500")
+    with session_factory() as session:
+        rows = session.execute(
+            select(HandoffRequest)
+            .where(HandoffRequest.status == status)
+            .order_by(HandoffRequest.priority, HandoffRequest.id)
+            .limit(limit)
+        ).scalars()
+        return tuple(_handoff_view(session, h) for h in rows)
+
+
+def claim_next_handoff(
+    session_factory, agent: str, language: str | None = None
+) -> HandoffView | None:
+    """Assign the most urgent waiting entry to ``agent``; None when the queue is empty.
+
+    Two agents claiming at once never get the same entry (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, the single writer on SQLite).
+    """
+    agent = check_text(agent, "agent", max_len=100)
+    if language is not None:
+        _check_choice(language, "language", LANGUAGES)
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        stmt = (
+            select(HandoffRequest)
+            .where(HandoffRequest.status == HANDOFF_WAITING)
+            .order_by(HandoffRequest.priority, HandoffRequest.id)
+            .limit(1)
+        )
+        if language is not None:
+            stmt = stmt.where(HandoffRequest.language == language)
+        if is_postgres(session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        h = session.execute(stmt).scalar_one_or_none()
+        if h is None:
+            return None
+        h.status = HANDOFF_ASSIGNED
+        h.assigned_to = agent
+        h.assigned_at = now
+        ticket = session.get(SupportTicket, h.ticket_id)
+        ticket.assignee = agent
+        ticket.status = TICKET_IN_PROGRESS
+        ticket.updated_at = now
+        session.flush()
+        return _handoff_view(session, h)
+
+
+def close_handoff(session_factory, handoff_id: int, resolved: bool = True) -> HandoffView:
+    """Close a queue entry (the human conversation ended) and resolve its ticket.
+
+    Raises:
+        HandoffNotFound: unknown id.
+    """
+    if isinstance(handoff_id, bool) or not isinstance(handoff_id, int):
+        raise InvalidInput("handoff_id", "expected an integer")
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        h = session.get(HandoffRequest, handoff_id)
+        if h is None:
+            raise HandoffNotFound(str(handoff_id))
+        if h.status != HANDOFF_CLOSED:
+            h.status = HANDOFF_CLOSED
+            h.closed_at = now
+            ticket = session.get(SupportTicket, h.ticket_id)
+            ticket.status = TICKET_RESOLVED if resolved else TICKET_OPEN
+            ticket.updated_at = now
+        session.flush()
+        return _handoff_view(session, h)
