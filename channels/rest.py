@@ -112,9 +112,7 @@ class KefuRestInput(RestInput):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> KefuRestInput:
         credentials = credentials or {}
         return cls(
-            max_message_chars=int(
-                credentials.get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS)
-            ),
+            max_message_chars=int(credentials.get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS)),
             max_body_bytes=int(credentials.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         )
 
@@ -126,9 +124,7 @@ class KefuRestInput(RestInput):
         self.max_message_chars = max_message_chars
         self.max_body_bytes = max_body_bytes
 
-    def blueprint(
-        self, on_new_message: Callable[[UserMessage], Awaitable[None]]
-    ) -> Blueprint:
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         webhook = Blueprint("kefu_rest_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])

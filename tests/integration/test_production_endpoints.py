@@ -1,0 +1,136 @@
+"""deploy/endpoints.production.yml against the real PostgreSQL, Redis and RabbitMQ.
+
+Each store is built by Rasa's own factories from that file, exactly as `rasa run` builds it,
+so a typo in the file or a driver missing from the pins fails here and not in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import ROOT, require_service
+
+pytestmark = [pytest.mark.services, pytest.mark.integration]
+
+PRODUCTION_ENDPOINTS = ROOT / "deploy" / "endpoints.production.yml"
+TRACKER_DB = "kefu_test_tracker"
+
+
+@pytest.fixture(scope="module")
+def production_env():
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("Redis", "127.0.0.1", 6379)
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    try:
+        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TRACKER_DB,))
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{TRACKER_DB}"')
+    finally:
+        conn.close()
+    env = {
+        "KEFU_ACTION_URL": "http://127.0.0.1:5055/webhook",
+        "KEFU_ACTION_TOKEN": "test-token",
+        "KEFU_TRACKER_DB_URL": f"postgresql://postgres@127.0.0.1:5432/{TRACKER_DB}",
+        "KEFU_REDIS_HOST": "127.0.0.1",
+        "KEFU_REDIS_PORT": "6379",
+        "KEFU_RABBITMQ_HOST": "127.0.0.1",
+        "KEFU_RABBITMQ_USER": "guest",
+        "KEFU_RABBITMQ_PASSWORD": "guest",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+
+
+@pytest.fixture(scope="module")
+def endpoints(production_env):
+    from rasa.core.utils import AvailableEndpoints
+
+    return AvailableEndpoints.read_endpoints(str(PRODUCTION_ENDPOINTS))
+
+
+@pytest.fixture(scope="module")
+def domain():
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load(str(ROOT / "domain"))
+
+
+def test_action_endpoint_sends_the_token(endpoints):
+    assert endpoints.action.url == "http://127.0.0.1:5055/webhook"
+    assert endpoints.action.token == "test-token"
+
+
+async def test_tracker_survives_in_postgres_and_events_reach_rabbitmq(endpoints, domain):
+    import aio_pika
+    from rasa.core.brokers.broker import EventBroker
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.core.events import SlotSet, UserUttered
+
+    sender = f"prod-{uuid.uuid4().hex[:10]}"
+    broker = await EventBroker.create(endpoints.event_broker)
+    assert type(broker).__name__ == "PikaEventBroker"
+    connection = await aio_pika.connect_robust("amqp://guest:guest@127.0.0.1:5672/")
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue("kefu_events", durable=True)
+
+        store = TrackerStore.create(endpoints.tracker_store, domain, broker)
+        assert type(store).__name__ == "SQLTrackerStore"
+        tracker = await store.get_or_create_tracker(sender)
+        tracker.update(UserUttered("你好", {"name": "greet", "confidence": 1.0}))
+        tracker.update(SlotSet("language", "zh"))
+        await store.save(tracker)
+
+        # A new store instance (a restarted server) sees the same conversation.
+        fresh = TrackerStore.create(endpoints.tracker_store, domain)
+        restored = await fresh.retrieve(sender)
+        assert restored is not None
+        assert restored.get_slot("language") == "zh"
+        assert restored.latest_message.text == "你好"
+
+        published = []
+        deadline = asyncio.get_running_loop().time() + 20
+        while asyncio.get_running_loop().time() < deadline and "slot" not in published:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.2)
+                continue
+            event = json.loads(message.body)
+            if event.get("sender_id") == sender:
+                published.append(event["event"])
+        # Every saved event is published in order (the new tracker's action_listen first).
+        assert published[-2:] == ["user", "slot"]
+    finally:
+        await connection.close()
+        await broker.close()
+
+
+async def test_redis_lock_store_serialises_one_conversation(endpoints):
+    from rasa.core.lock_store import LockStore
+
+    store = LockStore.create(endpoints.lock_store)
+    assert type(store).__name__ == "RedisLockStore"
+    conversation = f"lock-{uuid.uuid4().hex[:10]}"
+    order: list[str] = []
+
+    async def handle(name: str, hold: float) -> None:
+        async with store.lock(conversation, lock_lifetime=10, wait_time_in_seconds=0.05):
+            order.append(f"{name}-start")
+            await asyncio.sleep(hold)
+            order.append(f"{name}-end")
+
+    first = asyncio.create_task(handle("first", 0.5))
+    await asyncio.sleep(0.1)
+    await asyncio.gather(first, handle("second", 0))
+    assert order == ["first-start", "first-end", "second-start", "second-end"]
