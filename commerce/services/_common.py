@@ -6,7 +6,7 @@ import re
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from commerce.db import is_postgres
@@ -133,3 +133,13 @@ def refund_view(refund, order_number: str, rma_number: str | None, *, created: b
         history=tuple(StatusChange(e.status, e.at, e.note) for e in refund.events),
         created=created,
     )
+
+
+def lock_key(session: Session, key: str) -> None:
+    """Serialise writers on a key that has no row to lock yet (e.g. a conversation id).
+
+    PostgreSQL: a transaction-scoped advisory lock; SQLite: the write transaction already holds
+    the database's single write lock.
+    """
+    if is_postgres(session):
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))

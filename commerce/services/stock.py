@@ -32,9 +32,15 @@ MAX_ALTERNATIVES = 5
 
 
 def find_product(session: Session, query: str) -> Product:
+    """Resolve a SKU, product code or name to a product (see :func:`_find`)."""
+    return _find(session, query)[0]
+
+
+def _find(session: Session, query: str) -> tuple[Product, ProductVariant | None]:
     """Resolve a SKU, product code or English / Chinese name (or synonym) to a product.
 
-    Exact matches win over partial ones; ties go to the lowest id so answers are stable.
+    Exact matches win over partial ones; ties go to the lowest id so answers are stable. A SKU
+    also returns its variant.
 
     Raises:
         InvalidInput: empty or over-long query.
@@ -46,7 +52,7 @@ def find_product(session: Session, query: str) -> Product:
         select(ProductVariant).where(func.lower(ProductVariant.sku) == low)
     ).scalar_one_or_none()
     if variant is not None:
-        return session.get(Product, variant.product_id)
+        return session.get(Product, variant.product_id), variant
     exact = session.execute(
         select(Product)
         .where(
@@ -60,7 +66,7 @@ def find_product(session: Session, query: str) -> Product:
         .limit(1)
     ).scalar_one_or_none()
     if exact is not None:
-        return exact
+        return exact, None
     partial = session.execute(
         select(Product)
         .where(
@@ -75,7 +81,7 @@ def find_product(session: Session, query: str) -> Product:
     ).scalar_one_or_none()
     if partial is None:
         raise ProductNotFound(f"no product matches {q!r}")
-    return partial
+    return partial, None
 
 
 def _variant_stocks(session: Session, variants: list[ProductVariant]) -> list[VariantStock]:
@@ -120,7 +126,11 @@ def _variant_stocks(session: Session, variants: list[ProductVariant]) -> list[Va
     return result
 
 
-def _match_variants(product: Product, size: str | None, colour: str | None) -> list[ProductVariant]:
+def _match_variants(
+    product: Product, size: str | None, colour: str | None, variant: ProductVariant | None = None
+) -> list[ProductVariant]:
+    if variant is not None and size is None and colour is None:
+        return [variant]
     variants = list(product.variants)
     if size is not None:
         variants = [v for v in variants if (v.size or "").upper() == size]
@@ -171,8 +181,8 @@ def check_stock(
     quantity = check_quantity(quantity)
     size_n, colour_n = _normalize_choice(size, colour)
     with session_factory() as session:
-        prod = find_product(session, product)
-        matching = _match_variants(prod, size_n, colour_n)
+        prod, variant = _find(session, product)
+        matching = _match_variants(prod, size_n, colour_n, variant)
         stocks = _variant_stocks(session, matching)
         in_stock = any(s.available >= quantity for s in stocks)
         restocks = [s.restock_date for s in stocks if s.restock_date]
@@ -267,8 +277,8 @@ def subscribe_back_in_stock(
     try:
         with session_factory.begin() as session:
             begin_write(session)
-            prod = find_product(session, product)
-            matching = _match_variants(prod, size_n, colour_n)
+            prod, variant = _find(session, product)
+            matching = _match_variants(prod, size_n, colour_n, variant)
             if len(matching) != 1:
                 raise InvalidInput("variant", "give the size and colour to subscribe to")
             variant = matching[0]

@@ -27,6 +27,7 @@ from commerce.services._common import (
     check_customer_id,
     check_text,
     load_order,
+    lock_key,
     new_reference,
     utcnow,
 )
@@ -267,6 +268,7 @@ def conversation_handoff(
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)
+        lock_key(session, f"handoff:{conv}")
         stmt = select(HandoffRequest).where(
             HandoffRequest.conversation_id == conv,
             HandoffRequest.status.in_((HANDOFF_WAITING, HANDOFF_ASSIGNED)),
