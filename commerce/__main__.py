@@ -1,0 +1,63 @@
+"""Command line: ``python -m commerce {upgrade,seed,reset,downgrade}``.
+
+upgrade    alembic upgrade head (creates the SQLite file under var/ when needed)
+seed       empty the commerce tables and load the deterministic demo data (idempotent)
+reset      drop everything (downgrade base), upgrade head, seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alembic import command
+from alembic.config import Config
+
+from commerce.config import REPO_ROOT, database_url
+from commerce.db import make_engine
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic config pointing at commerce/migrations and the given database URL."""
+    cfg = Config(str(REPO_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(REPO_ROOT / "commerce" / "migrations"))
+    cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def upgrade(url: str | None = None) -> None:
+    """Migrate the database to the newest revision."""
+    command.upgrade(alembic_config(url or database_url()), "head")
+
+
+def downgrade(url: str | None = None) -> None:
+    """Drop the whole schema (downgrade to base)."""
+    command.downgrade(alembic_config(url or database_url()), "base")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m commerce", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("upgrade", "seed", "reset", "downgrade"))
+    parser.add_argument("--url", help="database URL (default: $KEFU_DATABASE_URL or var/kefu.db)")
+    args = parser.parse_args(argv)
+    url = args.url or database_url()
+    shown = url.split("@")[-1]
+    if args.command in ("downgrade", "reset"):
+        downgrade(url)
+        print(f"dropped schema on {shown}")
+    if args.command in ("upgrade", "reset"):
+        upgrade(url)
+        print(f"schema at head on {shown}")
+    if args.command in ("seed", "reset"):
+        from commerce.seed import seed
+
+        engine = make_engine(url)
+        counts = seed(engine)
+        engine.dispose()
+        print(f"seeded {shown}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
