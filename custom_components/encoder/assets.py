@@ -170,7 +170,7 @@ def verify_folder(folder: str | os.PathLike) -> dict[str, Any]:
     missing = [name for name in files if not (folder / name).is_file()]
     if missing or not files:
         raise EncoderAssetsMissing(Errors.E001.format(model=folder.name, path=folder))
-    stats = tuple((name, *_stat(folder / name)) for name in sorted(files))
+    stats = tuple((name, *_stat(folder / name)) for name in (*sorted(files), MANIFEST_FILE))
     key = (str(folder.resolve()), stats)
     if key in _VERIFIED:
         return _VERIFIED[key]

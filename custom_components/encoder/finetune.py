@@ -1,0 +1,479 @@
+"""Fine-tune the top layers of a shared encoder with a classification head (TensorFlow).
+
+`FineTunedEncoder` borrows the frozen part of an `EncoderRuntime`'s TFBertModel (embeddings
+and the lower `num_layers - trainable_layers` layers, shared in memory with the featurizer)
+and owns trainable copies of the top layers plus a linear head on the mean-pooled output.
+
+Training runs the frozen part once per text and caches its output, so each epoch only pays
+the forward + backward pass of the top layers (the reason `trainable_layers` drives the
+training time). Batches are length-sorted and padded to a bucket; every compiled function
+has a fixed `[None, None]` input signature, so it is traced once whatever the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from custom_components.encoder.runtime import (
+    EncoderRuntime,
+    _trim_offsets,
+    normalise_buckets,
+    pick_bucket,
+)
+
+logger = logging.getLogger(__name__)
+
+# Head weights, stored after the top layers' weights in `FineTunedEncoder.get_weights`.
+_HEAD_KERNEL, _HEAD_BIAS = "head/kernel", "head/bias"
+
+
+@dataclasses.dataclass
+class FitHistory:
+    """What happened during `FineTunedEncoder.fit` (all floats are plain Python numbers)."""
+
+    epochs: list[dict[str, float]]
+    seconds: float
+    steps: int
+    frozen_seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class Prediction:
+    """Output of the fine-tuned encoder for one text.
+
+    Attributes:
+        logits: `[num_labels]` raw head scores (divide by the temperature before softmax).
+        hidden: `[n_pieces, dim]` last hidden states of the fine-tuned encoder.
+        sentence: `[dim]` mean of `hidden` (masked), the head's input.
+        piece_offsets: `[n_pieces, 2]` character spans of the pieces (specials `(0, 0)`).
+    """
+
+    logits: np.ndarray
+    hidden: np.ndarray
+    sentence: np.ndarray
+    piece_offsets: np.ndarray
+
+
+def warmup_linear_decay(peak: float, warmup_steps: int, total_steps: int):
+    """A Keras schedule: linear warm-up to `peak` over `warmup_steps`, then linear decay to 0."""
+    import tensorflow as tf
+
+    class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            warm = tf.cast(max(1, warmup_steps), tf.float32)
+            total = tf.cast(max(total_steps, warmup_steps + 1), tf.float32)
+            down = tf.maximum(0.0, (total - step) / (total - warm))
+            return peak * tf.where(step < warm, step / warm, down)
+
+        def get_config(self):
+            return {"peak": peak, "warmup_steps": warmup_steps, "total_steps": total_steps}
+
+    return WarmupLinearDecay()
+
+
+def length_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None
+) -> list[np.ndarray]:
+    """Groups indices into batches of similar length (shuffled when `rng` is given).
+
+    With `rng`, indices are shuffled, cut into pools of 50 batches, sorted by length inside
+    each pool and the batches shuffled again: little padding, still random order.
+    """
+    n = len(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    order = rng.permutation(n)
+    pool = batch_size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, n, pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The softmax temperature minimising the negative log-likelihood on held-out data."""
+    if len(labels) == 0:
+        return 1.0
+    best_t, best_nll = 1.0, math.inf
+    for t in np.exp(np.linspace(np.log(0.2), np.log(10.0), 121)):
+        nll = float(-log_softmax(logits / t)[np.arange(len(labels)), labels].mean())
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, numerically stable."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax."""
+    return np.exp(log_softmax(logits))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-1 confidence: bin-weighted |accuracy - confidence| gap."""
+    if len(labels) == 0:
+        return 0.0
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > lo) & (confidence <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+class FineTunedEncoder:
+    """Trainable top layers + head over the frozen lower part of a shared encoder."""
+
+    def __init__(
+        self,
+        runtime: EncoderRuntime,
+        trainable_layers: int,
+        num_labels: int,
+        dropout: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        """Copies the top `trainable_layers` layers of `runtime.model` (weights included).
+
+        Args:
+            runtime: the shared encoder; its embeddings and lower layers are used, never changed.
+            trainable_layers: how many of the top layers are copied and fine-tuned (0 = head only).
+            num_labels: head outputs (at least 1).
+            dropout: dropout on the pooled vector before the head (training only).
+            seed: initialises the head.
+        """
+        import tensorflow as tf
+        from transformers.models.bert.modeling_tf_bert import TFBertLayer
+
+        self.runtime = runtime
+        self.num_layers = runtime.num_layers
+        self.trainable_layers = max(0, min(int(trainable_layers), self.num_layers))
+        self.split = self.num_layers - self.trainable_layers
+        self.num_labels = max(1, int(num_labels))
+        self.hidden_size = runtime.hidden_size
+        main = runtime.model.bert
+        self._embeddings = main.embeddings
+        self._frozen = list(main.encoder.layer[: self.split])
+        with tf.device(runtime.device):
+            tf.random.set_seed(seed)
+            self.top = []
+            for index in range(self.split, self.num_layers):
+                layer = TFBertLayer(runtime.model.config, name=f"kefu_finetuned_layer_{index}")
+                self._call_layers([layer], tf.zeros((1, 2, self.hidden_size)), tf.ones((1, 2)))
+                layer.set_weights(main.encoder.layer[index].get_weights())
+                self.top.append(layer)
+            self._dropout = tf.keras.layers.Dropout(dropout)
+            self.head = tf.keras.layers.Dense(
+                self.num_labels,
+                kernel_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+                name="kefu_intent_head",
+            )
+            self.head.build((None, self.hidden_size))
+        ids = tf.TensorSpec([None, None], tf.int32)
+        states = tf.TensorSpec([None, None, self.hidden_size], tf.float32)
+        self._lower_fn = tf.function(self._lower, input_signature=[ids, ids])
+        self._upper_fn = tf.function(
+            lambda hidden, mask: self._upper(hidden, mask, training=False),
+            input_signature=[states, ids],
+        )
+        self._infer_fn = tf.function(
+            lambda input_ids, mask: self._upper(self._lower(input_ids, mask), mask, training=False),
+            input_signature=[ids, ids],
+        )
+
+    # ------------------------------------------------------------------ graph pieces
+
+    @staticmethod
+    def _call_layers(layers, hidden, mask, training: bool = False):
+        import tensorflow as tf
+
+        # BERT's additive mask: 0 where attended, -10000 on padding.
+        extended = (1.0 - tf.cast(mask, tf.float32)[:, None, None, :]) * -10000.0
+        for layer in layers:
+            hidden = layer(
+                hidden_states=hidden,
+                attention_mask=extended,
+                head_mask=None,
+                encoder_hidden_states=None,
+                encoder_attention_mask=None,
+                past_key_value=None,
+                output_attentions=False,
+                training=training,
+            )[0]
+        return hidden
+
+    def _lower(self, input_ids, mask):
+        import tensorflow as tf
+
+        hidden = self._embeddings(
+            input_ids=input_ids, token_type_ids=tf.zeros_like(input_ids), training=False
+        )
+        return self._call_layers(self._frozen, hidden, mask)
+
+    def _upper(self, hidden, mask, training: bool):
+        import tensorflow as tf
+
+        hidden = self._call_layers(self.top, hidden, mask, training=training)
+        weights = tf.cast(mask, tf.float32)[:, :, None]
+        sentence = tf.reduce_sum(hidden * weights, axis=1) / tf.maximum(
+            tf.reduce_sum(weights, axis=1), 1.0
+        )
+        logits = self.head(self._dropout(sentence, training=training))
+        return hidden, sentence, logits
+
+    @property
+    def trainable_variables(self) -> list:
+        """The variables `fit` updates: top layers and head (never embeddings or lower layers)."""
+        return [v for layer in self.top for v in layer.trainable_variables] + list(
+            self.head.trainable_variables
+        )
+
+    # ------------------------------------------------------------------ tokenizing
+
+    def _tokenize(self, texts: Sequence[str], max_length: int):
+        max_length = max(2, min(int(max_length), self.runtime.max_positions))
+        encodings = self.runtime.tokenizer_for(max_length).encode_batch(list(texts))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        return encodings, lengths, max_length
+
+    def _pad_ids(self, encodings, lengths, batch, width):
+        ids = np.full((len(batch), width), self.runtime.pad_id, dtype=np.int32)
+        mask = np.zeros((len(batch), width), dtype=np.int32)
+        for row, index in enumerate(batch):
+            n = lengths[index]
+            ids[row, :n] = encodings[index].ids[:n]
+            mask[row, :n] = 1
+        return ids, mask
+
+    @staticmethod
+    def _pad_states(states, lengths, batch, width, dim):
+        hidden = np.zeros((len(batch), width, dim), dtype=np.float32)
+        mask = np.zeros((len(batch), width), dtype=np.int32)
+        for row, index in enumerate(batch):
+            n = min(int(lengths[index]), width)
+            hidden[row, :n] = states[index][:n]
+            mask[row, :n] = 1
+        return hidden, mask
+
+    def frozen_states(
+        self,
+        texts: Sequence[str],
+        max_length: int,
+        batch_size: int = 64,
+        buckets: Sequence[int] | None = None,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Output of the frozen part for each text (`[n_pieces, dim]`), and the piece counts."""
+        import tensorflow as tf
+
+        encodings, lengths, max_length = self._tokenize(texts, max_length)
+        bucket_list = normalise_buckets(buckets, max_length)
+        states: list[np.ndarray] = [np.zeros((0, self.hidden_size), np.float32)] * len(texts)
+        for batch in length_batches(lengths, batch_size):
+            width = pick_bucket(int(lengths[batch].max()), bucket_list)
+            ids, mask = self._pad_ids(encodings, lengths, batch, width)
+            with tf.device(self.runtime.device):
+                hidden = self._lower_fn(tf.constant(ids), tf.constant(mask)).numpy()
+            for row, index in enumerate(batch):
+                states[index] = hidden[row, : lengths[index]].copy()
+        return states, lengths
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        *,
+        val_texts: Sequence[str] = (),
+        val_labels: Sequence[int] = (),
+        epochs: int = 4,
+        learning_rate: float = 1e-4,
+        batch_size: int = 32,
+        warmup_ratio: float = 0.1,
+        weight_decay: float = 0.01,
+        label_smoothing: float = 0.0,
+        max_length: int = 64,
+        buckets: Sequence[int] | None = None,
+        seed: int = 0,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> FitHistory:
+        """Fine-tunes the top layers and the head with AdamW and linear warm-up / decay.
+
+        Returns:
+            Per-epoch loss (and held-out accuracy when `val_texts` are given), wall time, steps.
+        """
+        import tensorflow as tf
+
+        started = time.perf_counter()
+        labels_arr = np.asarray(labels, dtype=np.int32)
+        states, lengths = self.frozen_states(texts, max_length, buckets=buckets)
+        val_states, val_lengths = self.frozen_states(val_texts, max_length, buckets=buckets)
+        val_labels_arr = np.asarray(val_labels, dtype=np.int32)
+        frozen_seconds = time.perf_counter() - started
+        logger.info("frozen layers ran over %d texts in %.1f s", len(texts), frozen_seconds)
+        bucket_list = normalise_buckets(
+            buckets, max(2, min(max_length, self.runtime.max_positions))
+        )
+        steps_per_epoch = math.ceil(len(texts) / batch_size)
+        total_steps = max(1, steps_per_epoch * int(epochs))
+        schedule = warmup_linear_decay(
+            learning_rate, int(round(total_steps * warmup_ratio)), total_steps
+        )
+        optimizer = tf.keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, clipnorm=1.0
+        )
+        # Standard BERT recipe: no weight decay on LayerNorm and biases.
+        optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias"])
+        variables = self.trainable_variables
+        loss_fn = tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=float(label_smoothing)
+        )
+        states_spec = tf.TensorSpec([None, None, self.hidden_size], tf.float32)
+        int_spec = tf.TensorSpec([None, None], tf.int32)
+
+        @tf.function(input_signature=[states_spec, int_spec, tf.TensorSpec([None], tf.int32)])
+        def train_step(hidden, mask, target):
+            with tf.GradientTape() as tape:
+                _, _, logits = self._upper(hidden, mask, training=True)
+                loss = loss_fn(tf.one_hot(target, self.num_labels), logits)
+            grads = tape.gradient(loss, variables)
+            # autograph's zip takes no `strict`; both lists come from `variables`.
+            optimizer.apply_gradients(zip(grads, variables))  # noqa: B905
+            return loss
+
+        rng = np.random.default_rng(seed)
+        history: list[dict[str, float]] = []
+        steps = 0
+        for epoch in range(int(epochs)):
+            losses = []
+            for batch in length_batches(lengths, batch_size, rng):
+                width = pick_bucket(int(lengths[batch].max()), bucket_list)
+                hidden, mask = self._pad_states(states, lengths, batch, width, self.hidden_size)
+                with tf.device(self.runtime.device):
+                    loss = train_step(
+                        tf.constant(hidden), tf.constant(mask), tf.constant(labels_arr[batch])
+                    )
+                losses.append(float(loss))
+                steps += 1
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else 0.0}
+            if len(val_labels_arr):
+                logits = self.logits_from_states(val_states, val_lengths, max_length, buckets)
+                record["val_accuracy"] = float((logits.argmax(axis=1) == val_labels_arr).mean())
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            logger.info("fine-tune epoch %s", record)
+            if on_epoch:
+                on_epoch(record)
+        return FitHistory(history, time.perf_counter() - started, steps, frozen_seconds)
+
+    def logits_from_states(
+        self,
+        states: list[np.ndarray],
+        lengths: np.ndarray,
+        max_length: int,
+        buckets: Sequence[int] | None = None,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """Head logits for cached frozen states (evaluation without the lower layers)."""
+        import tensorflow as tf
+
+        out = np.zeros((len(states), self.num_labels), dtype=np.float32)
+        if not states:
+            return out
+        bucket_list = normalise_buckets(
+            buckets, max(2, min(max_length, self.runtime.max_positions))
+        )
+        for batch in length_batches(lengths, batch_size):
+            width = pick_bucket(int(lengths[batch].max()), bucket_list)
+            hidden, mask = self._pad_states(states, lengths, batch, width, self.hidden_size)
+            with tf.device(self.runtime.device):
+                _, _, logits = self._upper_fn(tf.constant(hidden), tf.constant(mask))
+            out[batch] = logits.numpy()
+        return out
+
+    # ------------------------------------------------------------------ inference
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        max_length: int = 64,
+        batch_size: int = 64,
+        buckets: Sequence[int] | None = None,
+    ) -> list[Prediction]:
+        """One full forward pass (frozen + fine-tuned layers + head) per bucketed batch."""
+        import tensorflow as tf
+
+        if not texts:
+            return []
+        encodings, lengths, max_length = self._tokenize(texts, max_length)
+        bucket_list = normalise_buckets(buckets, max_length)
+        results: list[Prediction | None] = [None] * len(texts)
+        for batch in length_batches(lengths, batch_size):
+            width = pick_bucket(int(lengths[batch].max()), bucket_list)
+            ids, mask = self._pad_ids(encodings, lengths, batch, width)
+            with tf.device(self.runtime.device):
+                hidden, sentence, logits = self._infer_fn(tf.constant(ids), tf.constant(mask))
+            hidden, sentence, logits = hidden.numpy(), sentence.numpy(), logits.numpy()
+            for row, index in enumerate(batch):
+                n = int(lengths[index])
+                results[index] = Prediction(
+                    logits=logits[row],
+                    hidden=hidden[row, :n],
+                    sentence=sentence[row],
+                    piece_offsets=_trim_offsets(texts[index], encodings[index].offsets),
+                )
+        return results  # type: ignore[return-value]
+
+    def warm_up(self, buckets: Sequence[int], max_length: int) -> None:
+        """Traces and runs every bucket once so the first message pays no graph cost."""
+        for bucket in normalise_buckets(buckets, max_length):
+            self.predict([" ".join(["kefu"] * max(1, bucket - 2))], max_length, 1, (bucket,))
+
+    # ------------------------------------------------------------------ weights
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Top layers' and head's weights, keyed `layer_<index>/<position>` and `head/...`."""
+        arrays: dict[str, np.ndarray] = {}
+        for offset, layer in enumerate(self.top):
+            for position, value in enumerate(layer.get_weights()):
+                arrays[f"layer_{self.split + offset}/{position:02d}"] = value
+        kernel, bias = self.head.get_weights()
+        arrays[_HEAD_KERNEL], arrays[_HEAD_BIAS] = kernel, bias
+        return arrays
+
+    def set_weights(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restores what `get_weights` returned.
+
+        Raises:
+            ValueError: an array is missing or has another shape (another encoder / config).
+        """
+        for offset, layer in enumerate(self.top):
+            prefix = f"layer_{self.split + offset}/"
+            names = sorted(k for k in arrays if k.startswith(prefix))
+            expected = [w.shape for w in layer.get_weights()]
+            found = [arrays[name].shape for name in names]
+            if found != expected:
+                raise ValueError(f"{prefix[:-1]}: weight shapes {found} != expected {expected}")
+            layer.set_weights([arrays[name] for name in names])
+        head = [arrays.get(_HEAD_KERNEL), arrays.get(_HEAD_BIAS)]
+        expected = [w.shape for w in self.head.get_weights()]
+        if any(a is None for a in head) or [a.shape for a in head] != expected:
+            raise ValueError(f"head: weights missing or not of shapes {expected}")
+        self.head.set_weights(head)
