@@ -1,0 +1,258 @@
+"""What every action module shares: the session factory, the language, service calls that fail
+politely, and log masking.
+
+Actions stay thin: they read slots, call one ``commerce.services`` function through
+:func:`call_service` and utter a domain response. Everything the customer reads comes from the
+domain's responses (``en`` and ``zh`` variations on the ``language`` slot); actions only pass
+parameters such as ``{order_number}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+
+from commerce.config import database_url
+from commerce.db import make_session_factory
+from commerce.errors import (
+    AddressChangeNotAllowed,
+    CommerceError,
+    NotEligibleForReturn,
+    OrderNotCancellable,
+    TooManyAttempts,
+)
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "zh")
+#: Seconds a service call may take before the customer is told to try again later.
+SERVICE_TIMEOUT_ENV = "KEFU_SERVICE_TIMEOUT_S"
+DEFAULT_SERVICE_TIMEOUT_S = 10.0
+TRY_AGAIN_LATER = "utter_try_again_later"
+
+_factory_lock = threading.Lock()
+_session_factory = None
+_factory_url: str | None = None
+
+
+class ServiceUnavailable(Exception):
+    """The database or a service is down or too slow; the customer should try again later."""
+
+
+def session_factory():
+    """The process-wide sessionmaker, built on first use from ``KEFU_DATABASE_URL``.
+
+    Rebuilt when the URL changes (tests point it at a fresh database), never at import time, so
+    the action server starts even when the database is down.
+    """
+    global _session_factory, _factory_url
+    url = database_url()
+    with _factory_lock:
+        if _session_factory is None or url != _factory_url:
+            _session_factory = make_session_factory(url)
+            _factory_url = url
+        return _session_factory
+
+
+def reset_session_factory() -> None:
+    """Forget the cached session factory (tests, or after changing ``KEFU_DATABASE_URL``)."""
+    global _session_factory, _factory_url
+    with _factory_lock:
+        if _session_factory is not None:
+            _session_factory.kw["bind"].dispose()
+        _session_factory = None
+        _factory_url = None
+
+
+def service_timeout() -> float:
+    try:
+        return float(os.environ.get(SERVICE_TIMEOUT_ENV, DEFAULT_SERVICE_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_SERVICE_TIMEOUT_S
+
+
+async def call_service(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(session_factory, *args, **kwargs)`` in a worker thread with a timeout.
+
+    Services are synchronous; a thread keeps the action server's event loop serving other
+    conversations while one waits on the database.
+
+    Raises:
+        CommerceError: the service's own typed errors, unchanged.
+        ServiceUnavailable: database errors, a timeout, or a database that cannot be opened.
+    """
+
+    def invoke():
+        return fn(session_factory(), *args, **kwargs)
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(invoke), timeout=service_timeout())
+    except CommerceError:
+        raise
+    except (SQLAlchemyError, asyncio.TimeoutError, TimeoutError, OSError) as e:
+        logger.warning("%s unavailable: %s: %s", fn.__name__, type(e).__name__, e)
+        raise ServiceUnavailable(fn.__name__) from e
+
+
+def lang(tracker: Tracker) -> str:
+    """The customer's language, ``en`` or ``zh`` (``en`` when unknown)."""
+    value = tracker.get_slot("language")
+    return value if value in LANGUAGES else "en"
+
+
+def pick(tracker: Tracker, en: str | None, zh: str | None) -> str:
+    """Choose the ``*_en`` or ``*_zh`` field of a DTO for the customer's language."""
+    if lang(tracker) == "zh":
+        return zh or en or ""
+    return en or zh or ""
+
+
+_CURRENCY_SIGNS = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£"}
+
+
+def money(cents: int, currency: str) -> str:
+    """``1999, "USD"`` → ``$19.99``; unknown currencies keep their code."""
+    sign = _CURRENCY_SIGNS.get(currency)
+    amount = f"{cents / 100:,.2f}"
+    return f"{sign}{amount}" if sign else f"{currency} {amount}"
+
+
+def error_params(error: CommerceError) -> dict[str, Any]:
+    """Parameters the ``utter_error_<code>`` responses may use."""
+    params: dict[str, Any] = {}
+    if isinstance(error, (OrderNotCancellable, AddressChangeNotAllowed)):
+        params["order_number"] = error.order_number
+    if isinstance(error, TooManyAttempts):
+        params["minutes"] = max(1, (error.retry_after_s + 59) // 60)
+    if isinstance(error, NotEligibleForReturn):
+        params["reason"] = error.reason
+    return params
+
+
+def utter_for_exception(dispatcher: CollectingDispatcher, error: Exception) -> bool:
+    """Utter the polite answer for a service failure; False when ``error`` is not one."""
+    if isinstance(error, NotEligibleForReturn) and error.reason:
+        dispatcher.utter_message(response=f"utter_return_not_eligible_{error.reason}")
+        return True
+    if isinstance(error, CommerceError):
+        logger.info("commerce refused: %s (%s)", error.code, error.message)
+        dispatcher.utter_message(response=f"utter_error_{error.code}", **error_params(error))
+        return True
+    if isinstance(error, ServiceUnavailable):
+        dispatcher.utter_message(response=TRY_AGAIN_LATER)
+        return True
+    return False
+
+
+def polite_failures(*reset_slots: str):
+    """Decorator for ``Action.run``: turn commerce errors and outages into polite answers.
+
+    A refused or failed call utters ``utter_error_<code>`` or ``utter_try_again_later`` and
+    returns only ``SlotSet(slot, None)`` for ``reset_slots`` (the flow's used-up answers), so the
+    server keeps serving and a later attempt starts clean.
+    """
+
+    def decorate(
+        run: Callable[..., Awaitable[list[dict[str, Any]]]],
+    ) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+        @functools.wraps(run)
+        async def wrapper(self, dispatcher, tracker, domain):
+            try:
+                return await run(self, dispatcher, tracker, domain)
+            except (CommerceError, ServiceUnavailable) as e:
+                utter_for_exception(dispatcher, e)
+                return [SlotSet(slot, None) for slot in reset_slots]
+
+        return wrapper
+
+    return decorate
+
+
+def verified_customer(tracker: Tracker) -> int | None:
+    """The verified customer id of this conversation, or None."""
+    value = tracker.get_slot("verified_customer_id")
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def idempotency_key(tracker: Tracker, purpose: str) -> str:
+    """A key that is the same when Rasa retries this action for the same user message."""
+    latest = tracker.latest_message or {}
+    stamp = ""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            stamp = str(event.get("timestamp", ""))
+            break
+    raw = f"{tracker.sender_id}|{purpose}|{latest.get('message_id', '')}|{stamp}"
+    return f"kefu:{purpose}:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+# --- PII masking -------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
+_PHONE = re.compile(r"(?<![\w-])(\+?\d[\d\s\-().]{5,}\d)(?![\w-])")
+_ADDRESS_FIELD = re.compile(
+    r"""(?P<key>['"]?(?:new_address|address|line1|line2|recipient)['"]?\s*[:=]\s*)"""
+    r"""(?P<q>['"]?)(?P<value>[^'",}\n]+)(?P=q)"""
+)
+
+
+def mask_pii(text: str) -> str:
+    """Mask emails, phone numbers and address fields in a log line.
+
+    ``anna@example.com`` → ``a***@example.com``; ``+86 138 0013 8000`` → ``***8000``;
+    ``'new_address': '1 Main St'`` → ``'new_address': '***'``. Order numbers (``KF-100023``)
+    are not personal data and stay readable.
+    """
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    text = _ADDRESS_FIELD.sub(lambda m: f"{m.group('key')}{m.group('q')}***{m.group('q')}", text)
+
+    def phone(m: re.Match) -> str:
+        digits = re.sub(r"\D", "", m.group(1))
+        return f"***{digits[-4:]}" if len(digits) >= 7 else m.group(0)
+
+    return _PHONE.sub(phone, text)
+
+
+_masking_installed = False
+
+
+def install_pii_masking() -> None:
+    """Mask PII in every log record of this process (installed once, any handler)."""
+    global _masking_installed
+    if _masking_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string must not break logging
+            return record
+        masked = mask_pii(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _masking_installed = True
+
+
+install_pii_masking()

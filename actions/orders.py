@@ -1,0 +1,227 @@
+"""Order status and tracking, cancelling, and changing the shipping address.
+
+Each flow is a form (``order_status_form``, ``cancel_form``, ``address_form``) that verifies the
+customer first (:mod:`actions.identity`), then one action that calls the commerce service.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import call_service, money, pick, polite_failures, verified_customer
+from actions.identity import IdentityFormValidation
+from actions.survey import ask_survey
+from commerce.errors import InvalidInput
+from commerce.services import orders
+
+CANCEL_CONFIRMED = "cancel_confirmed"
+NEW_ADDRESS = "new_address"
+ORDER_STATUSES = (
+    "placed",
+    "paid",
+    "packed",
+    "shipped",
+    "out_for_delivery",
+    "delivered",
+    "cancelled",
+    "returned",
+)
+
+
+def _order_and_customer(tracker: Tracker) -> tuple[int | None, str | None]:
+    return verified_customer(tracker), tracker.get_slot("order_number")
+
+
+class ActionShowOrderStatus(Action):
+    """Status, carrier, latest tracking event and expected delivery of a verified order."""
+
+    def name(self) -> str:
+        return "action_show_order_status"
+
+    @polite_failures("verify_contact")
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id, number = _order_and_customer(tracker)
+        if customer_id is None or not number:
+            return [SlotSet("verify_contact", None)]
+        info = await call_service(orders.track_order, customer_id, number)
+        status = info.status if info.status in ORDER_STATUSES else "placed"
+        dispatcher.utter_message(
+            response=f"utter_order_status_{status}", order_number=info.order_number
+        )
+        if info.carrier:
+            event = info.latest_event
+            dispatcher.utter_message(
+                response="utter_order_tracking",
+                carrier=info.carrier,
+                tracking_number=info.tracking_number or "-",
+                last_event=pick(tracker, event.description_en, event.description_zh)
+                if event
+                else "-",
+                last_event_at=event.at.strftime("%Y-%m-%d %H:%M") if event else "-",
+            )
+            if info.estimated_delivery and not info.delivered_at:
+                dispatcher.utter_message(
+                    response="utter_order_eta", eta=info.estimated_delivery.isoformat()
+                )
+        ask_survey(dispatcher)
+        return [SlotSet("verify_contact", None)]
+
+
+class ValidateCancelForm(IdentityFormValidation):
+    """Verifies the customer, refuses shipped orders up front, then asks for confirmation."""
+
+    task_slots = (CANCEL_CONFIRMED,)
+
+    def name(self) -> str:
+        return "validate_cancel_form"
+
+    async def check_order(self, customer_id, order_number, dispatcher, tracker) -> dict[str, Any]:
+        details = await call_service(orders.get_order, customer_id, order_number)
+        if details.status == "cancelled":
+            dispatcher.utter_message(
+                response="utter_order_already_cancelled", order_number=order_number
+            )
+            return self.stop()
+        if not details.can_cancel:
+            # Past cancelling: say why and point to a return instead.
+            dispatcher.utter_message(
+                response="utter_error_order_not_cancellable", order_number=order_number
+            )
+            return self.stop()
+        return {}
+
+    async def validate_cancel_confirmed(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> dict[str, Any]:
+        if slot_value is True:
+            return {CANCEL_CONFIRMED: True}
+        dispatcher.utter_message(
+            response="utter_cancel_kept", order_number=tracker.get_slot("order_number")
+        )
+        return self.stop()
+
+
+class ActionCancelOrder(Action):
+    """Cancels a verified, confirmed order; says whether and how much is refunded."""
+
+    def name(self) -> str:
+        return "action_cancel_order"
+
+    # Whatever happens the confirmation is used up: a later cancel asks again.
+    @polite_failures(CANCEL_CONFIRMED, "verify_contact")
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id, number = _order_and_customer(tracker)
+        reset = [SlotSet(CANCEL_CONFIRMED, None), SlotSet("verify_contact", None)]
+        if customer_id is None or not number or tracker.get_slot(CANCEL_CONFIRMED) is not True:
+            return reset
+        result = await call_service(orders.cancel_order, customer_id, number)
+        if result.refund_number:
+            dispatcher.utter_message(
+                response="utter_order_cancelled_refund",
+                order_number=result.order_number,
+                refund_number=result.refund_number,
+                amount=money(result.refund_amount_cents, result.currency),
+            )
+        else:
+            dispatcher.utter_message(
+                response="utter_order_cancelled", order_number=result.order_number
+            )
+        ask_survey(dispatcher)
+        return reset
+
+
+_ADDRESS_SPLIT = re.compile(r"\s*[,，;；\n]\s*")
+_POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-]{2,9}$")
+
+
+def parse_address(text: Any) -> dict[str, str]:
+    """``"88 Century Ave, Apt 5, Shanghai, 200120"`` → line1 / line2 / city / postcode.
+
+    The customer types street first and city last (a postcode may follow the city), separated by
+    commas (full-width ``，`` too).
+
+    Raises:
+        InvalidInput: fewer than two parts, or parts that are too short or too long.
+    """
+    if not isinstance(text, str):
+        raise InvalidInput("address", "expected text")
+    parts = [p for p in _ADDRESS_SPLIT.split(text.strip()) if p]
+    postcode = None
+    if len(parts) >= 3 and _POSTCODE.match(parts[-1]) and any(c.isdigit() for c in parts[-1]):
+        postcode = parts.pop()
+    if len(parts) < 2:
+        raise InvalidInput("address", "give the street and the city, separated by a comma")
+    line1, *middle, city = parts
+    if not 3 <= len(line1) <= 200 or not 2 <= len(city) <= 100 or len(middle) > 1:
+        raise InvalidInput("address", "street 3-200 characters, city 2-100")
+    fields = {"line1": line1, "city": city}
+    if middle:
+        fields["line2"] = middle[0]
+    if postcode:
+        fields["postcode"] = postcode
+    return fields
+
+
+class ValidateAddressForm(IdentityFormValidation):
+    """Verifies the customer, refuses packed orders up front, then takes the new address."""
+
+    task_slots = (NEW_ADDRESS,)
+
+    def name(self) -> str:
+        return "validate_address_form"
+
+    async def check_order(self, customer_id, order_number, dispatcher, tracker) -> dict[str, Any]:
+        details = await call_service(orders.get_order, customer_id, order_number)
+        if not details.can_change_address:
+            dispatcher.utter_message(
+                response="utter_error_address_change_not_allowed", order_number=order_number
+            )
+            return self.stop()
+        return {}
+
+    async def validate_new_address(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> dict[str, Any]:
+        try:
+            parse_address(slot_value)
+        except InvalidInput:
+            return self.failed(NEW_ADDRESS, dispatcher, tracker, "utter_invalid_address")
+        return self.passed(NEW_ADDRESS, slot_value.strip(), tracker)
+
+
+class ActionChangeAddress(Action):
+    """Replaces the shipping address of a verified order that is not packed yet."""
+
+    def name(self) -> str:
+        return "action_change_address"
+
+    @polite_failures(NEW_ADDRESS, "verify_contact")
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id, number = _order_and_customer(tracker)
+        text = tracker.get_slot(NEW_ADDRESS)
+        reset = [SlotSet(NEW_ADDRESS, None), SlotSet("verify_contact", None)]
+        if customer_id is None or not number or not text:
+            return reset
+        address = await call_service(
+            orders.change_shipping_address, customer_id, number, **parse_address(text)
+        )
+        shown = ", ".join(
+            p for p in (address.line1, address.line2, address.city, address.postcode) if p
+        )
+        dispatcher.utter_message(
+            response="utter_address_changed", order_number=number, address=shown
+        )
+        ask_survey(dispatcher)
+        return reset

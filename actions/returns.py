@@ -1,0 +1,219 @@
+"""Returns and exchanges (eligibility with the reason, RMA number, next steps) and refund status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import (
+    call_service,
+    idempotency_key,
+    money,
+    pick,
+    polite_failures,
+    verified_customer,
+)
+from actions.identity import IdentityFormValidation, first_value
+from actions.stock import describe_choice
+from actions.survey import ask_survey
+from commerce.dto import ItemEligibility, ReturnView
+from commerce.services import refunds, returns, stock
+
+RETURN_REASON = "return_reason"
+EXCHANGE_SIZE = "exchange_size"
+REFUND_STATUSES = ("requested", "approved", "processing", "completed", "rejected", "failed")
+
+
+async def _eligibility_or_stop(form, customer_id, order_number, dispatcher) -> dict[str, Any]:
+    elig = await call_service(returns.check_return_eligibility, customer_id, order_number)
+    if not elig.eligible:
+        dispatcher.utter_message(response=f"utter_return_not_eligible_{elig.reason}")
+        return form.stop()
+    if elig.deadline:
+        response = "utter_return_eligible_no_reason" if elig.no_reason else "utter_return_eligible"
+        dispatcher.utter_message(response=response, deadline=elig.deadline.isoformat())
+    return {}
+
+
+def _wanted_items(tracker: Tracker, items: tuple[ItemEligibility, ...]) -> list[ItemEligibility]:
+    """Eligible items, narrowed to the product the customer named when one matches."""
+    eligible = [i for i in items if i.eligible and i.returnable_quantity > 0]
+    product = first_value(tracker.get_slot("product"))
+    if product:
+        wanted = str(product).casefold()
+        named = [
+            i
+            for i in eligible
+            if wanted in (i.name_en.casefold(), i.name_zh.casefold(), i.sku.casefold())
+        ]
+        if named:
+            return named
+    return eligible
+
+
+def _items_text(tracker: Tracker, view: ReturnView) -> str:
+    return "; ".join(f"{i.quantity} × {pick(tracker, i.name_en, i.name_zh)}" for i in view.items)
+
+
+class ValidateReturnForm(IdentityFormValidation):
+    """Verifies the customer, explains ineligibility up front, then asks for the reason."""
+
+    task_slots = (RETURN_REASON,)
+
+    def name(self) -> str:
+        return "validate_return_form"
+
+    async def check_order(self, customer_id, order_number, dispatcher, tracker) -> dict[str, Any]:
+        return await _eligibility_or_stop(self, customer_id, order_number, dispatcher)
+
+    async def validate_return_reason(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> dict[str, Any]:
+        text = slot_value.strip() if isinstance(slot_value, str) else ""
+        if not 2 <= len(text) <= 300:
+            return self.failed(RETURN_REASON, dispatcher, tracker, "utter_invalid_return_reason")
+        return self.passed(RETURN_REASON, text, tracker)
+
+
+class ActionOpenReturn(Action):
+    """Opens the RMA for the eligible items (or the product named) and gives the next steps."""
+
+    def name(self) -> str:
+        return "action_open_return"
+
+    @polite_failures(RETURN_REASON, "verify_contact")
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id, number = verified_customer(tracker), tracker.get_slot("order_number")
+        reason = tracker.get_slot(RETURN_REASON)
+        reset = [SlotSet(RETURN_REASON, None), SlotSet("verify_contact", None)]
+        if customer_id is None or not number or not reason:
+            return reset
+        elig = await call_service(returns.check_return_eligibility, customer_id, number)
+        items = {i.sku: i.returnable_quantity for i in _wanted_items(tracker, elig.items)}
+        view = await call_service(
+            returns.open_return,
+            customer_id,
+            number,
+            reason,
+            items or None,
+            idempotency_key=idempotency_key(tracker, "return"),
+        )
+        dispatcher.utter_message(
+            response="utter_return_opened",
+            rma_number=view.rma_number,
+            order_number=view.order_number,
+            items=_items_text(tracker, view),
+            refund=money(view.refund_estimate_cents, view.currency),
+        )
+        ask_survey(dispatcher)
+        return reset
+
+
+class ValidateExchangeForm(IdentityFormValidation):
+    """Verifies the customer, checks eligibility, then asks which size to swap to."""
+
+    task_slots = (EXCHANGE_SIZE,)
+
+    def name(self) -> str:
+        return "validate_exchange_form"
+
+    async def check_order(self, customer_id, order_number, dispatcher, tracker) -> dict[str, Any]:
+        return await _eligibility_or_stop(self, customer_id, order_number, dispatcher)
+
+    async def validate_exchange_size(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> dict[str, Any]:
+        size = first_value(slot_value)
+        if not isinstance(size, str) or not 1 <= len(size.strip()) <= 10:
+            return self.failed(EXCHANGE_SIZE, dispatcher, tracker, "utter_ask_exchange_size")
+        return self.passed(EXCHANGE_SIZE, size.strip(), tracker)
+
+
+class ActionOpenExchange(Action):
+    """Swaps one item for the same product in another size (and colour, when asked)."""
+
+    def name(self) -> str:
+        return "action_open_exchange"
+
+    @polite_failures(EXCHANGE_SIZE, "verify_contact")
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id, number = verified_customer(tracker), tracker.get_slot("order_number")
+        size = tracker.get_slot(EXCHANGE_SIZE)
+        reset = [SlotSet(EXCHANGE_SIZE, None), SlotSet("verify_contact", None)]
+        if customer_id is None or not number or not size:
+            return reset
+        elig = await call_service(returns.check_return_eligibility, customer_id, number)
+        candidates = _wanted_items(tracker, elig.items)
+        if not candidates:
+            dispatcher.utter_message(response="utter_return_not_eligible_already_returned")
+            return reset
+        item = candidates[0]
+        colour = first_value(tracker.get_slot("colour"))
+        report = await call_service(stock.check_stock, item.sku, size, colour)
+        # The same product in the new size; the colour stays unless the customer named one.
+        options = [v for v in report.variants if v.sku != item.sku and v.available > 0]
+        if colour is None:
+            current = next((v.colour for v in report.variants if v.sku == item.sku), None)
+            options = [v for v in options if current is None or v.colour == current] or options
+        if not options:
+            dispatcher.utter_message(
+                response="utter_exchange_unavailable",
+                choice=describe_choice(tracker, report.size, report.colour),
+            )
+            return reset
+        view = await call_service(
+            returns.open_return,
+            customer_id,
+            number,
+            f"exchange for size {size}",
+            {item.sku: 1},
+            kind="exchange",
+            exchange_for={item.sku: options[0].sku},
+            idempotency_key=idempotency_key(tracker, "exchange"),
+        )
+        dispatcher.utter_message(
+            response="utter_exchange_opened",
+            rma_number=view.rma_number,
+            order_number=view.order_number,
+            items=_items_text(tracker, view),
+            choice=describe_choice(tracker, options[0].size, options[0].colour),
+        )
+        ask_survey(dispatcher)
+        return reset
+
+
+class ActionShowRefundStatus(Action):
+    """The latest refund of a verified order and where it stands."""
+
+    def name(self) -> str:
+        return "action_show_refund_status"
+
+    @polite_failures("verify_contact")
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id, number = verified_customer(tracker), tracker.get_slot("order_number")
+        reset = [SlotSet("verify_contact", None)]
+        if customer_id is None or not number:
+            return reset
+        found = await call_service(refunds.list_refunds, customer_id, number)
+        if not found:
+            dispatcher.utter_message(response="utter_no_refund", order_number=number)
+            return reset
+        latest = found[0]
+        status = latest.status if latest.status in REFUND_STATUSES else "requested"
+        dispatcher.utter_message(
+            response=f"utter_refund_status_{status}",
+            refund_number=latest.refund_number,
+            order_number=latest.order_number,
+            amount=money(latest.amount_cents, latest.currency),
+        )
+        return reset

@@ -1,0 +1,168 @@
+"""Stock by product, size and colour, with restock dates, alternatives and back-in-stock alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import call_service, lang, pick, polite_failures, verified_customer
+from actions.identity import KefuFormValidation, first_value
+from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
+from commerce.services import stock
+from commerce.services.identity import normalize_email
+from commerce.vocabulary import COLOURS
+
+PRODUCT = "product"
+SIZE = "size"
+COLOUR = "colour"
+QUANTITY = "quantity"
+RESTOCK_EMAIL = "restock_email"
+
+
+def describe_choice(tracker: Tracker, size: str | None, colour: str | None) -> str:
+    """``size 42, black`` / ``42码 黑色``; empty when neither was asked for."""
+    if lang(tracker) == "zh":
+        parts = [f"{size}码" if size else "", COLOURS.get(colour, colour) if colour else ""]
+        return " ".join(p for p in parts if p)
+    return ", ".join(p for p in (f"size {size}" if size else "", colour or "") if p)
+
+
+def _quantity(tracker: Tracker) -> int:
+    try:
+        return max(1, min(100, int(str(first_value(tracker.get_slot(QUANTITY))))))
+    except (TypeError, ValueError):
+        return 1
+
+
+class ValidateStockForm(KefuFormValidation):
+    """Asks which product; size and colour are optional and used when given."""
+
+    def name(self) -> str:
+        return "validate_stock_form"
+
+    async def validate_product(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> dict[str, Any]:
+        name = first_value(slot_value)
+        try:
+            await call_service(stock.check_stock, name)
+        except (ProductNotFound, InvalidInput):
+            return self.failed(PRODUCT, dispatcher, tracker, "utter_error_product_not_found")
+        return self.passed(PRODUCT, name, tracker)
+
+
+class ActionCheckStock(Action):
+    """Availability of the product in the asked size / colour, or when it comes back."""
+
+    def name(self) -> str:
+        return "action_check_stock"
+
+    @polite_failures()
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        product = first_value(tracker.get_slot(PRODUCT))
+        if not product:
+            return []
+        size, colour = first_value(tracker.get_slot(SIZE)), first_value(tracker.get_slot(COLOUR))
+        report = await call_service(stock.check_stock, product, size, colour, _quantity(tracker))
+        name = pick(tracker, report.name_en, report.name_zh)
+        choice = describe_choice(tracker, report.size, report.colour)
+        if report.in_stock:
+            dispatcher.utter_message(
+                response="utter_in_stock",
+                product=name,
+                choice=choice or "-",
+                available=report.total_available,
+            )
+            return []
+        dispatcher.utter_message(response="utter_out_of_stock", product=name, choice=choice or "-")
+        if report.next_restock_date:
+            dispatcher.utter_message(
+                response="utter_restock_date", date=report.next_restock_date.isoformat()
+            )
+        else:
+            dispatcher.utter_message(response="utter_no_restock_date")
+        if report.alternatives:
+            options = "; ".join(
+                f"{pick(tracker, a.name_en, a.name_zh)} "
+                f"({describe_choice(tracker, a.size, a.colour) or a.sku})"
+                for a in report.alternatives
+            )
+            dispatcher.utter_message(response="utter_stock_alternatives", alternatives=options)
+        dispatcher.utter_message(response="utter_offer_restock_alert")
+        return []
+
+
+class ValidateRestockForm(KefuFormValidation):
+    """Collects what to watch (product, and size / colour when it has several) and an email."""
+
+    task_slots = (RESTOCK_EMAIL,)
+
+    def name(self) -> str:
+        return "validate_restock_form"
+
+    async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> list[str]:
+        slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
+        product = first_value(tracker.slots.get(PRODUCT))
+        if not slots or not product:
+            return slots
+        try:
+            report = await call_service(stock.check_stock, product)
+        except (ProductNotFound, InvalidInput):
+            return slots
+        sizes = {v.size for v in report.variants}
+        colours = {v.colour for v in report.variants}
+        # Ask only for what tells the variants apart.
+        return [
+            s for s in slots if (s != SIZE or len(sizes) > 1) and (s != COLOUR or len(colours) > 1)
+        ]
+
+    async def validate_product(self, slot_value, dispatcher, tracker, domain) -> dict[str, Any]:
+        return await ValidateStockForm.validate_product(
+            self, slot_value, dispatcher, tracker, domain
+        )
+
+    async def validate_restock_email(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> dict[str, Any]:
+        try:
+            email = normalize_email(first_value(slot_value))
+        except InvalidInput:
+            return self.failed(RESTOCK_EMAIL, dispatcher, tracker, "utter_invalid_email")
+        return self.passed(RESTOCK_EMAIL, email, tracker)
+
+
+class ActionSubscribeRestock(Action):
+    """Signs the customer up for one back-in-stock email (idempotent)."""
+
+    def name(self) -> str:
+        return "action_subscribe_restock"
+
+    @polite_failures(RESTOCK_EMAIL)
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        product, email = first_value(tracker.get_slot(PRODUCT)), tracker.get_slot(RESTOCK_EMAIL)
+        if not product or not email:
+            return [SlotSet(RESTOCK_EMAIL, None)]
+        size, colour = first_value(tracker.get_slot(SIZE)), first_value(tracker.get_slot(COLOUR))
+        try:
+            result = await call_service(
+                stock.subscribe_back_in_stock,
+                product,
+                email,
+                size=size,
+                colour=colour,
+                customer_id=verified_customer(tracker),
+            )
+        except VariantNotFound:
+            dispatcher.utter_message(response="utter_error_variant_not_found")
+            return [SlotSet(RESTOCK_EMAIL, None)]
+        response = "utter_restock_subscribed" if result.created else "utter_restock_already"
+        dispatcher.utter_message(response=response, sku=result.sku)
+        return [SlotSet(RESTOCK_EMAIL, None)]
