@@ -43,7 +43,9 @@ def pg_engine():
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine = make_engine(
-        _pg_url(user), connect_args={"options": f"-csearch_path={schema}"}, pool_size=10
+        _pg_url(user),
+        connect_args={"options": f"-csearch_path={schema} -csynchronous_commit=off"},
+        pool_size=10,
     )
     Base.metadata.create_all(engine)
     yield engine
