@@ -14,7 +14,7 @@ Each order form (``order_status_form``, ``cancel_form`` ...) starts with the slo
 from __future__ import annotations
 
 import logging
-from abc import ABC
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -36,6 +36,7 @@ from commerce.errors import (
     TooManyAttempts,
     VerificationFailed,
 )
+from commerce.services import orders
 from commerce.services.identity import (
     customer_from_token,
     normalize_email,
@@ -110,6 +111,10 @@ class KefuFormValidation(FormValidationAction, ABC):
 
     #: Task slots cleared when the form stops early, so a later form starts clean.
     task_slots: tuple[str, ...] = ()
+
+    @abstractmethod
+    def name(self) -> str:
+        """``validate_<form>``; abstract so the action server does not register this base."""
 
     async def required_slots(
         self,
@@ -206,7 +211,11 @@ class IdentityFormValidation(KefuFormValidation, ABC):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
     ) -> dict[str, Any]:
-        """Hook run once the customer and order are known; return slot updates (or stop())."""
+        """Hook run once the customer and order are known; return slot updates (or stop()).
+
+        By default it only checks that the order is the customer's (OrderNotFound otherwise).
+        """
+        await call_service(orders.get_order, customer_id, order_number)
         return {}
 
     # --- validators ---------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Fixtures for action tests: a seeded SQLite commerce database, trackers and a dispatcher.
+
+The database is migrated and seeded once per test session (``python -m commerce upgrade`` and
+``seed`` into a tmp dir, docs/SEED.md lists the accounts); each test that changes data gets a
+fresh copy of the seeded file, so tests never see each other's writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+import actions.common as common
+from commerce.__main__ import upgrade
+from commerce.config import DATABASE_URL_ENV
+from commerce.db import make_engine
+from commerce.seed import seed
+
+DOMAIN: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def seeded_db_file(tmp_path_factory):
+    """A migrated, seeded SQLite file shared read-only by the session."""
+    path = tmp_path_factory.mktemp("commerce") / "seeded.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def database(seeded_db_file, tmp_path, monkeypatch):
+    """A private copy of the seeded database; ``actions.common`` points at it."""
+    path = tmp_path / "kefu.db"
+    shutil.copy(seeded_db_file, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    common.reset_session_factory()
+    yield url
+    common.reset_session_factory()
+
+
+@pytest.fixture
+def database_down(tmp_path, monkeypatch):
+    """A database URL nothing answers on (a PostgreSQL port with no server)."""
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql+psycopg2://kefu@127.0.0.1:9/kefu")
+    monkeypatch.setenv(common.SERVICE_TIMEOUT_ENV, "5")
+    common.reset_session_factory()
+    yield
+    common.reset_session_factory()
+
+
+@pytest.fixture
+def dispatcher() -> CollectingDispatcher:
+    return CollectingDispatcher()
+
+
+def make_tracker(
+    slots: dict[str, Any] | None = None,
+    *,
+    text: str = "",
+    intent: str = "inform",
+    entities: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+    sentiment: dict[str, Any] | None = None,
+    sender_id: str = "test-user",
+    active_loop: str | None = None,
+    requested_slot: str | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> Tracker:
+    """A real ``rasa_sdk.Tracker`` whose latest message and slots are the given ones.
+
+    Slots passed here count as set by the latest message (a ``SlotSet`` after the ``user``
+    event), which is what a form validation action validates.
+    """
+    slots = {"language": "en", **(slots or {})}
+    if requested_slot is not None:
+        slots["requested_slot"] = requested_slot
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 1.0},
+        "entities": entities or [],
+        "metadata": metadata or {},
+        "message_id": "m1",
+    }
+    if sentiment is not None:
+        latest["sentiment"] = sentiment
+    history = list(events or [])
+    history.append(
+        {
+            "event": "user",
+            "timestamp": time.time(),
+            "text": text,
+            "parse_data": latest,
+            "metadata": metadata or {},
+        }
+    )
+    history += [
+        {"event": "slot", "name": name, "value": value}
+        for name, value in slots.items()
+        if name not in ("language", "requested_slot") and value is not None
+    ]
+    return Tracker(
+        sender_id=sender_id,
+        slots=slots,
+        latest_message=latest,
+        events=history,
+        paused=False,
+        followup_action=None,
+        active_loop={"name": active_loop} if active_loop else {},
+        latest_action_name="action_listen",
+    )
+
+
+def responses(dispatcher: CollectingDispatcher) -> list[str]:
+    """The response names the action uttered, in order."""
+    return [m["response"] for m in dispatcher.messages]
+
+
+def kwargs_of(dispatcher: CollectingDispatcher, response: str) -> dict[str, Any]:
+    """The parameters passed with ``response`` (first occurrence)."""
+    for message in dispatcher.messages:
+        if message["response"] == response:
+            return message
+    raise AssertionError(f"{response} not uttered; got {responses(dispatcher)}")
+
+
+def domain_for(form: str, required: list[str]) -> dict[str, Any]:
+    """The slice of the domain a FormValidationAction reads."""
+    return {"forms": {form: {"required_slots": required}}, "slots": {}}

@@ -1,0 +1,180 @@
+"""Complaints, handoff, recommendations, survey, log masking and outages."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from rasa_sdk.events import ConversationPaused, SlotSet
+from sqlalchemy import create_engine, text
+
+from actions.common import mask_pii
+from actions.recommendations import ActionRecommendProducts
+from actions.support import (
+    ActionDeclineHuman,
+    ActionHandoff,
+    ActionOpenComplaint,
+    category_for,
+    transcript_of,
+)
+from actions.survey import ActionRecordRating, parse_rating
+from tests.actions.conftest import kwargs_of, make_tracker, responses
+
+HISTORY = [
+    {"event": "user", "text": "where is my order KF-100004", "parse_data": {}},
+    {"event": "bot", "text": "What's the email on the order?"},
+]
+ANGRY = {"label": "negative", "frustration": 0.9}
+
+
+def rows(url: str, sql: str, **params):
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        result = conn.execute(text(sql), params).all()
+    engine.dispose()
+    return result
+
+
+async def test_complaint_opens_a_ticket_and_offers_a_person(database, dispatcher):
+    tracker = make_tracker(text="my parcel arrived damaged", intent="complaint", sender_id="c1")
+    events = await ActionOpenComplaint().run(dispatcher, tracker, {})
+    assert events == [SlotSet("human_offered", True)]
+    assert responses(dispatcher) == ["utter_complaint_logged", "utter_offer_human"]
+    number = kwargs_of(dispatcher, "utter_complaint_logged")["ticket_number"]
+    [(category, severity)] = rows(
+        database,
+        "SELECT category, severity FROM support_tickets WHERE ticket_number = :n",
+        n=number,
+    )
+    assert (category, severity) == ("delivery", "normal")
+
+
+async def test_repeated_frustration_apologises_and_raises_severity(database, dispatcher):
+    earlier = [{"event": "user", "text": "WHERE IS IT", "parse_data": {"sentiment": ANGRY}}]
+    tracker = make_tracker(
+        {"language": "zh"},
+        text="太差了，快递还没到！！",
+        intent="complaint",
+        sentiment=ANGRY,
+        events=earlier,
+        sender_id="c2",
+    )
+    tracker.events[-1]["parse_data"]["sentiment"] = ANGRY
+    await ActionOpenComplaint().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_apology", "utter_complaint_logged", "utter_offer_human"]
+    number = kwargs_of(dispatcher, "utter_complaint_logged")["ticket_number"]
+    [(severity, language)] = rows(
+        database,
+        "SELECT severity, language FROM support_tickets WHERE ticket_number = :n",
+        n=number,
+    )
+    assert (severity, language) == ("urgent", "zh")
+
+
+async def test_handoff_queues_the_transcript_and_pauses(database, dispatcher):
+    tracker = make_tracker(
+        {"human_offered": True},
+        text="human please",
+        intent="human_handoff",
+        events=HISTORY,
+        sender_id="h1",
+    )
+    events = await ActionHandoff().run(dispatcher, tracker, {})
+    assert events == [SlotSet("human_offered", False), ConversationPaused()]
+    assert responses(dispatcher) == ["utter_handoff_queued"]
+    queued = kwargs_of(dispatcher, "utter_handoff_queued")
+    [(transcript, status)] = rows(
+        database,
+        "SELECT t.transcript, h.status FROM handoff_queue h "
+        "JOIN support_tickets t ON t.id = h.ticket_id WHERE h.conversation_id = 'h1'",
+    )
+    assert status == "waiting" and queued["position"] >= 1
+    assert "customer: where is my order KF-100004" in transcript
+    assert "kefu: What's the email on the order?" in transcript
+
+
+async def test_asking_twice_queues_once(database, dispatcher):
+    tracker = make_tracker(text="agent", intent="human_handoff", sender_id="h2")
+    await ActionHandoff().run(dispatcher, tracker, {})
+    await ActionHandoff().run(dispatcher, tracker, {})
+    assert rows(database, "SELECT count(*) FROM handoff_queue WHERE conversation_id = 'h2'") == [
+        (1,)
+    ]
+
+
+async def test_handoff_when_the_database_is_down_does_not_pause(database_down, dispatcher):
+    tracker = make_tracker(text="agent", intent="human_handoff")
+    events = await ActionHandoff().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_try_again_later"]
+    assert events == [SlotSet("human_offered", None)]
+
+
+async def test_complaint_when_the_database_is_down(database_down, dispatcher):
+    tracker = make_tracker(text="terrible", intent="complaint")
+    assert await ActionOpenComplaint().run(dispatcher, tracker, {}) == []
+    assert responses(dispatcher) == ["utter_try_again_later"]
+
+
+async def test_declining_the_person(dispatcher):
+    events = await ActionDeclineHuman().run(dispatcher, make_tracker(), {})
+    assert events == [SlotSet("human_offered", False)]
+    assert responses(dispatcher) == ["utter_human_declined"]
+
+
+def test_transcript_and_category():
+    assert transcript_of(make_tracker(text="hi", events=HISTORY)).splitlines()[-1] == (
+        "customer: hi"
+    )
+    assert category_for("I was charged twice") == "refund"
+    assert category_for("快递太慢了") == "delivery"
+    assert category_for("meh") == "complaint"
+
+
+async def test_recommendations_for_a_verified_customer(database, dispatcher):
+    tracker = make_tracker({"language": "zh", "verified_customer_id": 14.0})
+    assert await ActionRecommendProducts().run(dispatcher, tracker, {}) == []
+    assert responses(dispatcher) == ["utter_recommendations"]
+    products = kwargs_of(dispatcher, "utter_recommendations")["products"]
+    assert any("\u4e00" <= c <= "\u9fff" for c in products)
+
+
+async def test_recommendations_need_identity(database, dispatcher):
+    await ActionRecommendProducts().run(dispatcher, make_tracker(), {})
+    assert responses(dispatcher) == ["utter_recommend_needs_identity"]
+
+
+@pytest.mark.parametrize(
+    "value, rating", [("5", 5), (["3"], 3), ("５", 5), ("9", None), ("x", None)]
+)
+def test_parse_rating(value, rating):
+    assert parse_rating(value) == rating
+
+
+@pytest.mark.parametrize(
+    "value, response", [("5", "utter_thanks_rating"), ("1", "utter_thanks_rating_low")]
+)
+async def test_record_rating(dispatcher, value, response):
+    events = await ActionRecordRating().run(dispatcher, make_tracker({"rating": value}), {})
+    assert events == [SlotSet("rating", None)]
+    assert responses(dispatcher) == [response]
+
+
+@pytest.mark.parametrize(
+    "line, masked",
+    [
+        ("verify anna.lee@example.com", "verify a***@example.com"),
+        ("phone +86 138 0013 8000 given", "phone ***8000 given"),
+        (
+            "{'new_address': '1 Main St', 'order_number': 'KF-100023'}",
+            "{'new_address': '***', 'order_number': 'KF-100023'}",
+        ),
+    ],
+)
+def test_mask_pii(line, masked):
+    assert mask_pii(line) == masked
+
+
+def test_log_records_are_masked(caplog):
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("actions.test").info("contact %s", "bob@example.com")
+    assert "bob@example.com" not in caplog.text and "b***@example.com" in caplog.text
