@@ -22,7 +22,8 @@ KEFU_ACTION_TOKEN := $(shell head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 endif
 export KEFU_ACTION_TOKEN
 
-.PHONY: help install model db train run shell test lint format pytest validate test-stories \
+
+.PHONY: help install model db catalog train run shell test lint format pytest validate test-stories \
         test-slow cross-validate bench bench-encoder bench-nlu bench-commerce clean
 
 help: ## Show this help
@@ -39,6 +40,9 @@ model: install ## Build the encoder assets once (offline) into .cache/kefu
 db: install ## Create/upgrade the commerce database and load the demo seed (idempotent)
 	$(PY) -m commerce upgrade
 	$(PY) -m commerce seed
+
+catalog: db ## Regenerate data/lookups (catalog lookup + jieba dictionary) from the commerce catalog
+	$(PY) scripts/export_catalog.py
 
 train: install model ## Train models/kefu.tar.gz when config, domain, data or components changed
 	$(PY) scripts/train_if_changed.py --out $(MODEL)
@@ -57,7 +61,7 @@ format: install ## Apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-pytest: install model db ## Unit + integration tests (pytest)
+pytest: install model db train ## Unit + integration tests (pytest; integration tests use the trained model)
 	$(VENV)/bin/pytest -q
 
 validate: install ## rasa data validate (domain, NLU, stories, rules)

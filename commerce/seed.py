@@ -76,7 +76,7 @@ CLOTH_SIZES = ("S", "M", "L", "XL")
 ONE = (None,)
 # (code, category, name_en, name_zh, sizes, colours, price USD cents, tags, synonyms, final_sale)
 PRODUCTS = [
-    ("TRAIL-RUNNER-2", "shoes", "Trail Runner 2 running shoes", "越野跑鞋 2代", SHOE_SIZES, ("black", "blue"), 12900, "running,outdoor,mesh", "trail runner,trail shoes,越野跑鞋,跑鞋", False),
+    ("TRAIL-RUNNER-2", "shoes", "Trail Runner 2 running shoes", "越野跑鞋 2代", SHOE_SIZES, ("black", "blue"), 12900, "running,outdoor,mesh", "Trail Runner 2,TR2,trail runner,trail shoes,越野跑鞋2代,越野跑鞋二代,越野跑鞋,跑鞋", False),
     ("ROAD-RUNNER", "shoes", "Road Runner shoes", "公路跑鞋", SHOE_SIZES, ("white", "grey"), 9900, "running,mesh", "road runner,running shoes,跑步鞋", False),
     ("CITY-SNEAKER", "shoes", "City sneakers", "城市休闲鞋", SHOE_SIZES, ("white", "black"), 7900, "casual,leather", "sneakers,休闲鞋,小白鞋", False),
     ("HIKING-BOOT", "shoes", "Summit hiking boots", "登山靴", SHOE_SIZES, ("brown",), 15900, "outdoor,leather,waterproof", "hiking boots,登山鞋", False),
@@ -107,7 +107,7 @@ PRODUCTS = [
     ("SUNGLASSES", "accessories", "Polarised sunglasses", "偏光太阳镜", ONE, ("black",), 4900, "summer,outdoor", "sunglasses,墨镜,太阳镜", False),
     ("LEATHER-BELT", "accessories", "Leather belt", "真皮皮带", ("S", "M", "L"), ("brown",), 3900, "leather,smart", "belt,腰带,皮带", False),
     ("SCARF", "accessories", "Cashmere scarf", "羊绒围巾", ONE, ("beige", "grey"), 6900, "winter,wool", "scarf,围巾", False),
-    ("EARBUDS-PRO", "electronics", "Kefu Buds Pro wireless earbuds", "Kefu Buds Pro 无线耳机", ONE, ("black", "white"), 12900, "audio,running", "earbuds,earphones,耳机,蓝牙耳机", False),
+    ("EARBUDS-PRO", "electronics", "Kefu Buds Pro wireless earbuds", "Kefu Buds Pro 无线耳机", ONE, ("black", "white"), 12900, "audio,running", "Buds Pro,Buds Pro耳机,earbuds,earphones,耳机,蓝牙耳机", False),
     ("SPORT-WATCH", "electronics", "Sport GPS watch", "GPS运动手表", ONE, ("black",), 19900, "running,outdoor", "watch,smartwatch,手表,运动手表", False),
     ("POWER-BANK", "electronics", "10000mAh power bank", "10000毫安充电宝", ONE, ("white",), 2900, "travel", "power bank,charger,充电宝", False),
     ("SPEAKER", "electronics", "Mini Bluetooth speaker", "迷你蓝牙音箱", ONE, ("blue", "black"), 3900, "audio,outdoor", "speaker,音箱", False),
@@ -115,7 +115,7 @@ PRODUCTS = [
     ("SPORT-BRA", "underwear", "Sports bra", "运动内衣", CLOTH_SIZES, ("black", "pink"), 3400, "running", "sports bra,运动文胸", False),
     ("GIFT-CARD-50", "gift-cards", "Gift card 50", "50元礼品卡", ONE, ONE, 5000, "gift", "gift card,礼品卡,购物卡", False),
     ("YOGA-PANTS", "dresses", "Yoga leggings", "瑜伽裤", CLOTH_SIZES, ("black",), 4400, "running,yoga", "leggings,瑜伽裤,打底裤", False),
-    ("TRAIL-RUNNER-1", "shoes", "Trail Runner 1 running shoes (last season)", "越野跑鞋 1代（上一季）", SHOE_SIZES, ("green",), 8900, "running,outdoor,mesh", "trail runner 1,越野跑鞋一代", True),
+    ("TRAIL-RUNNER-1", "shoes", "Trail Runner 1 running shoes (last season)", "越野跑鞋 1代（上一季）", SHOE_SIZES, ("green",), 8900, "running,outdoor,mesh", "Trail Runner 1,trail runner 1,越野跑鞋1代,越野跑鞋一代", True),
 ]  # fmt: skip
 
 # Showcase orders: (number, customer email, status, [(sku, qty)], days since placed, delivered
