@@ -139,6 +139,26 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
+def _call_layers(layers, hidden, mask, training: bool = False):
+    """Runs BERT layers with the padding mask (a static helper autograph can convert)."""
+    import tensorflow as tf
+
+    # BERT's additive mask: 0 where attended, -10000 on padding.
+    extended = (1.0 - tf.cast(mask, tf.float32)[:, None, None, :]) * -10000.0
+    for layer in layers:
+        hidden = layer(
+            hidden_states=hidden,
+            attention_mask=extended,
+            head_mask=None,
+            encoder_hidden_states=None,
+            encoder_attention_mask=None,
+            past_key_value=None,
+            output_attentions=False,
+            training=training,
+        )[0]
+    return hidden
+
+
 class FineTunedEncoder:
     """Trainable top layers + head over the frozen lower part of a shared encoder."""
 
@@ -176,7 +196,7 @@ class FineTunedEncoder:
             self.top = []
             for index in range(self.split, self.num_layers):
                 layer = TFBertLayer(runtime.model.config, name=f"kefu_finetuned_layer_{index}")
-                self._call_layers([layer], tf.zeros((1, 2, self.hidden_size)), tf.ones((1, 2)))
+                _call_layers([layer], tf.zeros((1, 2, self.hidden_size)), tf.ones((1, 2)))
                 layer.set_weights(main.encoder.layer[index].get_weights())
                 self.top.append(layer)
             self._dropout = tf.keras.layers.Dropout(dropout)
@@ -200,37 +220,18 @@ class FineTunedEncoder:
 
     # ------------------------------------------------------------------ graph pieces
 
-    @staticmethod
-    def _call_layers(layers, hidden, mask, training: bool = False):
-        import tensorflow as tf
-
-        # BERT's additive mask: 0 where attended, -10000 on padding.
-        extended = (1.0 - tf.cast(mask, tf.float32)[:, None, None, :]) * -10000.0
-        for layer in layers:
-            hidden = layer(
-                hidden_states=hidden,
-                attention_mask=extended,
-                head_mask=None,
-                encoder_hidden_states=None,
-                encoder_attention_mask=None,
-                past_key_value=None,
-                output_attentions=False,
-                training=training,
-            )[0]
-        return hidden
-
     def _lower(self, input_ids, mask):
         import tensorflow as tf
 
         hidden = self._embeddings(
             input_ids=input_ids, token_type_ids=tf.zeros_like(input_ids), training=False
         )
-        return self._call_layers(self._frozen, hidden, mask)
+        return _call_layers(self._frozen, hidden, mask)
 
     def _upper(self, hidden, mask, training: bool):
         import tensorflow as tf
 
-        hidden = self._call_layers(self.top, hidden, mask, training=training)
+        hidden = _call_layers(self.top, hidden, mask, training=training)
         weights = tf.cast(mask, tf.float32)[:, :, None]
         sentence = tf.reduce_sum(hidden * weights, axis=1) / tf.maximum(
             tf.reduce_sum(weights, axis=1), 1.0

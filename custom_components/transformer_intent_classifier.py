@@ -1,0 +1,452 @@
+"""Intent classifier that fine-tunes the multilingual encoder, with calibrated confidences.
+
+During `rasa train` it copies the top `trainable_layers` layers of the local encoder, trains
+them with a linear head on the NLU examples (embeddings and lower layers stay frozen and
+shared with any `TransformerFeaturizer` on the same folder), fits a softmax temperature on a
+held-out slice of the training data, and persists only the fine-tuned part in Rasa's model
+storage. At inference one forward pass gives the ranked intents and, with
+`provide_features: true`, the dense sentence / token features that DIET (entities only) or the
+ResponseSelector downstream need, so the pipeline runs one encoder per message:
+
+    - name: custom_components.mixed_script_tokenizer.MixedScriptTokenizer
+    - name: custom_components.transformer_intent_classifier.TransformerIntentClassifier
+      model_path: multilingual-e5-small
+    - name: DIETClassifier
+      intent_classification: false
+    - name: FallbackClassifier
+      threshold: 0.5
+
+Out-of-scope messages are not trained on; they get low calibrated confidence, so Rasa's
+`FallbackClassifier` (unchanged) sets `nlu_fallback` below its threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES, TOKENS_NAMES
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import (
+    ACTION_TEXT,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from custom_components.encoder.alignment import pool_pieces_to_tokens
+from custom_components.encoder.assets import resolve_model_path, verify_folder
+from custom_components.encoder.device import VALID_DEVICES
+from custom_components.encoder.finetune import (
+    FineTunedEncoder,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
+from custom_components.encoder.runtime import EncoderRuntime, get_runtime
+from custom_components.errors import ComponentStorageError, EncoderAssetsMismatch, Errors
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "transformer_intent_classifier.json"
+WEIGHTS_FILE = "finetuned_weights.npz"
+# Attributes featurized at inference (labels such as `response` only during training).
+_PROCESS_ATTRIBUTES = (TEXT, ACTION_TEXT)
+
+
+@DefaultV1Recipe.register(
+    [
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        # Also a featurizer: Rasa then runs `process_training_data` of the *trained* node, so
+        # downstream DIET / ResponseSelector train on the fine-tuned features.
+        DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER,
+    ],
+    is_trainable=True,
+)
+class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphComponent):
+    """Fine-tuned encoder + linear head; calibrated intent ranking and dense features."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        """Token features are aligned to the pipeline tokenizer's tokens."""
+        return [Tokenizer]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """The component's default config (see the comments for each key)."""
+        return {
+            **DenseFeaturizer.get_default_config(),
+            # A registered encoder name (see `custom_components.encoder.assets`) or a path to a
+            # local HF BERT folder built with `make model`.
+            "model_path": "multilingual-e5-small",
+            # Text put before every input; None = the asset manifest's ("query: " for E5).
+            "prefix": None,
+            # Pieces per message, specials included (intents are short; longer keep the head).
+            "max_length": 64,
+            # Padded lengths to choose from (max_length is always added).
+            "buckets": [16, 32, 64],
+            # Top encoder layers fine-tuned (0 = head only; all = full fine-tuning). The frozen
+            # lower layers run once per example, so fewer layers train much faster on a CPU.
+            "trainable_layers": 4,
+            # Passes over the training data.
+            "epochs": 5,
+            # Peak AdamW learning rate, reached after `warmup_ratio` of the steps, then linear
+            # decay to 0.
+            "learning_rate": 1e-4,
+            "warmup_ratio": 0.1,
+            # AdamW decoupled weight decay (not applied to LayerNorm and biases).
+            "weight_decay": 0.01,
+            # Examples per training step.
+            "batch_size": 32,
+            # Label smoothing of the cross-entropy (0 = off).
+            "label_smoothing": 0.0,
+            # Dropout on the pooled sentence vector before the head.
+            "dropout": 0.1,
+            # Share of each intent's examples held out to fit the softmax temperature (and
+            # report held-out accuracy / ECE); 0 = no calibration (temperature 1).
+            "validation_fraction": 0.1,
+            # Seeds the split, the shuffling and the head initialisation.
+            "seed": 42,
+            # Add dense sentence + token features from the fine-tuned encoder (then no separate
+            # TransformerFeaturizer is needed in the pipeline).
+            "provide_features": True,
+            # Intents listed in `intent_ranking` (0 = all).
+            "ranking_length": 10,
+            # "auto" uses a GPU when TensorFlow sees one; "cpu" / "gpu" force it.
+            "device": "auto",
+        }
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Rejects unknown keys and invalid values, listing the valid choices.
+
+        Raises:
+            InvalidConfigException: on the first problem found.
+        """
+        defaults = cls.get_default_config()
+        name = cls.__name__
+        unknown = sorted(set(config) - set(defaults))
+        if unknown:
+            raise InvalidConfigException(
+                f"{name}: unknown config key(s) {unknown}; valid keys are {sorted(defaults)}."
+            )
+        value = {**defaults, **config}
+        if value["device"] not in VALID_DEVICES:
+            raise InvalidConfigException(
+                f"{name}: device={value['device']!r}; choose one of {list(VALID_DEVICES)}."
+            )
+        ints = {
+            "max_length": (2, 512),
+            "trainable_layers": (0, 1000),
+            "epochs": (0, 10_000),
+            "batch_size": (1, 100_000),
+            "ranking_length": (0, 100_000),
+            "seed": (-(2**31), 2**31 - 1),
+        }
+        for key, (low, high) in ints.items():
+            v = value[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                raise InvalidConfigException(
+                    f"{name}: {key}={v!r}; expected an int in [{low}, {high}]."
+                )
+        fractions = {
+            "warmup_ratio": (0.0, 1.0),
+            "validation_fraction": (0.0, 0.5),
+            "label_smoothing": (0.0, 1.0),
+            "dropout": (0.0, 1.0),
+            "weight_decay": (0.0, 1.0),
+            "learning_rate": (0.0, 1.0),
+        }
+        for key, (low, high) in fractions.items():
+            v = value[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v < high:
+                raise InvalidConfigException(
+                    f"{name}: {key}={v!r}; expected a number in [{low}, {high})."
+                )
+        buckets = value["buckets"]
+        if not buckets or not all(isinstance(b, int) and b > 0 for b in buckets):
+            raise InvalidConfigException(
+                f"{name}: buckets={buckets!r}; expected a list of positive ints."
+            )
+        if not isinstance(value["provide_features"], bool):
+            raise InvalidConfigException(f"{name}: provide_features must be true or false.")
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        manifest: dict[str, Any],
+        labels: list[str] | None = None,
+        weights: dict[str, np.ndarray] | None = None,
+        temperature: float = 1.0,
+    ) -> None:
+        """Use `create` / `load`; they verify the encoder assets before building this."""
+        self.validate_config(config)
+        super().__init__(execution_context.node_name, config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self._manifest = manifest
+        self._model_dir = resolve_model_path(config["model_path"])
+        prefix = config["prefix"]
+        self.prefix: str = manifest.get("prefix", "") if prefix is None else str(prefix)
+        self.runtime: EncoderRuntime = self._load_runtime()
+        self.labels: list[str] = list(labels or [])
+        self.temperature = float(temperature)
+        self.metrics: dict[str, Any] = {}
+        self.encoder = self._new_encoder()
+        if weights is not None:
+            self.encoder.set_weights(weights)
+
+    def _load_runtime(self) -> EncoderRuntime:
+        """Loads (or reuses) the shared encoder; tests patch this to count loads."""
+        return get_runtime(self._model_dir, device=self._config["device"])
+
+    def _new_encoder(self) -> FineTunedEncoder:
+        return FineTunedEncoder(
+            self.runtime,
+            trainable_layers=self._config["trainable_layers"],
+            num_labels=len(self.labels),
+            dropout=self._config["dropout"],
+            seed=self._config["seed"],
+        )
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> TransformerIntentClassifier:
+        """Creates an untrained classifier (encoder assets verified against their manifest)."""
+        cls.validate_config(config)
+        manifest = verify_folder(resolve_model_path(config["model_path"]))
+        return cls(config, model_storage, resource, execution_context, manifest)
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tunes on the intent examples, calibrates, and persists the trained part."""
+        examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
+        self.labels = sorted({m.get(INTENT) for m in examples})
+        self.encoder = self._new_encoder()
+        if len(self.labels) < 2:
+            logger.warning(
+                "%s: %d intent(s) in the training data; nothing to classify, only features.",
+                self.__class__.__name__,
+                len(self.labels),
+            )
+            self.persist()
+            return self._resource
+
+        index = {label: i for i, label in enumerate(self.labels)}
+        texts = [self.prefix + m.get(TEXT) for m in examples]
+        targets = np.array([index[m.get(INTENT)] for m in examples], dtype=np.int32)
+        fit_rows, held_rows = stratified_split(
+            targets, self._config["validation_fraction"], self._config["seed"]
+        )
+        cfg = self._config
+        started = time.perf_counter()
+        history = self.encoder.fit(
+            [texts[i] for i in fit_rows],
+            targets[fit_rows],
+            val_texts=[texts[i] for i in held_rows],
+            val_labels=targets[held_rows],
+            epochs=cfg["epochs"],
+            learning_rate=cfg["learning_rate"],
+            batch_size=cfg["batch_size"],
+            warmup_ratio=cfg["warmup_ratio"],
+            weight_decay=cfg["weight_decay"],
+            label_smoothing=cfg["label_smoothing"],
+            max_length=cfg["max_length"],
+            buckets=cfg["buckets"],
+            seed=cfg["seed"],
+        )
+        self.temperature, self.metrics = 1.0, {"epochs": history.epochs}
+        if len(held_rows):
+            logits = np.stack(
+                [p.logits for p in self._predict([texts[i] for i in held_rows])]
+            ).astype(np.float64)
+            held = targets[held_rows]
+            self.temperature = fit_temperature(logits, held)
+            self.metrics.update(
+                held_out_examples=len(held_rows),
+                held_out_accuracy=float((logits.argmax(axis=1) == held).mean()),
+                ece_before=expected_calibration_error(softmax(logits), held),
+                ece_after=expected_calibration_error(softmax(logits / self.temperature), held),
+            )
+        self.metrics["train_seconds"] = time.perf_counter() - started
+        logger.info("%s trained: %s", self.__class__.__name__, self.metrics)
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        """Writes the fine-tuned weights, labels, temperature and asset fingerprint."""
+        with self._model_storage.write_to(self._resource) as directory:
+            np.savez(directory / WEIGHTS_FILE, **self.encoder.get_weights())
+            payload = {
+                "model_name": self._manifest.get("name"),
+                "fingerprint": self._manifest["fingerprint"],
+                "prefix": self.prefix,
+                "labels": self.labels,
+                "temperature": self.temperature,
+                "trainable_layers": self.encoder.trainable_layers,
+                "num_layers": self.encoder.num_layers,
+                "hidden_size": self.encoder.hidden_size,
+                "metrics": self.metrics,
+                "config": {k: v for k, v in self._config.items() if k != "alias"},
+            }
+            (directory / METADATA_FILE).write_text(json.dumps(payload, indent=2), "utf-8")
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> TransformerIntentClassifier:
+        """Loads a trained classifier; the encoder assets must be the ones it was trained on.
+
+        Raises:
+            ComponentStorageError: the model storage entry is missing, unreadable or does not
+                fit the configured encoder.
+            EncoderAssetsMissing / EncoderAssetsMismatch: the asset folder is missing, altered,
+                or holds another encoder than the one used in training.
+        """
+        cls.validate_config(config)
+        try:
+            with model_storage.read_from(resource) as directory:
+                meta = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+                with np.load(directory / WEIGHTS_FILE) as npz:
+                    weights = {name: npz[name] for name in npz.files}
+        except (ValueError, OSError, KeyError) as e:
+            raise ComponentStorageError(
+                Errors.E008.format(component=cls.__name__, detail=str(e))
+            ) from e
+        folder = resolve_model_path(config["model_path"])
+        manifest = verify_folder(folder)
+        if manifest["fingerprint"] != meta.get("fingerprint"):
+            raise EncoderAssetsMismatch(
+                Errors.E003.format(
+                    expected=meta.get("model_name"),
+                    expected_hash=str(meta.get("fingerprint"))[:16],
+                    path=folder,
+                    found=manifest.get("name"),
+                    found_hash=manifest["fingerprint"][:16],
+                )
+            )
+        # The trained layer count wins over a config edited after training.
+        config = {**config, "trainable_layers": int(meta["trainable_layers"])}
+        try:
+            return cls(
+                config,
+                model_storage,
+                resource,
+                execution_context,
+                manifest,
+                labels=meta["labels"],
+                weights=weights,
+                temperature=meta["temperature"],
+            )
+        except (ValueError, KeyError) as e:
+            raise ComponentStorageError(
+                Errors.E008.format(component=cls.__name__, detail=f"weights do not fit: {e}")
+            ) from e
+
+    # ------------------------------------------------------------------ inference
+
+    def _predict(self, texts: list[str]):
+        cfg = self._config
+        return self.encoder.predict(texts, cfg["max_length"], 64, cfg["buckets"])
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Adds fine-tuned features to every dense-featurizable attribute (if enabled)."""
+        if self._config["provide_features"]:
+            for attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
+                self._run(training_data.training_examples, attribute, classify=False)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Sets `intent` / `intent_ranking` on user messages, and features if enabled."""
+        for attribute in _PROCESS_ATTRIBUTES:
+            self._run(messages, attribute, classify=attribute == TEXT)
+        return messages
+
+    def _run(self, messages: Iterable[Message], attribute: str, classify: bool) -> None:
+        features = self._config["provide_features"]
+        # A message whose intent is already a name (story / e2e lookups) keeps it.
+        classify = classify and len(self.labels) > 0
+        todo = [
+            m
+            for m in messages
+            if m.get(attribute)
+            and (
+                (features and m.get(TOKENS_NAMES[attribute]))
+                or (classify and not isinstance(m.get(INTENT), str))
+            )
+        ]
+        if not todo:
+            return
+        predictions = self._predict([self.prefix + m.get(attribute) for m in todo])
+        shift = len(self.prefix)
+        for message, prediction in zip(todo, predictions, strict=True):
+            if classify and not isinstance(message.get(INTENT), str):
+                self._set_intent(message, prediction.logits)
+            tokens = message.get(TOKENS_NAMES[attribute])
+            if features and tokens:
+                spans = [(t.start + shift, t.end + shift) for t in tokens]
+                sequence = pool_pieces_to_tokens(prediction.hidden, prediction.piece_offsets, spans)
+                self.add_features_to_message(
+                    sequence=sequence.astype(np.float32),
+                    sentence=prediction.sentence[None, :].astype(np.float32),
+                    attribute=attribute,
+                    message=message,
+                )
+
+    def _set_intent(self, message: Message, logits: np.ndarray) -> None:
+        probs = softmax(logits.astype(np.float64) / self.temperature)
+        order = np.argsort(-probs, kind="stable")
+        limit = self._config["ranking_length"] or len(order)
+        ranking = [
+            {INTENT_NAME_KEY: self.labels[i], PREDICTED_CONFIDENCE_KEY: float(probs[i])}
+            for i in order[:limit]
+        ]
+        message.set(INTENT, ranking[0], add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+
+
+def stratified_split(
+    targets: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (fit, held out): `fraction` of each label held out, at least one kept.
+
+    Labels with fewer than `1 / fraction` examples contribute nothing to the held-out part,
+    so rare intents keep all their examples for training.
+    """
+    rng = np.random.default_rng(seed)
+    fit, held = [], []
+    for label in np.unique(targets):
+        rows = rng.permutation(np.flatnonzero(targets == label))
+        n_held = int(len(rows) * fraction) if len(rows) > 1 else 0
+        held.extend(rows[:n_held])
+        fit.extend(rows[n_held:])
+    return np.sort(np.asarray(fit, dtype=np.int64)), np.sort(np.asarray(held, dtype=np.int64))

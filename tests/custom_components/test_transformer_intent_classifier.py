@@ -1,0 +1,311 @@
+"""TransformerIntentClassifier: training, ranking, persistence, thresholds, features, config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from custom_components.encoder.assets import MANIFEST_FILE, _write_manifest
+from custom_components.errors import ComponentStorageError, EncoderAssetsMismatch
+from custom_components.transformer_intent_classifier import (
+    TransformerIntentClassifier,
+    stratified_split,
+)
+
+DIM = 32  # hidden size of the tiny test encoder
+EXAMPLES = {
+    "track_order": ["where is my order", "track order number A-10023", "我的订单在哪里"],
+    "return_item": ["i want to return these shoes", "我想退货", "what is the refund policy"],
+    "cancel_order": ["cancel my order please", "请帮我取消订单", "please cancel order A-10023"],
+}
+# Tiny random encoder + tiny data: a high rate and many epochs make it fit in ~1 s.
+FAST = {"epochs": 30, "learning_rate": 1e-2, "batch_size": 4, "validation_fraction": 0.0}
+
+
+def make_config(model_dir: Path, **overrides: Any) -> dict[str, Any]:
+    return {
+        **TransformerIntentClassifier.get_default_config(),
+        "model_path": str(model_dir),
+        "device": "cpu",
+        **FAST,
+        **overrides,
+    }
+
+
+@pytest.fixture()
+def training_data(whitespace_tokenize) -> TrainingData:
+    messages = []
+    for intent, texts in EXAMPLES.items():
+        for message in whitespace_tokenize(texts):
+            message.set(INTENT, intent)
+            messages.append(message)
+    return TrainingData(training_examples=messages)
+
+
+@pytest.fixture()
+def train_classifier(tiny_encoder_dir, model_storage, resource, execution_context, training_data):
+    def train(**overrides: Any) -> TransformerIntentClassifier:
+        classifier = TransformerIntentClassifier.create(
+            make_config(tiny_encoder_dir, **overrides), model_storage, resource, execution_context
+        )
+        assert classifier.train(training_data) == resource
+        return classifier
+
+    return train
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_encoder_dir, tmp_path_factory, whitespace_tokenize):
+    """One trained classifier (and its storage) shared by the read-only tests."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+
+    messages = []
+    for intent, texts in EXAMPLES.items():
+        for message in whitespace_tokenize(texts):
+            message.set(INTENT, intent)
+            messages.append(message)
+    storage = LocalModelStorage(tmp_path_factory.mktemp("intent-storage"))
+    context = ExecutionContext(GraphSchema({}), node_name="intent_classifier")
+    classifier = TransformerIntentClassifier.create(
+        make_config(tiny_encoder_dir), storage, Resource("intent_classifier"), context
+    )
+    classifier.train(TrainingData(training_examples=messages))
+    return classifier, storage, context
+
+
+def parse(classifier, whitespace_tokenize, texts: list[str]) -> list[Message]:
+    return classifier.process(whitespace_tokenize(texts))
+
+
+def test_training_learns_the_intents(trained, whitespace_tokenize):
+    classifier, _, _ = trained
+    texts = [text for texts in EXAMPLES.values() for text in texts]
+    expected = [intent for intent, texts in EXAMPLES.items() for _ in texts]
+
+    messages = parse(classifier, whitespace_tokenize, texts)
+
+    assert [m.get(INTENT)["name"] for m in messages] == expected
+    assert classifier.labels == sorted(EXAMPLES)
+
+
+def test_prediction_has_diet_shape_and_sorted_ranking(trained, whitespace_tokenize):
+    classifier, _, _ = trained
+    (message,) = parse(classifier, whitespace_tokenize, ["where is my parcel"])
+
+    intent, ranking = message.get(INTENT), message.get(INTENT_RANKING_KEY)
+    assert set(intent) == {"name", "confidence"}
+    assert intent == ranking[0]
+    assert {r["name"] for r in ranking} == set(EXAMPLES)
+    confidences = [r["confidence"] for r in ranking]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(0.0 <= c <= 1.0 for c in confidences) and sum(confidences) <= 1.0 + 1e-6
+    assert {"intent", "intent_ranking"} <= set(message.as_dict_nlu())
+
+
+def test_ranking_length_truncates_without_renormalising(train_classifier, whitespace_tokenize):
+    classifier = train_classifier(ranking_length=2, epochs=2)
+    (message,) = parse(classifier, whitespace_tokenize, ["where is my order"])
+
+    ranking = message.get(INTENT_RANKING_KEY)
+    assert len(ranking) == 2
+    assert sum(r["confidence"] for r in ranking) < 1.0
+
+
+def test_persistence_round_trip_gives_identical_predictions(trained, whitespace_tokenize):
+    classifier, storage, context = trained
+    texts = ["where is my order", "我想退货", "zzz qqq"]
+    before = parse(classifier, whitespace_tokenize, texts)
+
+    loaded = TransformerIntentClassifier.load(
+        classifier.component_config, storage, Resource("intent_classifier"), context
+    )
+    after = parse(loaded, whitespace_tokenize, texts)
+
+    assert loaded.labels == classifier.labels and loaded.temperature == classifier.temperature
+    for a, b in zip(before, after, strict=True):
+        assert a.get(INTENT_RANKING_KEY) == b.get(INTENT_RANKING_KEY)
+        np.testing.assert_array_equal(
+            a.get_dense_features(TEXT, [])[1].features, b.get_dense_features(TEXT, [])[1].features
+        )
+
+
+def test_only_the_fine_tuned_part_is_persisted(trained):
+    classifier, storage, _ = trained
+    with storage.read_from(Resource("intent_classifier")) as directory:
+        meta = json.loads((directory / "transformer_intent_classifier.json").read_text())
+        with np.load(directory / "finetuned_weights.npz") as npz:
+            names = set(npz.files)
+
+    assert meta["labels"] == sorted(EXAMPLES) and meta["fingerprint"]
+    # The tiny encoder has 2 layers; the default fine-tunes up to 4, so both are stored ...
+    assert {n.split("/")[0] for n in names} == {"layer_0", "layer_1", "head"}
+    # ... but never the embedding matrix, which stays shared with the base encoder.
+    assert not any("embedding" in n for n in names)
+
+
+def test_training_leaves_the_shared_encoder_unchanged(
+    tiny_encoder_dir, train_classifier, whitespace_tokenize
+):
+    from custom_components.encoder.runtime import get_runtime
+
+    runtime = get_runtime(tiny_encoder_dir, device="cpu")
+    before = [w.copy() for w in runtime.model.get_weights()]
+
+    train_classifier(epochs=3)
+
+    for a, b in zip(before, runtime.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_top_layers_only_are_trained_when_asked(train_classifier, training_data):
+    classifier = train_classifier(trainable_layers=1, epochs=1)
+
+    assert classifier.encoder.split == 1 and len(classifier.encoder.top) == 1
+    assert {n.split("/")[0] for n in classifier.encoder.get_weights()} == {"layer_1", "head"}
+
+
+def test_gibberish_gets_lower_confidence_than_training_examples(trained, whitespace_tokenize):
+    classifier, _, _ = trained
+    known = parse(classifier, whitespace_tokenize, ["where is my order", "请帮我取消订单"])
+    (gibberish,) = parse(classifier, whitespace_tokenize, ["☃ ♞ ⌘ ☂"])
+
+    assert gibberish.get(INTENT)["confidence"] < min(m.get(INTENT)["confidence"] for m in known)
+
+
+@pytest.mark.parametrize("margin, fires", [(0.01, True), (-0.01, False)])
+def test_fallback_classifier_fires_below_its_threshold(trained, whitespace_tokenize, margin, fires):
+    classifier, _, _ = trained
+    (message,) = parse(classifier, whitespace_tokenize, ["where is my parcel"])
+    confidence = message.get(INTENT)["confidence"]
+    fallback = FallbackClassifier({**FallbackClassifier.get_default_config(), "threshold": 0})
+    fallback.component_config["threshold"] = confidence + margin
+
+    (result,) = fallback.process([message])
+
+    assert (result.get(INTENT)["name"] == DEFAULT_NLU_FALLBACK_INTENT_NAME) is fires
+
+
+def test_calibration_fits_a_temperature_on_held_out_examples(
+    train_classifier, whitespace_tokenize, training_data
+):
+    extra = {
+        "my order please": "track_order",
+        "return it": "return_item",
+        "cancel it": "cancel_order",
+    }
+    for message in whitespace_tokenize(list(extra)):
+        message.set(INTENT, extra[message.get(TEXT)])
+        training_data.training_examples.append(message)
+    classifier = train_classifier(validation_fraction=0.34)
+
+    assert classifier.temperature > 0
+    assert classifier.metrics["held_out_examples"] == 3
+    assert 0.0 <= classifier.metrics["ece_after"] <= 1.0
+
+
+def test_features_are_provided_with_token_and_sentence_shapes(trained, whitespace_tokenize):
+    classifier, _, _ = trained
+    (message,) = parse(classifier, whitespace_tokenize, ["track order A-10023 please"])
+
+    sequence, sentence = message.get_dense_features(TEXT, [])
+    assert sequence.features.shape == (len(message.get(TOKENS_NAMES[TEXT])), DIM)
+    assert sentence.features.shape == (1, DIM)
+
+
+def test_training_data_gets_features_but_keeps_its_labels(trained, training_data):
+    classifier, _, _ = trained
+    classifier.process_training_data(training_data)
+
+    for message in training_data.training_examples:
+        assert isinstance(message.get(INTENT), str)
+        sequence, sentence = message.get_dense_features(TEXT, [])
+        assert sequence.features.shape == (len(message.get(TOKENS_NAMES[TEXT])), DIM)
+
+
+def test_no_features_when_provide_features_is_off(train_classifier, whitespace_tokenize):
+    classifier = train_classifier(provide_features=False, epochs=1)
+    (message,) = parse(classifier, whitespace_tokenize, ["where is my order"])
+
+    assert message.features == []
+    assert message.get(INTENT)["name"] in EXAMPLES
+
+
+def test_registered_as_intent_classifier_and_featurizer():
+    registered = DefaultV1Recipe._from_registry(TransformerIntentClassifier.__name__)
+
+    assert registered.is_trainable
+    assert {
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER,
+    } <= registered.types
+
+
+def test_load_without_a_trained_entry_fails_clearly(tiny_encoder_dir, tmp_path, execution_context):
+    (tmp_path / "empty").mkdir()
+
+    with pytest.raises(ComponentStorageError, match="rasa train"):
+        TransformerIntentClassifier.load(
+            make_config(tiny_encoder_dir),
+            LocalModelStorage(tmp_path / "empty"),
+            Resource("never-trained"),
+            execution_context,
+        )
+
+
+def test_load_fails_when_assets_differ_from_training(
+    tiny_encoder_dir, tmp_path, model_storage, resource, execution_context, training_data
+):
+    folder = Path(shutil.copytree(tiny_encoder_dir, tmp_path / "assets"))
+    config = make_config(folder, epochs=1)
+    TransformerIntentClassifier.create(config, model_storage, resource, execution_context).train(
+        training_data
+    )
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    config_json = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config_json, "note": "rebuilt"}))
+    _write_manifest(folder, {k: manifest[k] for k in ("name", "prefix", "source")})
+
+    with pytest.raises(EncoderAssetsMismatch, match=r"\[E003\]"):
+        TransformerIntentClassifier.load(config, model_storage, resource, execution_context)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epoch": 3}, r"unknown config key.*'epochs'"),
+        ({"device": "tpu"}, r"\['auto', 'cpu', 'gpu'\]"),
+        ({"trainable_layers": -1}, "trainable_layers"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"validation_fraction": 0.9}, "validation_fraction"),
+        ({"ranking_length": 1.5}, "ranking_length"),
+        ({"buckets": []}, "buckets"),
+        ({"provide_features": "yes"}, "provide_features"),
+    ],
+)
+def test_invalid_config_is_rejected_with_the_choices(tiny_encoder_dir, overrides, message):
+    with pytest.raises(InvalidConfigException, match=message):
+        TransformerIntentClassifier.validate_config(make_config(tiny_encoder_dir, **overrides))
+
+
+def test_stratified_split_holds_out_a_share_of_each_intent():
+    targets = np.array([0] * 10 + [1] * 10 + [2] * 2)
+
+    fit, held = stratified_split(targets, 0.2, seed=0)
+
+    assert sorted(np.bincount(targets[held], minlength=3)) == [0, 2, 2]
+    assert len(set(fit) | set(held)) == len(targets) and not set(fit) & set(held)
