@@ -62,10 +62,10 @@ _HALT = "_kefu_halt"
 
 def customer_token(tracker: Tracker) -> str | None:
     """The signed customer token the channel attached to the latest message, if any."""
-    for source in (tracker.latest_message or {},):
-        token = (source.get("metadata") or {}).get("customer_token")
-        if token:
-            return token
+    token = ((tracker.latest_message or {}).get("metadata") or {}).get("customer_token")
+    if token:
+        return token
+    # Rasa keeps the channel's metadata on the user event, not always in the parse data.
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             return (event.get("metadata") or {}).get("customer_token") or None

@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import call_service, money, pick, polite_failures, verified_customer
+from actions.identity import token_events
 from commerce.services import recommendations
 
 MAX_RECOMMENDATIONS = 3
@@ -23,6 +24,8 @@ class ActionRecommendProducts(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        events = [] if verified_customer(tracker) is not None else await token_events(tracker)
+        tracker.add_slots(events)
         customer_id = verified_customer(tracker)
         if customer_id is None:
             # Purchase history is personal: only for a verified customer.
@@ -33,10 +36,10 @@ class ActionRecommendProducts(Action):
         )
         if not found:
             dispatcher.utter_message(response="utter_no_recommendations")
-            return []
+            return events
         products = "; ".join(
             f"{pick(tracker, r.name_en, r.name_zh)} ({money(r.price_cents, r.currency)})"
             for r in found
         )
         dispatcher.utter_message(response="utter_recommendations", products=products)
-        return []
+        return events

@@ -178,3 +178,13 @@ def test_log_records_are_masked(caplog):
     with caplog.at_level(logging.INFO):
         logging.getLogger("actions.test").info("contact %s", "bob@example.com")
     assert "bob@example.com" not in caplog.text and "b***@example.com" in caplog.text
+
+
+async def test_recommendations_for_a_signed_in_customer(database, dispatcher, monkeypatch):
+    from commerce.services.identity import issue_customer_token
+
+    monkeypatch.setenv("KEFU_CUSTOMER_TOKEN_SECRET", "s3cret")
+    tracker = make_tracker(metadata={"customer_token": issue_customer_token(14)})
+    events = await ActionRecommendProducts().run(dispatcher, tracker, {})
+    assert events == [SlotSet("verified_customer_id", 14.0), SlotSet("verified_method", "token")]
+    assert responses(dispatcher) == ["utter_recommendations"]
