@@ -69,7 +69,7 @@ class TransformerFeaturizer(DenseFeaturizer, GraphComponent):
             # Texts per forward pass during training and for `process` lists.
             "batch_size": 64,
             # Padded lengths to choose from (max_length is always added); fewer = fewer shapes.
-            "buckets": [16, 32, 64, 128],
+            "buckets": [8, 16, 24, 32, 48, 64, 96, 128],
             # How the pieces of one Rasa token are combined.
             "pooling": "mean",
             # Hidden layer whose states become features (-1 = last).
@@ -194,7 +194,10 @@ class TransformerFeaturizer(DenseFeaturizer, GraphComponent):
                     found_hash=manifest["fingerprint"][:16],
                 )
             )
-        return cls(config, model_storage, resource, execution_context, manifest)
+        featurizer = cls(config, model_storage, resource, execution_context, manifest)
+        # Inference: trace the graph and set up every bucket shape now, not on the first user.
+        featurizer.runtime.warm_up(config["max_length"], config["buckets"], config["layer"])
+        return featurizer
 
     def train(self, training_data: TrainingData) -> Resource:
         """Nothing to fit; records which encoder the model was trained with."""

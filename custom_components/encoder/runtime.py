@@ -23,7 +23,9 @@ from custom_components.errors import EncoderAssetsMissing, Errors
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUCKETS = (16, 32, 64, 128)
+# Texts are sorted by length before batching, so fine buckets waste little padding; each
+# bucket is only a distinct input shape, the compiled graph is the same for all of them.
+DEFAULT_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128)
 
 
 @dataclasses.dataclass
@@ -219,9 +221,15 @@ class EncoderRuntime:
                 )
         return results  # type: ignore[return-value]
 
-    def warm_up(self, buckets: Sequence[int] = DEFAULT_BUCKETS, layer: int = -1) -> None:
-        """Runs every bucket once so the first real message pays no graph-building cost."""
-        for bucket in buckets:
+    def warm_up(
+        self,
+        max_length: int = 128,
+        buckets: Sequence[int] | None = DEFAULT_BUCKETS,
+        layer: int = -1,
+    ) -> None:
+        """Runs one text per bucket so the first real message pays no tracing/shape set-up."""
+        max_length = max(2, min(int(max_length), self.max_positions))
+        for bucket in normalise_buckets(buckets, max_length):
             text = " ".join(["kefu"] * max(1, bucket - 2))
             self.encode([text], max_length=bucket, buckets=(bucket,), layer=layer)
 

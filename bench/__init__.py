@@ -1,0 +1,1 @@
+"""Kefu benchmarks: `python -m bench.<name>`; results go to bench/results/ (git-ignored)."""
