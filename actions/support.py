@@ -200,3 +200,16 @@ class ActionDeclineHuman(Action):
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_human_declined")
         return [SlotSet(HUMAN_OFFERED, False)]
+
+
+class ActionOfferHumanFrustrated(Action):
+    """Apologises and offers a person; predicted by FrustrationPolicy for an angry customer."""
+
+    def name(self) -> str:
+        return "action_offer_human_frustrated"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_apology")
+        return [SlotSet(key, value) for key, value in offer_human(dispatcher).items()]

@@ -13,6 +13,7 @@ from actions.recommendations import ActionRecommendProducts
 from actions.support import (
     ActionDeclineHuman,
     ActionHandoff,
+    ActionOfferHumanFrustrated,
     ActionOpenComplaint,
     category_for,
     transcript_of,
@@ -188,3 +189,10 @@ async def test_recommendations_for_a_signed_in_customer(database, dispatcher, mo
     events = await ActionRecommendProducts().run(dispatcher, tracker, {})
     assert events == [SlotSet("verified_customer_id", 14.0), SlotSet("verified_method", "token")]
     assert responses(dispatcher) == ["utter_recommendations"]
+
+
+async def test_frustrated_customer_gets_apology_and_offer(dispatcher):
+    tracker = make_tracker(text="THIS IS THE THIRD TIME I ASK", intent="complaint")
+    events = await ActionOfferHumanFrustrated().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_apology", "utter_offer_human"]
+    assert events == [SlotSet("human_offered", True)]
