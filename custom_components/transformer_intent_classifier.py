@@ -104,10 +104,12 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             # lower layers run once per example, so fewer layers train much faster on a CPU.
             "trainable_layers": 4,
             # Passes over the training data.
-            "epochs": 5,
+            "epochs": 4,
             # Peak AdamW learning rate, reached after `warmup_ratio` of the steps, then linear
             # decay to 0.
-            "learning_rate": 1e-4,
+            "learning_rate": 2e-4,
+            # Peak rate of the randomly initialised head (None = `learning_rate`).
+            "head_learning_rate": 2e-3,
             "warmup_ratio": 0.1,
             # AdamW decoupled weight decay (not applied to LayerNorm and biases).
             "weight_decay": 0.01,
@@ -171,9 +173,12 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             "dropout": (0.0, 1.0),
             "weight_decay": (0.0, 1.0),
             "learning_rate": (0.0, 1.0),
+            "head_learning_rate": (0.0, 1.0),
         }
         for key, (low, high) in fractions.items():
             v = value[key]
+            if key == "head_learning_rate" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v < high:
                 raise InvalidConfigException(
                     f"{name}: {key}={v!r}; expected a number in [{low}, {high})."
@@ -271,6 +276,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             val_labels=targets[held_rows],
             epochs=cfg["epochs"],
             learning_rate=cfg["learning_rate"],
+            head_learning_rate=cfg["head_learning_rate"],
             batch_size=cfg["batch_size"],
             warmup_ratio=cfg["warmup_ratio"],
             weight_decay=cfg["weight_decay"],

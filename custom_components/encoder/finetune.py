@@ -306,6 +306,7 @@ class FineTunedEncoder:
         val_labels: Sequence[int] = (),
         epochs: int = 4,
         learning_rate: float = 1e-4,
+        head_learning_rate: float | None = 2e-3,
         batch_size: int = 32,
         warmup_ratio: float = 0.1,
         weight_decay: float = 0.01,
@@ -316,6 +317,9 @@ class FineTunedEncoder:
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> FitHistory:
         """Fine-tunes the top layers and the head with AdamW and linear warm-up / decay.
+
+        The layers use `learning_rate`, the freshly initialised head `head_learning_rate`
+        (None = the same rate).
 
         Returns:
             Per-epoch loss (and held-out accuracy when `val_texts` are given), wall time, steps.
@@ -334,15 +338,25 @@ class FineTunedEncoder:
         )
         steps_per_epoch = math.ceil(len(texts) / batch_size)
         total_steps = max(1, steps_per_epoch * int(epochs))
-        schedule = warmup_linear_decay(
-            learning_rate, int(round(total_steps * warmup_ratio)), total_steps
-        )
-        optimizer = tf.keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, clipnorm=1.0
-        )
-        # Standard BERT recipe: no weight decay on LayerNorm and biases.
-        optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias"])
-        variables = self.trainable_variables
+        warmup = int(round(total_steps * warmup_ratio))
+
+        def adamw(peak: float):
+            optimizer = tf.keras.optimizers.AdamW(
+                learning_rate=warmup_linear_decay(peak, warmup, total_steps),
+                weight_decay=weight_decay,
+                epsilon=1e-6,
+                clipnorm=1.0,
+            )
+            # Standard BERT recipe: no weight decay on LayerNorm and biases.
+            optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias"])
+            return optimizer
+
+        # The head starts from random weights and needs a larger step than the pre-trained
+        # layers (with one rate, either the head underfits or the layers forget).
+        layer_vars = [v for layer in self.top for v in layer.trainable_variables]
+        head_vars = list(self.head.trainable_variables)
+        layer_opt = adamw(learning_rate) if layer_vars else None
+        head_opt = adamw(head_learning_rate or learning_rate)
         loss_fn = tf.keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=float(label_smoothing)
         )
@@ -354,9 +368,11 @@ class FineTunedEncoder:
             with tf.GradientTape() as tape:
                 _, _, logits = self._upper(hidden, mask, training=True)
                 loss = loss_fn(tf.one_hot(target, self.num_labels), logits)
-            grads = tape.gradient(loss, variables)
-            # autograph's zip takes no `strict`; both lists come from `variables`.
-            optimizer.apply_gradients(zip(grads, variables))  # noqa: B905
+            grads = tape.gradient(loss, layer_vars + head_vars)
+            # autograph's zip takes no `strict`; the lists are split by the same length.
+            if layer_opt is not None:
+                layer_opt.apply_gradients(zip(grads[: len(layer_vars)], layer_vars))  # noqa: B905
+            head_opt.apply_gradients(zip(grads[len(layer_vars) :], head_vars))  # noqa: B905
             return loss
 
         rng = np.random.default_rng(seed)
