@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.nlu_bench [--train PATH] [--test PATH] [--oos-label oos]
         [--only ours,diet_ours,stock] [--limit-per-intent N] [--tune-fraction 0.1]
         [--target-oos-recall 0.75]
-    .venv/bin/python -m bench.nlu_bench --shop-data data/nlu     # time training on shop data
+    .venv/bin/python -m bench.nlu_bench --shop-data data/nlu     # time bench/configs/shop.yml
 
 Data: JSONL, one `{"text", "intent"}` per line (default CLINC150 train -> val from
 ../shared/datasets/clinc150); rows whose intent is `--oos-label` are out-of-scope.
@@ -279,12 +279,33 @@ def table(rows: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- shop data
 
 
+class _ComponentTimer(logging.Handler):
+    """Collects Rasa's "Starting/Finished training component 'X'" log lines with times."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "training component" not in text or "'" not in text:
+            return
+        component = text.split("'")[1]
+        if text.startswith("Starting"):
+            self.started[component] = record.created
+        elif text.startswith("Finished") and component in self.started:
+            self.seconds[component] = record.created - self.started.pop(component)
+
+
 def time_shop_training(nlu_dir: Path, config: Path) -> int:
-    """Trains the classifier config on the shop's own NLU data and reports the wall time."""
-    with tempfile.TemporaryDirectory(prefix="kefu-nlu-bench-") as tmp:
-        model, seconds = train(config, nlu_dir, Path(tmp), "shop")
+    """Trains `config` on the shop's own NLU data; reports wall time and per-component time."""
     from rasa.shared.nlu.training_data.loading import load_data
 
+    timer = _ComponentTimer()
+    logging.getLogger("rasa.engine.training.hooks").addHandler(timer)
+    with tempfile.TemporaryDirectory(prefix="kefu-nlu-bench-") as tmp:
+        _model, seconds = train(config, nlu_dir, Path(tmp), "shop")
     data = load_data(str(nlu_dir))
     result = {
         "nlu_data": str(nlu_dir),
@@ -292,10 +313,13 @@ def time_shop_training(nlu_dir: Path, config: Path) -> int:
         "examples": len(data.intent_examples),
         "intents": len(data.intents),
         "train_seconds": seconds,
+        "component_seconds": timer.seconds,
     }
-    text = format_table(
-        ["data", "examples", "intents", "train (s)"],
-        [[str(nlu_dir), result["examples"], result["intents"], seconds]],
+    rows = [["whole `rasa train` (NLU)", seconds]]
+    rows += [[f"  {name}", value] for name, value in timer.seconds.items()]
+    text = (
+        f"{result['examples']} examples, {result['intents']} intents from {nlu_dir}, "
+        f"config {config}\n\n" + format_table(["step", "seconds"], rows)
     )
     write_results("nlu_bench_shop_training", result, text)
     return 0
@@ -320,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     if args.shop_data:
-        return time_shop_training(args.shop_data, args.config_dir / "ours.yml")
+        return time_shop_training(args.shop_data, args.config_dir / "shop.yml")
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     missing = [n for n in names if not (args.config_dir / f"{n}.yml").is_file()]
