@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import random
 import tempfile
 import time
@@ -43,7 +44,7 @@ from custom_components.encoder.device import set_offline_env
 
 set_offline_env()
 
-from bench.common import format_table, percentiles, write_results  # noqa: E402
+from bench.common import RESULTS_DIR, format_table, percentiles, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO.parent / "shared" / "datasets" / "clinc150"
@@ -131,7 +132,7 @@ def pick_threshold(
     oos = sorted(conf for gold, _, conf in tune if gold == oos_label)
     if oos:
         # Lowest threshold rejecting `target` of out-of-scope rows: keeps most in-scope.
-        k = min(len(oos) - 1, max(0, int(round(target_oos_recall * len(oos))) - 1))
+        k = min(len(oos) - 1, max(0, math.ceil(target_oos_recall * len(oos)) - 1))
         threshold = oos[k] + 1e-9
         return threshold, f"lowest reaching out-of-scope recall {target_oos_recall} on tuning"
     correct = sorted(conf for gold, pred, conf in tune if gold == pred)
@@ -154,6 +155,7 @@ def evaluate(
     predicted_oos = [i for i, p in enumerate(final) if p == oos_label]
     labels = sorted(set(gold) | {oos_label})
     ratio = lambda n, d: n / d if d else float("nan")  # noqa: E731
+    ece = calibration_error([results[i] for i in in_scope])
     return {
         "in_scope_accuracy": ratio(sum(final[i] == gold[i] for i in in_scope), len(in_scope)),
         "closed_set_accuracy": ratio(
@@ -164,9 +166,37 @@ def evaluate(
         "oos_precision": ratio(
             sum(gold[i] == oos_label for i in predicted_oos), len(predicted_oos)
         ),
+        "in_scope_ece": ece,
         "in_scope_messages": len(in_scope),
         "oos_messages": len(oos),
     }
+
+
+def calibration_error(results: list[tuple[str, str, float]], bins: int = 15) -> float:
+    """ECE of the top confidence on in-scope messages (|accuracy - confidence| per bin)."""
+    if not results:
+        return float("nan")
+    ece = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        cell = [(g == p, c) for g, p, c in results if lo < c <= hi or (b == 0 and c == 0)]
+        if cell:
+            accuracy = sum(ok for ok, _ in cell) / len(cell)
+            confidence = sum(c for _, c in cell) / len(cell)
+            ece += len(cell) / len(results) * abs(accuracy - confidence)
+    return ece
+
+
+def classifier_metrics(model: str) -> dict[str, Any]:
+    """The held-out metrics our classifier stored in the model archive (empty for others)."""
+    import tarfile
+
+    with tarfile.open(model) as archive:
+        for member in archive.getmembers():
+            if member.name.endswith("transformer_intent_classifier.json"):
+                meta = json.load(archive.extractfile(member))  # type: ignore[arg-type]
+                return {"temperature": meta.get("temperature"), **meta.get("metrics", {})}
+    return {}
 
 
 # --------------------------------------------------------------------------- pipelines
@@ -231,6 +261,14 @@ def run_pipeline(
     threshold, rule = pick_threshold(
         tune, args.oos_label, args.target_oos_recall, args.keep_in_scope
     )
+    # Per-message predictions, for threshold curves without re-running the pipelines.
+    predictions = RESULTS_DIR / f"{args.results_name}_{name}_predictions.jsonl"
+    predictions.parent.mkdir(parents=True, exist_ok=True)
+    with open(predictions, "w", encoding="utf-8") as f:
+        for split, triples in (("tune", tune), ("test", test)):
+            for gold, pred, conf in triples:
+                row = {"split": split, "gold": gold, "pred": pred, "conf": conf}
+                f.write(json.dumps(row) + "\n")
     return {
         "pipeline": name,
         "description": PIPELINES.get(name, name),
@@ -242,6 +280,8 @@ def run_pipeline(
         "test": evaluate(test, args.oos_label, threshold),
         "test_at_threshold_0": evaluate(test, args.oos_label, 0.0),
         "parse_latency": percentiles(durations[n_tune:]),
+        "classifier_metrics": classifier_metrics(model),
+        "predictions": str(predictions),
     }
 
 
@@ -353,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     train_rows = load_jsonl(args.train, args.limit_per_intent, args.oos_label)
     test_rows = load_jsonl(args.test, args.test_limit_per_intent, args.oos_label)
     fit_rows, tune_rows = split_train(train_rows, args.oos_label, args.tune_fraction, args.seed)
-    name = args.name or f"nlu_bench_{args.train.parent.name}"
+    name = args.results_name = args.name or f"nlu_bench_{args.train.parent.name}"
     setup = {
         "command": "python -m bench.nlu_bench " + " ".join(argv or __import__("sys").argv[1:]),
         "train": str(args.train),
