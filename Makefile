@@ -23,7 +23,7 @@ endif
 export KEFU_ACTION_TOKEN
 
 
-.PHONY: help install model db catalog train run shell test lint format pytest validate test-stories \
+.PHONY: help install model db reset-db catalog train run shell test lint format pytest validate test-stories \
         test-slow cross-validate bench bench-encoder bench-nlu bench-commerce clean
 
 help: ## Show this help
@@ -37,9 +37,12 @@ $(STAMP): requirements.txt requirements-dev.txt requirements.lock scripts/instal
 model: install ## Build the encoder assets once (offline) into .cache/kefu
 	$(PY) -m custom_components.encoder.assets build
 
-db: install ## Create/upgrade the commerce database and load the demo seed (idempotent)
+db: install ## Create/upgrade the commerce database; load the demo seed into an empty one
 	$(PY) -m commerce upgrade
-	$(PY) -m commerce seed
+	$(PY) -m commerce seed --if-empty
+
+reset-db: install ## Drop the commerce database and reload the demo seed (docs/SEED.md)
+	$(PY) -m commerce reset
 
 catalog: db ## Regenerate data/lookups (catalog lookup + jieba dictionary) from the commerce catalog
 	$(PY) scripts/export_catalog.py

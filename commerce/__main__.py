@@ -1,7 +1,9 @@
 """Command line: ``python -m commerce {upgrade,seed,reset,downgrade}``.
 
 upgrade    alembic upgrade head (creates the SQLite file under var/ when needed)
-seed       empty the commerce tables and load the deterministic demo data (idempotent)
+seed       empty the commerce tables and load the deterministic demo data (idempotent);
+           with --if-empty, only when the database holds no customers yet (what `make run` does,
+           so orders changed in earlier chats are kept)
 reset      drop everything (downgrade base), upgrade head, seed
 """
 
@@ -36,10 +38,22 @@ def downgrade(url: str | None = None) -> None:
     command.downgrade(alembic_config(url or database_url()), "base")
 
 
+def _has_customers(engine) -> bool:
+    from sqlalchemy import func, select
+
+    from commerce.models import Customer
+
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(Customer)).scalar_one() > 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m commerce", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("upgrade", "seed", "reset", "downgrade"))
     parser.add_argument("--url", help="database URL (default: $KEFU_DATABASE_URL or var/kefu.db)")
+    parser.add_argument(
+        "--if-empty", action="store_true", help="seed only a database without customers"
+    )
     args = parser.parse_args(argv)
     url = args.url or database_url()
     shown = url.split("@")[-1]
@@ -53,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         from commerce.seed import seed
 
         engine = make_engine(url)
-        counts = seed(engine)
-        engine.dispose()
+        try:
+            if args.if_empty and _has_customers(engine):
+                print(f"kept existing data on {shown} (seed without --if-empty to reload it)")
+                return 0
+            counts = seed(engine)
+        finally:
+            engine.dispose()
         print(f"seeded {shown}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
 

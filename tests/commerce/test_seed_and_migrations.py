@@ -116,3 +116,25 @@ def test_seed_scenarios_documented_in_seed_md(session_factory):
     assert get_refund(session_factory, carol.customer_id, "RF-SEED0003").status == "processing"
     # New rows after seeding get fresh ids (PostgreSQL sequences were moved past the seed).
     assert cancel_order(session_factory, alice.customer_id, "KF-100002").refund_number
+
+
+def test_cli_seed_if_empty_keeps_what_chats_changed(tmp_path, capsys):
+    from commerce.__main__ import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["upgrade", "--url", url]) == 0
+    assert main(["seed", "--if-empty", "--url", url]) == 0
+    assert "seeded" in capsys.readouterr().out
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE orders SET status = 'cancelled' WHERE number = 'KF-100001'"))
+    assert main(["seed", "--if-empty", "--url", url]) == 0
+    assert "kept existing data" in capsys.readouterr().out
+    with engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM orders WHERE number = 'KF-100001'"))
+        assert status.scalar_one() == "cancelled"
+    assert main(["seed", "--url", url]) == 0  # a plain seed reloads the demo data
+    with engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM orders WHERE number = 'KF-100001'"))
+        assert status.scalar_one() == "placed"
+    engine.dispose()
