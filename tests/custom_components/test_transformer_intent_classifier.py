@@ -317,3 +317,42 @@ def test_stratified_split_holds_out_a_share_of_each_intent():
 
     assert sorted(np.bincount(targets[held], minlength=3)) == [0, 2, 2]
     assert len(set(fit) | set(held)) == len(targets) and not set(fit) & set(held)
+
+
+@pytest.mark.slow
+def test_rasa_train_feeds_fine_tuned_features_to_downstream_components(tiny_encoder_dir, tmp_path):
+    """`rasa train` wiring: DIET (entities only) trains on our features; the model parses."""
+    import asyncio
+
+    from rasa.core.agent import Agent
+    from rasa.model_training import train_nlu
+
+    from custom_components.encoder.runtime import clear_runtimes
+
+    nlu = ['version: "3.1"', "nlu:"]
+    for intent, texts in EXAMPLES.items():
+        nlu += [
+            f"- intent: {intent}",
+            "  examples: |",
+            *(f"    - {t.replace('A-10023', '[A-10023](order)')}" for t in texts),
+        ]
+    (tmp_path / "nlu.yml").write_text("\n".join(nlu) + "\n")
+    classifier = "custom_components.transformer_intent_classifier.TransformerIntentClassifier"
+    (tmp_path / "config.yml").write_text(
+        "recipe: default.v1\nlanguage: en\nassistant_id: test\npipeline:\n"
+        "  - name: WhitespaceTokenizer\n"
+        f"  - name: {classifier}\n    model_path: {tiny_encoder_dir}\n    device: cpu\n"
+        "    epochs: 30\n    learning_rate: 0.01\n    head_learning_rate: 0.01\n"
+        "    batch_size: 4\n    validation_fraction: 0.0\n"
+        "  - name: DIETClassifier\n    intent_classification: false\n    epochs: 1\n"
+        "  - name: FallbackClassifier\n    threshold: 0.3\npolicies: []\n"
+    )
+
+    model = train_nlu(
+        str(tmp_path / "config.yml"), str(tmp_path / "nlu.yml"), str(tmp_path / "models")
+    )
+    clear_runtimes()
+    parse = asyncio.run(Agent.load(model).parse_message("where is my order"))
+
+    assert parse["intent"]["name"] in set(EXAMPLES) | {"nlu_fallback"}
+    assert len(parse["intent_ranking"]) >= 3
