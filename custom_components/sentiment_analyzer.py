@@ -65,6 +65,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy import sparse
 
+from custom_components.config import reject_unknown_keys
 from custom_components.errors import ComponentStorageError, KefuComponentError
 from custom_components.messages import Errors
 
@@ -180,14 +181,7 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         Raises:
             InvalidConfigException: On an unknown key or an invalid value.
         """
-        valid = cls.get_default_config()
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            raise InvalidConfigException(
-                Errors.E100.format(
-                    component=cls.__name__, unknown=unknown, valid=", ".join(sorted(valid))
-                )
-            )
+        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
         ngrams = config["char_ngram_range"]
         checks = {
             "char_ngram_range": (

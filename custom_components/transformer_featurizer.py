@@ -31,6 +31,7 @@ from rasa.shared.nlu.constants import ACTION_TEXT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from custom_components.config import reject_unknown_keys
 from custom_components.encoder.alignment import pool_pieces_to_tokens
 from custom_components.encoder.assets import resolve_model_path, verify_folder
 from custom_components.encoder.device import VALID_DEVICES
@@ -88,12 +89,7 @@ class TransformerFeaturizer(DenseFeaturizer, GraphComponent):
             InvalidConfigException: on the first problem found.
         """
         defaults = cls.get_default_config()
-        unknown = sorted(set(config) - set(defaults))
-        if unknown:
-            raise InvalidConfigException(
-                f"{cls.__name__}: unknown config key(s) {unknown}; valid keys are "
-                f"{sorted(defaults)}."
-            )
+        reject_unknown_keys(cls.__name__, config, defaults)
         choices = {"pooling": VALID_POOLING, "device": VALID_DEVICES}
         for key, valid in choices.items():
             if config.get(key, defaults[key]) not in valid:

@@ -207,7 +207,7 @@ def test_load_without_a_trained_entry_fails_clearly(tiny_encoder_dir, tmp_path, 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"modle_path": "x"}, "unknown config key"),
+        ({"modle_path": "x"}, "Unknown config key"),
         ({"device": "tpu"}, r"\['auto', 'cpu', 'gpu'\]"),
         ({"pooling": "max"}, r"\['mean'\]"),
         ({"max_length": 1000}, "max_length"),
