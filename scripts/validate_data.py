@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 UNUSED_UTTERANCE = re.compile(r"The utterance '([^']+)' is not used in any story or rule")
 RESPONSE_NAME = re.compile(r"""["'](utter_[A-Za-z0-9_/]+)["']""")
+# Responses that Rasa's own default actions utter (action_default_fallback, two-stage fallback).
+RASA_DEFAULT_ACTION_RESPONSES = frozenset({"utter_default", "utter_ask_rephrase"})
 # f"utter_error_{error.code}" names a family of responses by its prefix.
 RESPONSE_PREFIX = re.compile(r"""f["'](utter_[A-Za-z0-9_]*)\{""")
 
@@ -37,7 +39,9 @@ def is_uttered_elsewhere(
     response: str, names: set[str], prefixes: tuple[str, ...], slots: set[str]
 ) -> bool:
     """True for responses uttered by actions, and `utter_ask_<slot>` that forms ask with."""
-    if response in names or response.startswith(prefixes):
+    if response in names or response in RASA_DEFAULT_ACTION_RESPONSES:
+        return True
+    if response.startswith(prefixes):
         return True
     return response.startswith("utter_ask_") and any(
         response == f"utter_ask_{slot}" or response.endswith(f"_{slot}") for slot in slots
