@@ -329,7 +329,7 @@ class _ComponentTimer(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if "training component" not in text or "'" not in text:
+        if "train component '" not in text and "training component '" not in text:
             return
         component = text.split("'")[1]
         if text.startswith("Starting"):
