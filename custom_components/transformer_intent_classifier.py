@@ -103,8 +103,11 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             # Top encoder layers fine-tuned (0 = head only; all = full fine-tuning). The frozen
             # lower layers run once per example, so fewer layers train much faster on a CPU.
             "trainable_layers": 4,
-            # Passes over the training data.
+            # Passes over the training data ...
             "epochs": 4,
+            # ... raised until there are at least this many optimizer steps: the new head needs
+            # a few hundred steps however small the data (0 = exactly `epochs`).
+            "min_steps": 600,
             # Peak AdamW learning rate, reached after `warmup_ratio` of the steps, then linear
             # decay to 0.
             "learning_rate": 2e-4,
@@ -156,6 +159,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             "max_length": (2, 512),
             "trainable_layers": (0, 1000),
             "epochs": (0, 10_000),
+            "min_steps": (0, 10_000_000),
             "batch_size": (1, 100_000),
             "ranking_length": (0, 100_000),
             "seed": (-(2**31), 2**31 - 1),
@@ -268,13 +272,15 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             targets, self._config["validation_fraction"], self._config["seed"]
         )
         cfg = self._config
+        steps_per_epoch = -(-len(fit_rows) // cfg["batch_size"])
+        epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch))
         started = time.perf_counter()
         history = self.encoder.fit(
             [texts[i] for i in fit_rows],
             targets[fit_rows],
             val_texts=[texts[i] for i in held_rows],
             val_labels=targets[held_rows],
-            epochs=cfg["epochs"],
+            epochs=epochs,
             learning_rate=cfg["learning_rate"],
             head_learning_rate=cfg["head_learning_rate"],
             batch_size=cfg["batch_size"],

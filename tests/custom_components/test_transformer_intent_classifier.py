@@ -38,6 +38,7 @@ FAST = {
     "epochs": 30,
     "learning_rate": 1e-2,
     "head_learning_rate": 1e-2,
+    "min_steps": 0,
     "batch_size": 4,
     "validation_fraction": 0.0,
 }
@@ -178,6 +179,13 @@ def test_training_leaves_the_shared_encoder_unchanged(
 
     for a, b in zip(before, runtime.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_small_data_gets_at_least_min_steps(train_classifier):
+    # 9 examples in batches of 4 = 3 steps per epoch; 6 steps need 2 epochs.
+    classifier = train_classifier(epochs=1, min_steps=6)
+
+    assert [e["epoch"] for e in classifier.metrics["epochs"]] == [1, 2]
 
 
 def test_top_layers_only_are_trained_when_asked(train_classifier, training_data):
@@ -343,7 +351,7 @@ def test_rasa_train_feeds_fine_tuned_features_to_downstream_components(tiny_enco
         "  - name: WhitespaceTokenizer\n"
         f"  - name: {classifier}\n    model_path: {tiny_encoder_dir}\n    device: cpu\n"
         "    epochs: 30\n    learning_rate: 0.01\n    head_learning_rate: 0.01\n"
-        "    batch_size: 4\n    validation_fraction: 0.0\n"
+        "    batch_size: 4\n    validation_fraction: 0.0\n    min_steps: 0\n"
         "  - name: DIETClassifier\n    intent_classification: false\n    epochs: 1\n"
         "  - name: FallbackClassifier\n    threshold: 0.3\npolicies: []\n"
     )
