@@ -192,7 +192,9 @@ class FineTunedEncoder:
         self._embeddings = main.embeddings
         self._frozen = list(main.encoder.layer[: self.split])
         with tf.device(runtime.device):
-            tf.random.set_seed(seed)
+            # Keras draws each Dropout's seed from Python's `random` when the layer is built;
+            # seeding all three generators makes training repeatable.
+            tf.keras.utils.set_random_seed(seed)
             self.top = []
             for index in range(self.split, self.num_layers):
                 layer = TFBertLayer(runtime.model.config, name=f"kefu_finetuned_layer_{index}")
@@ -327,6 +329,8 @@ class FineTunedEncoder:
         import tensorflow as tf
 
         started = time.perf_counter()
+        # Resets TensorFlow's op-seed sequence, so dropout (traced below) repeats run to run.
+        tf.random.set_seed(seed)
         labels_arr = np.asarray(labels, dtype=np.int32)
         states, lengths = self.frozen_states(texts, max_length, buckets=buckets)
         val_states, val_lengths = self.frozen_states(val_texts, max_length, buckets=buckets)

