@@ -40,8 +40,9 @@ def _designer_synonyms(path: Path) -> dict[str, list[str]]:
     return synonyms
 
 
-def _unique(values: list[str]) -> list[str]:
-    seen: set[str] = set()
+def _unique(values: list[str], value: str = "") -> list[str]:
+    """Phrases without repeats (case-insensitive) and without the entry's own value."""
+    seen: set[str] = {value.casefold()}
     kept = []
     for value in values:
         key = value.casefold()
@@ -51,18 +52,40 @@ def _unique(values: list[str]) -> list[str]:
     return kept
 
 
+def _drop_ambiguous(entries: list[dict]) -> tuple[list[dict], list[str]]:
+    """Removes phrases that name two entries ("hat": beanie and cap); a phrase must name one."""
+    owners: dict[str, set[str]] = {}
+    for entry in entries:
+        for phrase in [entry["value"], *entry["synonyms"]]:
+            owners.setdefault(phrase.casefold(), set()).add(entry["value"])
+    ambiguous = {phrase for phrase, values in owners.items() if len(values) > 1}
+    kept = [
+        {**entry, "synonyms": [s for s in entry["synonyms"] if s.casefold() not in ambiguous]}
+        for entry in entries
+    ]
+    return kept, sorted(ambiguous)
+
+
 def build_catalog(terms, designer: dict[str, list[str]]) -> dict:
     """The lookup document for `CatalogEntityExtractor` (format version 1)."""
-    products = [
-        {
-            "value": product.code,
-            "synonyms": _unique([product.name_en, product.name_zh, *product.synonyms]),
-        }
-        for product in terms.products
+    products, ambiguous = _drop_ambiguous(
+        [
+            {
+                "value": product.code,
+                "synonyms": _unique(
+                    [product.name_en, product.name_zh, *product.synonyms], product.code
+                ),
+            }
+            for product in terms.products
+        ]
+    )
+    if ambiguous:
+        print(f"note: left out phrases that name several products: {', '.join(ambiguous)}")
+    sizes = [
+        {"value": size, "synonyms": _unique(designer.get(size, []), size)} for size in terms.sizes
     ]
-    sizes = [{"value": size, "synonyms": _unique(designer.get(size, []))} for size in terms.sizes]
     colours = [
-        {"value": english, "synonyms": _unique([chinese, *designer.get(english, [])])}
+        {"value": english, "synonyms": _unique([chinese, *designer.get(english, [])], english)}
         for english, chinese in terms.colours
     ]
     return {"version": 1, "entities": {"product": products, "size": sizes, "colour": colours}}
