@@ -16,6 +16,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Rasa's training cache (.rasa/cache) reuses unchanged components; the fine-tuned encoder is
+# large, so the default 1 GB would evict it.
+export RASA_MAX_CACHE_SIZE ?= 4000
 # Shared secret between Rasa and the action server; a fresh one per `make` unless you set it.
 ifndef KEFU_ACTION_TOKEN
 KEFU_ACTION_TOKEN := $(shell head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
