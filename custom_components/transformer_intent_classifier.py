@@ -49,6 +49,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from custom_components.config import reject_unknown_keys
 from custom_components.encoder.alignment import pool_pieces_to_tokens
 from custom_components.encoder.assets import resolve_model_path, verify_folder
 from custom_components.encoder.device import VALID_DEVICES
@@ -145,11 +146,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         """
         defaults = cls.get_default_config()
         name = cls.__name__
-        unknown = sorted(set(config) - set(defaults))
-        if unknown:
-            raise InvalidConfigException(
-                f"{name}: unknown config key(s) {unknown}; valid keys are {sorted(defaults)}."
-            )
+        reject_unknown_keys(name, config, defaults)
         value = {**defaults, **config}
         if value["device"] not in VALID_DEVICES:
             raise InvalidConfigException(

@@ -309,7 +309,7 @@ def test_load_fails_when_assets_differ_from_training(
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, r"unknown config key.*'epochs'"),
+        ({"epoch": 3}, r"Unknown config key.*epochs"),
         ({"device": "tpu"}, r"\['auto', 'cpu', 'gpu'\]"),
         ({"trainable_layers": -1}, "trainable_layers"),
         ({"learning_rate": "fast"}, "learning_rate"),
