@@ -55,6 +55,8 @@ tracker_store:
 
     def start(self, timeout: float = 300) -> None:
         env = {**os.environ, "KEFU_ACTION_TOKEN": "integration-test-token", "PYTHONPATH": str(ROOT)}
+        # The log is appended across restarts: only what this start writes counts.
+        offset = self.output.stat().st_size if self.output.exists() else 0
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -79,7 +81,7 @@ tracker_store:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"serve.py exited early:\n{self.output.read_text()}")
-            if "Kefu is running" in self.output.read_text():
+            if b"Kefu is running" in self.output.read_bytes()[offset:]:
                 return
             time.sleep(1)
         pytest.fail(f"Kefu did not start in {timeout}s:\n{self.output.read_text()}")
