@@ -89,6 +89,18 @@ def new_reference(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4).upper()}"
 
 
+def normalize_reference(raw: object, field: str, prefix: str, description: str) -> str:
+    """A reference typed by a customer (``#rma-7f3a9c21``) in its stored form (``RMA-7F3A9C21``).
+
+    Raises:
+        InvalidInput: when it is not ``<prefix>-`` followed by letters and digits.
+    """
+    text = check_text(raw, field, max_len=20).upper().lstrip("#")
+    if not text.startswith(f"{prefix}-") or not text[len(prefix) + 1 :].isalnum():
+        raise InvalidInput(field, f"{raw!r} is not {description}")
+    return text
+
+
 def item_view(item) -> OrderItemView:
     """DTO for an OrderItem (with its variant and product loaded)."""
     variant = item.variant

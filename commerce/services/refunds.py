@@ -44,6 +44,7 @@ from commerce.services._common import (
     check_text,
     load_order,
     new_reference,
+    normalize_reference,
     refund_view,
     utcnow,
 )
@@ -90,10 +91,7 @@ def list_refunds(session_factory, customer_id: int, order_number: str) -> tuple[
 
 
 def _normalize_refund_number(raw: object) -> str:
-    text = check_text(raw, "refund_number", max_len=20).upper().lstrip("#")
-    if not text.startswith("RF-") or not text[3:].isalnum():
-        raise InvalidInput("refund_number", f"{raw!r} is not a refund number like RF-1A2B3C4D")
-    return text
+    return normalize_reference(raw, "refund_number", "RF", "a refund number like RF-1A2B3C4D")
 
 
 def get_refund(session_factory, customer_id: int, refund_number: str) -> RefundView:

@@ -58,6 +58,7 @@ from commerce.services._common import (
     check_text,
     load_order,
     new_reference,
+    normalize_reference,
     utcnow,
 )
 from commerce.services.identity import normalize_order_number
@@ -387,10 +388,7 @@ def _return_view(session, ret: Return, order_number: str, *, created: bool = Tru
 
 
 def _normalize_rma(rma_number: object) -> str:
-    rma = check_text(rma_number, "rma_number", max_len=20).upper().lstrip("#")
-    if not rma.startswith("RMA-") or not rma[4:].isalnum():
-        raise InvalidInput("rma_number", f"{rma_number!r} is not an RMA number like RMA-7F3A9C21")
-    return rma
+    return normalize_reference(rma_number, "rma_number", "RMA", "an RMA number like RMA-7F3A9C21")
 
 
 def get_return(session_factory, customer_id: int, rma_number: str) -> ReturnView:
