@@ -22,9 +22,9 @@ import numpy as np
 
 from custom_components.encoder.runtime import (
     EncoderRuntime,
-    _trim_offsets,
     normalise_buckets,
     pick_bucket,
+    trim_offsets,
 )
 
 logger = logging.getLogger(__name__)
@@ -458,7 +458,7 @@ class FineTunedEncoder:
                     logits=logits[row],
                     hidden=hidden[row, :n],
                     sentence=sentence[row],
-                    piece_offsets=_trim_offsets(texts[index], encodings[index].offsets),
+                    piece_offsets=trim_offsets(texts[index], encodings[index].offsets),
                 )
         return results  # type: ignore[return-value]
 

@@ -218,7 +218,7 @@ class EncoderRuntime:
                 n = int(lengths[index])
                 encoding = encodings[index]
                 results[index] = EncodedText(
-                    piece_offsets=_trim_offsets(texts[index], encoding.offsets),
+                    piece_offsets=trim_offsets(texts[index], encoding.offsets),
                     hidden=hidden[row, :n],
                     sentence=sentence[row],
                     truncated=bool(encoding.overflowing),
@@ -259,7 +259,7 @@ class _TruncatingTokenizer:
         return getattr(self._backend, name)
 
 
-def _trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+def trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
     """Drops leading whitespace from piece spans (SentencePiece's `▁` covers the space).
 
     Otherwise a piece like `▁world` would overlap the token before it when tokens are
