@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,23 @@ class Service:
             self.process.wait()
 
 
+LOCAL_ACTION_URL = re.compile(r"(https?://(?:localhost|127\.0\.0\.1)):\d+(/webhook)")
+
+
+def endpoints_for_port(endpoints: Path, actions_port: int, out_dir: Path) -> Path:
+    """The endpoints file, pointing a local action server URL at `actions_port`.
+
+    Rewritten as text, not re-dumped YAML, so `${VAR}` placeholders stay exactly as written.
+    """
+    text = endpoints.read_text(encoding="utf-8")
+    rewritten = LOCAL_ACTION_URL.sub(rf"\g<1>:{actions_port}\g<2>", text)
+    if rewritten == text:
+        return endpoints
+    effective = out_dir / f"endpoints.{actions_port}.yml"
+    effective.write_text(rewritten, encoding="utf-8")
+    return effective
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -138,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     (ROOT / "var").mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false"}
+    endpoints = endpoints_for_port(ROOT / args.endpoints, args.actions_port, ROOT / "var")
 
     actions = Service(
         "actions",
@@ -151,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model",
         str(model),
         "--endpoints",
-        args.endpoints,
+        str(endpoints),
         "--credentials",
         args.credentials,
         "--interface",
@@ -177,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             service.wait_healthy(deadline)
         if args.shell:
             shell = [str(VENV_BIN / "rasa"), "shell", "--model", str(model)]
-            return subprocess.call([*shell, "--endpoints", args.endpoints], cwd=ROOT, env=env)
+            return subprocess.call([*shell, "--endpoints", str(endpoints)], cwd=ROOT, env=env)
         _print_banner(args)
         while True:
             for service in services:
