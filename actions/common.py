@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import re
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,8 +23,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from commerce.config import database_url
-from commerce.db import make_session_factory
+from commerce.db import reset_shared_session_factory, shared_session_factory
 from commerce.errors import (
     AddressChangeNotAllowed,
     CommerceError,
@@ -42,38 +40,14 @@ SERVICE_TIMEOUT_ENV = "KEFU_SERVICE_TIMEOUT_S"
 DEFAULT_SERVICE_TIMEOUT_S = 10.0
 TRY_AGAIN_LATER = "utter_try_again_later"
 
-_factory_lock = threading.Lock()
-_session_factory = None
-_factory_url: str | None = None
-
 
 class ServiceUnavailable(Exception):
     """The database or a service is down or too slow; the customer should try again later."""
 
 
-def session_factory():
-    """The process-wide sessionmaker, built on first use from ``KEFU_DATABASE_URL``.
-
-    Rebuilt when the URL changes (tests point it at a fresh database), never at import time, so
-    the action server starts even when the database is down.
-    """
-    global _session_factory, _factory_url
-    url = database_url()
-    with _factory_lock:
-        if _session_factory is None or url != _factory_url:
-            _session_factory = make_session_factory(url)
-            _factory_url = url
-        return _session_factory
-
-
-def reset_session_factory() -> None:
-    """Forget the cached session factory (tests, or after changing ``KEFU_DATABASE_URL``)."""
-    global _session_factory, _factory_url
-    with _factory_lock:
-        if _session_factory is not None:
-            _session_factory.kw["bind"].dispose()
-        _session_factory = None
-        _factory_url = None
+#: The action server's sessionmaker (see :func:`commerce.db.shared_session_factory`).
+session_factory = shared_session_factory
+reset_session_factory = reset_shared_session_factory
 
 
 def service_timeout() -> float:

@@ -5,6 +5,8 @@ seed       empty the commerce tables and load the deterministic demo data (idemp
            with --if-empty, only when the database holds no customers yet (what `make run` does,
            so orders changed in earlier chats are kept)
 reset      drop everything (downgrade base), upgrade head, seed
+token      print a signed customer token for EMAIL (KEFU_CUSTOMER_TOKEN_SECRET), as a shop's
+           site would hand one to the web chat: /webhooks/webchat/#token=<token>
 """
 
 from __future__ import annotations
@@ -47,9 +49,39 @@ def _has_customers(engine) -> bool:
         return connection.execute(select(func.count()).select_from(Customer)).scalar_one() > 0
 
 
+def _print_token(parser: argparse.ArgumentParser, url: str, email: str | None, ttl: int) -> int:
+    from sqlalchemy import select
+
+    from commerce.db import make_session_factory
+    from commerce.errors import CommerceError
+    from commerce.models import Customer
+    from commerce.services.identity import issue_customer_token, normalize_email
+
+    if not email:
+        parser.error("token needs the customer's email")
+    factory = make_session_factory(url)
+    try:
+        with factory() as session:
+            customer_id = session.execute(
+                select(Customer.id).where(Customer.email == normalize_email(email))
+            ).scalar_one_or_none()
+        if customer_id is None:
+            print(f"error: no customer with email {email}", file=sys.stderr)
+            return 1
+        print(issue_customer_token(customer_id, ttl))
+    except CommerceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        factory.kw["bind"].dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m commerce", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("upgrade", "seed", "reset", "downgrade"))
+    parser.add_argument("command", choices=("upgrade", "seed", "reset", "downgrade", "token"))
+    parser.add_argument("email", nargs="?", help="token: the customer's email")
+    parser.add_argument("--ttl", type=int, default=3600, help="token: lifetime in seconds")
     parser.add_argument("--url", help="database URL (default: $KEFU_DATABASE_URL or var/kefu.db)")
     parser.add_argument(
         "--if-empty", action="store_true", help="seed only a database without customers"
@@ -57,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = args.url or database_url()
     shown = url.split("@")[-1]
+    if args.command == "token":
+        return _print_token(parser, url, args.email, args.ttl)
     if args.command in ("downgrade", "reset"):
         downgrade(url)
         print(f"dropped schema on {shown}")

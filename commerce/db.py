@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -78,6 +79,37 @@ def make_session_factory(url_or_engine: str | Engine | None = None) -> sessionma
     """
     engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)
     return sessionmaker(bind=engine, future=True, expire_on_commit=False)
+
+
+_shared_lock = threading.Lock()
+_shared_factory: sessionmaker | None = None
+_shared_url: str | None = None
+
+
+def shared_session_factory() -> sessionmaker:
+    """The process-wide sessionmaker for the configured database, built on first use.
+
+    Rebuilt when ``KEFU_DATABASE_URL`` changes (tests point it at a fresh database), never at
+    import time, so a process that holds it (the action server, the Rasa server's channels)
+    starts even when the database is down.
+    """
+    global _shared_factory, _shared_url
+    url = database_url()
+    with _shared_lock:
+        if _shared_factory is None or url != _shared_url:
+            _shared_factory = make_session_factory(url)
+            _shared_url = url
+        return _shared_factory
+
+
+def reset_shared_session_factory() -> None:
+    """Forget (and dispose) the process-wide sessionmaker."""
+    global _shared_factory, _shared_url
+    with _shared_lock:
+        if _shared_factory is not None:
+            _shared_factory.kw["bind"].dispose()
+        _shared_factory = None
+        _shared_url = None
 
 
 def begin_write(session: Session) -> None:

@@ -290,6 +290,7 @@ class HandoffView:
     enqueued_at: datetime
     position: int | None  # 1-based place among waiting entries, None when not waiting
     created: bool = True  # False when the conversation already had an open handoff
+    customer_id: int | None = None  # set when the conversation proved who the customer is
 
 
 @dataclass(frozen=True)

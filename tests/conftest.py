@@ -54,3 +54,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def seeded_db_file(tmp_path_factory):
+    """A migrated SQLite commerce database with the demo seed (docs/SEED.md), shared read-only
+    by the session; tests that write copy it first."""
+    from commerce.__main__ import upgrade
+    from commerce.db import make_engine
+    from commerce.seed import seed
+
+    path = tmp_path_factory.mktemp("commerce") / "seeded.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed(engine)
+    engine.dispose()
+    return path

@@ -224,9 +224,10 @@ def _position(session, h: HandoffRequest) -> int | None:
 
 
 def _handoff_view(session, h: HandoffRequest, *, created: bool = True) -> HandoffView:
+    ticket = session.get(SupportTicket, h.ticket_id)
     return HandoffView(
         handoff_id=h.id,
-        ticket_number=session.get(SupportTicket, h.ticket_id).ticket_number,
+        ticket_number=ticket.ticket_number,
         conversation_id=h.conversation_id,
         language=h.language,
         reason=h.reason,
@@ -236,6 +237,7 @@ def _handoff_view(session, h: HandoffRequest, *, created: bool = True) -> Handof
         enqueued_at=h.enqueued_at,
         position=_position(session, h),
         created=created,
+        customer_id=ticket.customer_id,
     )
 
 
@@ -323,6 +325,97 @@ def list_handoff_queue(
         return tuple(_handoff_view(session, h) for h in rows)
 
 
+def list_tickets(
+    session_factory, customer_id: int, *, open_only: bool = True, limit: int = 10
+) -> tuple[TicketView, ...]:
+    """A customer's tickets, newest first (agent console); only open / in-progress by default."""
+    check_customer_id(customer_id)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise InvalidInput("limit", "must be an integer between 1 and 100")
+    stmt = select(SupportTicket).where(SupportTicket.customer_id == customer_id)
+    if open_only:
+        stmt = stmt.where(SupportTicket.status.in_((TICKET_OPEN, TICKET_IN_PROGRESS)))
+    stmt = stmt.order_by(SupportTicket.created_at.desc(), SupportTicket.id.desc()).limit(limit)
+    with session_factory() as session:
+        return tuple(_ticket_view(session, t) for t in session.execute(stmt).scalars())
+
+
+def get_handoff(session_factory, handoff_id: int) -> HandoffView:
+    """One queue entry by id.
+
+    Raises:
+        HandoffNotFound: unknown id.
+    """
+    _check_handoff_id(handoff_id)
+    with session_factory() as session:
+        h = session.get(HandoffRequest, handoff_id)
+        if h is None:
+            raise HandoffNotFound(str(handoff_id))
+        return _handoff_view(session, h)
+
+
+def open_handoff_for(session_factory, conversation_id: str) -> HandoffView | None:
+    """The waiting or assigned entry of a conversation, if it has one."""
+    conv = check_text(conversation_id, "conversation_id", max_len=100)
+    with session_factory() as session:
+        h = (
+            session.execute(
+                select(HandoffRequest).where(
+                    HandoffRequest.conversation_id == conv,
+                    HandoffRequest.status.in_((HANDOFF_WAITING, HANDOFF_ASSIGNED)),
+                )
+            )
+            .scalars()
+            .first()
+        )
+        return _handoff_view(session, h) if h is not None else None
+
+
+def claim_handoff(session_factory, handoff_id: int, agent: str) -> HandoffView:
+    """Assign one waiting entry to ``agent`` (an agent picked it in the console).
+
+    Claiming an entry one already holds is a no-op; one held by another agent or closed cannot
+    be claimed.
+
+    Raises:
+        HandoffNotFound: unknown id.
+        InvalidTransition: closed, or assigned to another agent.
+    """
+    _check_handoff_id(handoff_id)
+    agent = check_text(agent, "agent", max_len=100)
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        stmt = select(HandoffRequest).where(HandoffRequest.id == handoff_id)
+        if is_postgres(session):
+            stmt = stmt.with_for_update()
+        h = session.execute(stmt).scalar_one_or_none()
+        if h is None:
+            raise HandoffNotFound(str(handoff_id))
+        if h.status == HANDOFF_ASSIGNED and h.assigned_to == agent:
+            return _handoff_view(session, h, created=False)
+        if h.status != HANDOFF_WAITING:
+            raise InvalidTransition("handoff", h.status, HANDOFF_ASSIGNED)
+        _assign(session, h, agent, now)
+        return _handoff_view(session, h)
+
+
+def _assign(session, h: HandoffRequest, agent: str, now) -> None:
+    h.status = HANDOFF_ASSIGNED
+    h.assigned_to = agent
+    h.assigned_at = now
+    ticket = session.get(SupportTicket, h.ticket_id)
+    ticket.assignee = agent
+    ticket.status = TICKET_IN_PROGRESS
+    ticket.updated_at = now
+    session.flush()
+
+
+def _check_handoff_id(handoff_id) -> None:
+    if isinstance(handoff_id, bool) or not isinstance(handoff_id, int):
+        raise InvalidInput("handoff_id", "expected an integer")
+
+
 def claim_next_handoff(
     session_factory, agent: str, language: str | None = None
 ) -> HandoffView | None:
@@ -350,14 +443,7 @@ def claim_next_handoff(
         h = session.execute(stmt).scalar_one_or_none()
         if h is None:
             return None
-        h.status = HANDOFF_ASSIGNED
-        h.assigned_to = agent
-        h.assigned_at = now
-        ticket = session.get(SupportTicket, h.ticket_id)
-        ticket.assignee = agent
-        ticket.status = TICKET_IN_PROGRESS
-        ticket.updated_at = now
-        session.flush()
+        _assign(session, h, agent, now)
         return _handoff_view(session, h)
 
 
@@ -367,8 +453,7 @@ def close_handoff(session_factory, handoff_id: int, resolved: bool = True) -> Ha
     Raises:
         HandoffNotFound: unknown id.
     """
-    if isinstance(handoff_id, bool) or not isinstance(handoff_id, int):
-        raise InvalidInput("handoff_id", "expected an integer")
+    _check_handoff_id(handoff_id)
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)

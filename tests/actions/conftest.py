@@ -16,24 +16,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 import actions.common as common
-from commerce.__main__ import upgrade
 from commerce.config import DATABASE_URL_ENV
-from commerce.db import make_engine
-from commerce.seed import seed
 
 DOMAIN: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="session")
-def seeded_db_file(tmp_path_factory):
-    """A migrated, seeded SQLite file shared read-only by the session."""
-    path = tmp_path_factory.mktemp("commerce") / "seeded.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    seed(engine)
-    engine.dispose()
-    return path
 
 
 @pytest.fixture
@@ -121,8 +106,13 @@ def make_tracker(
 
 
 def responses(dispatcher: CollectingDispatcher) -> list[str]:
-    """The response names the action uttered, in order."""
-    return [m["response"] for m in dispatcher.messages]
+    """The response names the action uttered, in order (cards are not responses)."""
+    return [m["response"] for m in dispatcher.messages if m.get("response")]
+
+
+def cards(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
+    """The cards (custom JSON payloads) the action sent, in order."""
+    return [m["custom"] for m in dispatcher.messages if m.get("custom")]
 
 
 def kwargs_of(dispatcher: CollectingDispatcher, response: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import pytest
 
 from commerce.errors import (
     ERROR_CODES,
+    HandoffNotFound,
     InvalidInput,
     InvalidTransition,
     OrderNotFound,
@@ -17,11 +18,15 @@ from commerce.services.orders import cancel_order
 from commerce.services.recommendations import recommend_for_customer
 from commerce.services.refunds import advance_refund, get_refund, list_refunds, request_refund
 from commerce.services.support import (
+    claim_handoff,
     claim_next_handoff,
     close_handoff,
     conversation_handoff,
+    get_handoff,
     get_ticket,
     list_handoff_queue,
+    list_tickets,
+    open_handoff_for,
     open_ticket,
     update_ticket,
 )
@@ -144,6 +149,47 @@ def test_handoff_queue_flow(session_factory, world):
     assert claim_next_handoff(session_factory, "agent-li", language="zh") is None
     assert claim_next_handoff(session_factory, "agent-wu").conversation_id == "conv-a"
     assert claim_next_handoff(session_factory, "agent-wu") is None
+
+
+def test_an_agent_claims_a_chosen_handoff(session_factory, world):
+    mine = conversation_handoff(
+        session_factory, "conv-c", "wants a human", customer_id=world.alice_id
+    )
+    assert mine.customer_id == world.alice_id
+    assert open_handoff_for(session_factory, "conv-c") == get_handoff(
+        session_factory, mine.handoff_id
+    )
+    claimed = claim_handoff(session_factory, mine.handoff_id, "anna")
+    assert (claimed.status, claimed.assigned_to, claimed.created) == ("assigned", "anna", True)
+    assert get_ticket(session_factory, mine.ticket_number).assignee == "anna"
+    # Claiming again is a no-op for the holder and refused to anyone else.
+    assert not claim_handoff(session_factory, mine.handoff_id, "anna").created
+    with pytest.raises(InvalidTransition):
+        claim_handoff(session_factory, mine.handoff_id, "bob")
+    close_handoff(session_factory, mine.handoff_id)
+    with pytest.raises(InvalidTransition):
+        claim_handoff(session_factory, mine.handoff_id, "anna")
+    assert open_handoff_for(session_factory, "conv-c") is None
+    with pytest.raises(HandoffNotFound):
+        claim_handoff(session_factory, 424242, "anna")
+    with pytest.raises(HandoffNotFound):
+        get_handoff(session_factory, 424242)
+    with pytest.raises(InvalidInput):
+        get_handoff(session_factory, "1")
+
+
+def test_a_customers_open_tickets_newest_first(session_factory, world):
+    first = open_ticket(session_factory, "late parcel", customer_id=world.alice_id)
+    second = open_ticket(session_factory, "wrong size", customer_id=world.alice_id)
+    wangs = open_ticket(session_factory, "not alice", customer_id=world.wang_id)
+    update_ticket(session_factory, first.ticket_number, status="resolved")
+    numbers = [t.ticket_number for t in list_tickets(session_factory, world.alice_id)]
+    assert second.ticket_number in numbers and first.ticket_number not in numbers
+    everything = list_tickets(session_factory, world.alice_id, open_only=False, limit=100)
+    assert {first.ticket_number, second.ticket_number} <= {t.ticket_number for t in everything}
+    assert wangs.ticket_number not in {t.ticket_number for t in everything}
+    with pytest.raises(InvalidInput):
+        list_tickets(session_factory, world.alice_id, limit=0)
 
 
 def test_recommendations_skip_owned_and_out_of_stock(session_factory, world):
