@@ -71,8 +71,26 @@ class ActionShowOrderStatus(Action):
                 dispatcher.utter_message(
                     response="utter_order_eta", eta=info.estimated_delivery.isoformat()
                 )
+        dispatcher.utter_message(json_message=order_card(tracker, info, status))
         ask_survey(dispatcher)
         return [SlotSet("verify_contact", None)]
+
+
+def order_card(tracker: Tracker, info, status: str) -> dict[str, Any]:
+    """An order-tracking card for channels that draw one (the web chat)."""
+    event = info.latest_event
+    return {
+        "type": "order_card",
+        "order_number": info.order_number,
+        "status": status,
+        "carrier": info.carrier,
+        "tracking_number": info.tracking_number,
+        "last_event": pick(tracker, event.description_en, event.description_zh) if event else None,
+        "last_event_at": event.at.isoformat(timespec="minutes") if event else None,
+        "eta": info.estimated_delivery.isoformat()
+        if info.estimated_delivery and not info.delivered_at
+        else None,
+    }
 
 
 class ValidateCancelForm(IdentityFormValidation):

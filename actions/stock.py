@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call_service, lang, pick, polite_failures, verified_customer
+from actions.common import call_service, lang, money, pick, polite_failures, verified_customer
 from actions.identity import KefuFormValidation, first_value
 from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
 from commerce.services import stock
@@ -36,6 +36,33 @@ def _quantity(tracker: Tracker) -> int:
         return max(1, min(100, int(str(first_value(tracker.get_slot(QUANTITY))))))
     except (TypeError, ValueError):
         return 1
+
+
+CARD_VARIANTS = 8
+
+
+def product_card(tracker: Tracker, report) -> dict[str, Any]:
+    """A product card for channels that draw one (the web chat): name, price and the
+    availability of each matching size / colour, with restock dates."""
+    variants = report.variants[:CARD_VARIANTS]
+    prices = sorted({(v.price_cents, v.currency) for v in variants})
+    price = " – ".join(dict.fromkeys(money(*p) for p in (prices[:1] + prices[-1:])))
+    return {
+        "type": "product_card",
+        "product_code": report.product_code,
+        "name": pick(tracker, report.name_en, report.name_zh),
+        "price": price,
+        "variants": [
+            {
+                "sku": v.sku,
+                "size": v.size,
+                "colour": pick(tracker, v.colour, v.colour_zh) if v.colour else None,
+                "available": v.available,
+                "restock_date": v.restock_date.isoformat() if v.restock_date else None,
+            }
+            for v in variants
+        ],
+    }
 
 
 class ValidateStockForm(KefuFormValidation):
@@ -72,6 +99,7 @@ class ActionCheckStock(Action):
         report = await call_service(stock.check_stock, product, size, colour, _quantity(tracker))
         name = pick(tracker, report.name_en, report.name_zh)
         choice = describe_choice(tracker, report.size, report.colour)
+        card = product_card(tracker, report)
         if report.in_stock:
             dispatcher.utter_message(
                 response="utter_in_stock",
@@ -79,8 +107,10 @@ class ActionCheckStock(Action):
                 choice=choice or "-",
                 available=report.total_available,
             )
+            dispatcher.utter_message(json_message=card)
             return []
         dispatcher.utter_message(response="utter_out_of_stock", product=name, choice=choice or "-")
+        dispatcher.utter_message(json_message=card)
         if report.next_restock_date:
             dispatcher.utter_message(
                 response="utter_restock_date", date=report.next_restock_date.isoformat()

@@ -17,7 +17,7 @@ from actions.orders import (
 )
 from commerce.errors import InvalidInput
 from commerce.services.identity import issue_customer_token
-from tests.actions.conftest import domain_for, kwargs_of, make_tracker, responses
+from tests.actions.conftest import cards, domain_for, kwargs_of, make_tracker, responses
 
 ALICE, BOB = 1.0, 2.0
 STATUS_DOMAIN = domain_for("order_status_form", ["order_number", "verify_contact"])
@@ -166,6 +166,11 @@ async def test_order_status_with_tracking(database, dispatcher):
     tracking = kwargs_of(dispatcher, "utter_order_tracking")
     assert tracking["carrier"] and tracking["tracking_number"] and tracking["last_event"]
     assert responses(dispatcher)[-1] == "utter_ask_rating"
+    [card] = cards(dispatcher)
+    assert card["type"] == "order_card" and card["order_number"] == "KF-100004"
+    assert card["status"] == "shipped" and card["carrier"] == tracking["carrier"]
+    assert card["tracking_number"] == tracking["tracking_number"]
+    assert card["last_event"] == tracking["last_event"]
 
 
 async def test_order_status_in_chinese_uses_chinese_tracking_text(database, dispatcher):

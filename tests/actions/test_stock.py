@@ -11,7 +11,7 @@ from actions.stock import (
     ValidateStockForm,
     describe_choice,
 )
-from tests.actions.conftest import domain_for, kwargs_of, make_tracker, responses
+from tests.actions.conftest import cards, domain_for, kwargs_of, make_tracker, responses
 
 STOCK_DOMAIN = domain_for("stock_form", ["product"])
 RESTOCK_DOMAIN = domain_for("restock_form", ["product", "size", "colour", "restock_email"])
@@ -23,6 +23,11 @@ async def test_in_stock(database, dispatcher):
     assert responses(dispatcher) == ["utter_in_stock"]
     message = kwargs_of(dispatcher, "utter_in_stock")
     assert message["product"].startswith("Trail Runner 2") and message["available"] > 0
+    [card] = cards(dispatcher)
+    assert card["type"] == "product_card" and card["name"] == message["product"]
+    assert card["price"].startswith("$")
+    [variant] = card["variants"]
+    assert (variant["size"], variant["colour"]) == ("43", "black") and variant["available"] > 0
 
 
 async def test_out_of_stock_gives_restock_date_alternatives_and_offers_an_alert(
@@ -37,6 +42,10 @@ async def test_out_of_stock_gives_restock_date_alternatives_and_offers_an_alert(
         "utter_offer_restock_alert",
     ]
     assert kwargs_of(dispatcher, "utter_out_of_stock")["choice"] == "size 42, black"
+    [card] = cards(dispatcher)
+    [variant] = card["variants"]
+    assert variant["available"] == 0
+    assert variant["restock_date"] == kwargs_of(dispatcher, "utter_restock_date")["date"]
 
 
 async def test_out_of_stock_in_chinese_names_things_in_chinese(database, dispatcher):
@@ -47,6 +56,8 @@ async def test_out_of_stock_in_chinese_names_things_in_chinese(database, dispatc
     message = kwargs_of(dispatcher, "utter_out_of_stock")
     assert message["choice"] == "42码 黑色"
     assert any("\u4e00" <= c <= "\u9fff" for c in message["product"])
+    [card] = cards(dispatcher)
+    assert card["name"] == message["product"] and card["variants"][0]["colour"] == "黑色"
 
 
 async def test_unknown_product(database, dispatcher):
