@@ -26,7 +26,7 @@ endif
 export KEFU_ACTION_TOKEN
 
 
-.PHONY: help install model db reset-db catalog train run shell test lint format pytest validate test-stories \
+.PHONY: help install model db reset-db catalog train run shell test lint format pytest validate test-stories browser \
         test-slow cross-validate bench bench-encoder bench-nlu bench-commerce clean
 
 help: ## Show this help
@@ -67,7 +67,10 @@ format: install ## Apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-pytest: install model db train ## Unit + integration tests (pytest; integration tests use the trained model)
+browser: ## Install Debian's chromium for the browser tests (skipped without root / apt-get)
+	scripts/install_browser.sh
+
+pytest: install model db train browser ## Unit, integration and browser tests (they use the trained model)
 	$(VENV)/bin/pytest -q
 
 validate: install ## rasa data validate --fail-on-warnings (responses uttered by actions count as used)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -124,12 +125,48 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _print_banner(args: argparse.Namespace) -> None:
+#: Secrets a local run makes up when the environment does not set them (printed in the banner).
+GENERATED_SECRETS = ("KEFU_AGENT_TOKEN", "KEFU_CUSTOMER_TOKEN_SECRET")
+DEMO_CUSTOMER = "alice@example.com"
+
+
+def _with_secrets(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``env`` with a random value for each unset secret, and the names that were made up."""
+    made_up = [name for name in GENERATED_SECRETS if not env.get(name)]
+    return {**env, **{name: secrets.token_urlsafe(24) for name in made_up}}, made_up
+
+
+def _demo_token(env: dict[str, str]) -> str | None:
+    """A signed token for the seeded demo customer (docs/SEED.md), or None if there is none."""
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "commerce", "token", DEMO_CUSTOMER],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _print_banner(args: argparse.Namespace, env: dict[str, str], made_up: list[str]) -> None:
     base = f"http://{args.host}:{args.port}"
+    token = _demo_token(env)
+    signed_in = (
+        f"  Signed in as {DEMO_CUSTOMER}: {base}/webhooks/webchat/#token={token}\n" if token else ""
+    )
+    generated = (
+        "  (generated for this run: " + ", ".join(made_up) + "; set them to keep them)\n"
+        if made_up
+        else ""
+    )
+    agent_token = env["KEFU_AGENT_TOKEN"] if "KEFU_AGENT_TOKEN" in made_up else "$KEFU_AGENT_TOKEN"
     print(
         f"""
 Kefu is running.
-  Web chat (socket.io):  {base}/socket.io   (events: user_uttered / bot_uttered)
+  Web chat:              {base}/webhooks/webchat/
+{signed_in}  Agent console:         {base}/webhooks/agent/   (agent token: {agent_token})
+{generated}  socket.io:             {base}/socket.io   (events: user_uttered / bot_uttered)
   REST:                  {base}/webhooks/rest/webhook
   Action server:         http://{args.host}:{args.actions_port}/health
   Logs:                  {args.log_dir}/rasa.log, {args.log_dir}/actions.log
@@ -155,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / args.log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     (ROOT / "var").mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false"}
+    env, made_up = _with_secrets(
+        {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false"}
+    )
     endpoints = endpoints_for_port(ROOT / args.endpoints, args.actions_port, ROOT / "var")
 
     actions = Service(
@@ -197,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.shell:
             shell = [str(VENV_BIN / "rasa"), "shell", "--model", str(model)]
             return subprocess.call([*shell, "--endpoints", str(endpoints)], cwd=ROOT, env=env)
-        _print_banner(args)
+        _print_banner(args, env, made_up)
         while True:
             for service in services:
                 if service.process is not None and service.process.poll() is not None:

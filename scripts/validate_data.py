@@ -53,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="config.yml")
     parser.add_argument("--domain", default="domain")
     parser.add_argument("--data", default="data")
-    parser.add_argument("--actions", default="actions")
+    parser.add_argument(
+        "--code",
+        nargs="+",
+        default=["actions", "channels"],
+        help="packages whose Python code utters responses (actions; the agent console)",
+    )
     parser.add_argument("--max-history", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -64,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         str(ROOT / args.config), str(ROOT / args.domain), [str(ROOT / args.data)]
     )
     validator = Validator.from_importer(importer)
-    names, prefixes = responses_named_in(ROOT / args.actions)
+    names: set[str] = set()
+    prefixes: tuple[str, ...] = ()
+    for package in args.code:
+        found, found_prefixes = responses_named_in(ROOT / package)
+        names |= found
+        prefixes = tuple(sorted(set(prefixes) | set(found_prefixes)))
     slots = {slot.name for slot in importer.get_domain().slots}
 
     with warnings.catch_warnings(record=True) as caught:
