@@ -18,6 +18,8 @@ from typing import Any
 
 from rasa.shared.core.events import BotUttered, Event, UserUttered
 
+from custom_components.frustration_policy import frustration_of
+
 logger = logging.getLogger(__name__)
 
 #: BotUttered metadata key naming the human agent who wrote a message.
@@ -90,15 +92,6 @@ def _bot_message(event: BotUttered) -> dict[str, Any]:
     return message
 
 
-def frustration(parse_data: dict[str, Any] | None) -> float:
-    """The SentimentAnalyzer's frustration score stored with a user message (0 when absent)."""
-    sentiment = (parse_data or {}).get("sentiment") or {}
-    try:
-        return float(sentiment.get("frustration", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def chat_history(events, limit: int = 100) -> list[dict[str, Any]]:
     """The last ``limit`` customer / bot / agent messages of a tracker, oldest first.
 
@@ -114,7 +107,7 @@ def chat_history(events, limit: int = 100) -> list[dict[str, Any]]:
                 {
                     "role": "user",
                     "text": text,
-                    "frustration": round(frustration(event.parse_data), 3),
+                    "frustration": round(frustration_of(event.parse_data), 3),
                     "timestamp": event.timestamp,
                 }
             )

@@ -4,6 +4,7 @@ restart because trackers live in the SQL tracker store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -112,15 +113,27 @@ tracker_store:
         return [message.get("text", "") for message in reply]
 
 
-@pytest.fixture(scope="module")
-def kefu(tmp_path_factory):
+@contextlib.contextmanager
+def running_kefu(tmp_path: Path, **env: str):
+    """Kefu (serve.py) started with extra environment for both servers, stopped afterwards."""
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` first")
-    server = KefuProcess(tmp_path_factory.mktemp("kefu"))
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)  # KefuProcess hands its environment to both servers
+        server = KefuProcess(tmp_path)
+        try:
+            server.start()
+            yield server
+        finally:
+            if server.process is not None and server.process.poll() is None:
+                server.stop()
+
+
+@pytest.fixture(scope="module")
+def kefu(tmp_path_factory):
+    with running_kefu(tmp_path_factory.mktemp("kefu")) as server:
+        yield server
 
 
 def test_english_conversation(kefu):

@@ -7,48 +7,21 @@ Needs a trained model (``make train``); the accounts are those of docs/SEED.md.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 import pytest
 
-from commerce.__main__ import upgrade
-from commerce.db import make_engine
-from commerce.seed import seed
-from tests.integration.test_chat_over_rest import HAN, MODEL, KefuProcess
+from tests.integration.test_chat_over_rest import HAN, running_kefu
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def commerce_db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("commerce") / "kefu.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    seed(engine)
-    engine.dispose()
-    return path
-
-
-@pytest.fixture(scope="module")
 def kefu(tmp_path_factory, commerce_db):
-    if not MODEL.exists():
-        pytest.fail(f"no trained model at {MODEL}: run `make train` first")
-    saved = os.environ.get("KEFU_DATABASE_URL")
-    # KefuProcess passes its environment on to the action server.
-    os.environ["KEFU_DATABASE_URL"] = f"sqlite:///{commerce_db}"
-    server = KefuProcess(tmp_path_factory.mktemp("kefu-flows"))
-    try:
-        server.start()
+    with running_kefu(
+        tmp_path_factory.mktemp("kefu-flows"), KEFU_DATABASE_URL=f"sqlite:///{commerce_db}"
+    ) as server:
         yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        if saved is None:
-            os.environ.pop("KEFU_DATABASE_URL", None)
-        else:
-            os.environ["KEFU_DATABASE_URL"] = saved
 
 
 def query(db, sql: str, *params):

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import sqlite3
 import urllib.error
 import urllib.request
@@ -23,7 +22,7 @@ import socketio
 from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
 from commerce.services.identity import issue_customer_token
 from tests.conftest import ROOT
-from tests.integration.test_chat_over_rest import HAN, MODEL, KefuProcess
+from tests.integration.test_chat_over_rest import HAN, running_kefu
 
 pytestmark = pytest.mark.integration
 
@@ -36,35 +35,14 @@ QUIET_S = 2.5  # a turn is over when no message came for this long
 
 
 @pytest.fixture(scope="module")
-def commerce_db(seeded_db_file, tmp_path_factory):
-    path = tmp_path_factory.mktemp("web-commerce") / "kefu.db"
-    shutil.copy(seeded_db_file, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def kefu(tmp_path_factory, commerce_db):
-    if not MODEL.exists():
-        pytest.fail(f"no trained model at {MODEL}: run `make train` first")
     env = {
         DATABASE_URL_ENV: f"sqlite:///{commerce_db}",
         TOKEN_SECRET_ENV: SECRET,
         "KEFU_AGENT_TOKEN": AGENT_TOKEN,
     }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)  # KefuProcess hands its environment to both servers
-    server = KefuProcess(tmp_path_factory.mktemp("kefu-web"))
-    try:
-        server.start()
+    with running_kefu(tmp_path_factory.mktemp("kefu-web"), **env) as server:
         yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def query(db: Path, sql: str, *params):
