@@ -28,7 +28,8 @@ from dataclasses import asdict
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
-from rasa.shared.core.events import ConversationResumed
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, ConversationResumed, Event
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -36,7 +37,6 @@ from sanic.response import HTTPResponse
 from channels.live import (
     AGENT_KEY,
     append_bot_message,
-    append_events,
     chat_history,
     live_chat,
 )
@@ -139,17 +139,26 @@ class AgentConsoleInput(InputChannel):
                 raise ApiError(409, "not_yours", "Claim this conversation first.")
             return view
 
-        async def say(request: Request, sender_id: str, response_name: str, **kwargs: Any):
-            """Utter a domain response (in the conversation's language) outside a prediction."""
+        async def say(
+            request: Request,
+            sender_id: str,
+            response_name: str,
+            *,
+            before: tuple[Event, ...] = (),
+            after: tuple[Event, ...] = (),
+            **kwargs: Any,
+        ):
+            """Utter a domain response (in the conversation's language) outside a prediction,
+            with the events that must surround it in the same tracker update."""
             agent = rasa_agent(request)
             tracker = await agent.tracker_store.retrieve(sender_id)
             if tracker is None:
                 return None
             rendered = await agent.nlg.generate(response_name, tracker, "webchat", **kwargs)
-            if not rendered or not rendered.get("text"):
-                return None
-            message = await append_bot_message(agent, sender_id, rendered["text"])
-            await live_chat.push(sender_id, {"text": message["text"]})
+            text = (rendered or {}).get("text") or ""
+            message = await append_bot_message(agent, sender_id, text, before=before, after=after)
+            if text:
+                await live_chat.push(sender_id, {"text": text})
             return message
 
         @console.route("/", methods=["GET"])
@@ -230,8 +239,15 @@ class AgentConsoleInput(InputChannel):
         async def handback(request: Request, agent_name: str, handoff_id: int) -> dict[str, Any]:
             view = await handoff_for(handoff_id, agent_name, assigned=True)
             closed = await _service(support.close_handoff, handoff_id, True)
-            await append_events(rasa_agent(request), view.conversation_id, [ConversationResumed()])
-            await say(request, view.conversation_id, "utter_back_to_bot")
+            # The paused conversation stopped without listening; resume it in the state a bot
+            # turn ends in, so the next message is predicted as at any other turn.
+            await say(
+                request,
+                view.conversation_id,
+                "utter_back_to_bot",
+                before=(ConversationResumed(),),
+                after=(ActionExecuted(ACTION_LISTEN_NAME),),
+            )
             return {"handoff": _handoff_json(closed)}
 
         return console

@@ -14,6 +14,7 @@ tabs connected to the same process (the message is still in the tracker and appe
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from rasa.shared.core.events import BotUttered, Event, UserUttered
@@ -51,7 +52,14 @@ live_chat = LiveChat()
 
 
 async def append_bot_message(
-    agent, sender_id: str, text: str, *, data: dict | None = None, metadata: dict | None = None
+    agent,
+    sender_id: str,
+    text: str,
+    *,
+    data: dict | None = None,
+    metadata: dict | None = None,
+    before: Iterable[Event] = (),
+    after: Iterable[Event] = (),
 ) -> dict[str, Any]:
     """Record a bot-side message that no policy predicted and return it as the page shows it.
 
@@ -61,9 +69,11 @@ async def append_bot_message(
         text: what the customer reads.
         data: BotUttered data (buttons, custom payloads).
         metadata: BotUttered metadata (e.g. ``{AGENT_KEY: "Anna"}``).
+        before: events to append just before the message, in the same locked update.
+        after: events to append just after it.
     """
     event = BotUttered(text, data=data or {}, metadata=metadata or {})
-    await append_events(agent, sender_id, [event])
+    await append_events(agent, sender_id, [*before, event, *after])
     return _bot_message(event)
 
 

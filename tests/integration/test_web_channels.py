@@ -411,12 +411,9 @@ def test_browser_chinese_signed_in_reload_toggle_and_restart(browser, kefu):
     kefu.start()
     page.wait_for_selector("#connection", state="hidden", timeout=120_000)
     page.locator(".msg--agent >> text=马上为您查询").wait_for()
+    answered = page.locator(".msg--bot").count()
     type_message(page, "hi")
-    page.wait_for_function(
-        "document.querySelectorAll('.msg--bot').length > 0 && "
-        "document.querySelector('.msg:last-child').classList.contains('msg--bot')",
-        timeout=60_000,
-    )
+    page.locator(".msg--bot").nth(answered).wait_for(timeout=60_000)  # a new answer came
     page.screenshot(path=ARTIFACTS / "zh-after-restart.png", full_page=True)
     page.context.close()
     agent.context.close()
