@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from pathlib import Path
 
 from custom_components.errors import EncoderDeviceError, Errors
 
@@ -64,3 +66,28 @@ def resolve_device(device: str) -> str:
     if device == "cpu" or not has_gpu:
         return "/CPU:0"
     return "/GPU:0"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bfloat16() -> bool:
+    """True when the CPU has native bfloat16 instructions (AVX512-BF16 or AMX), which oneDNN
+    uses for bfloat16 matrix products; without them bfloat16 is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_policy(device: str, mixed_precision: bool) -> str:
+    """The Keras precision policy for the frozen encoder on `device`.
+
+    float32 unless mixed precision is asked for; then float16 on a GPU, and bfloat16 on a CPU
+    with native bfloat16 instructions (float32 on other CPUs, where it would only be slower).
+    Outputs are cast back to float32, so the features downstream components see keep their type.
+    """
+    if not mixed_precision:
+        return "float32"
+    if device.upper().startswith("/GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from custom_components.encoder.device import configure_tensorflow, resolve_device, set_offline_env
+from custom_components.encoder.device import (
+    configure_tensorflow,
+    precision_policy,
+    resolve_device,
+    set_offline_env,
+)
 from custom_components.errors import EncoderAssetsMissing, Errors
 
 logger = logging.getLogger(__name__)
@@ -71,7 +76,9 @@ class EncoderRuntime:
         Args:
             model_dir: folder with config.json, tokenizer.json and model weights.
             device: "auto" (GPU if TensorFlow sees one), "cpu" or "gpu".
-            mixed_precision: run the encoder in float16 (GPU only; ignored on CPU).
+            mixed_precision: run the encoder in half precision: float16 on a GPU, bfloat16 on a
+                CPU with native bfloat16 instructions, float32 elsewhere
+                (:func:`custom_components.encoder.device.precision_policy`).
         """
         set_offline_env()
         self.model_dir = Path(model_dir).resolve()
@@ -85,7 +92,8 @@ class EncoderRuntime:
         self.num_layers = int(config["num_hidden_layers"])
         self.max_positions = int(config.get("max_position_embeddings", 512))
         self.device = resolve_device(device)
-        self.mixed_precision = bool(mixed_precision) and self.device.startswith("/GPU")
+        self.precision = precision_policy(self.device, bool(mixed_precision))
+        self.mixed_precision = self.precision != "float32"
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
@@ -128,9 +136,8 @@ class EncoderRuntime:
         transformers.logging.set_verbosity_error()  # the unused-pooler notes are expected
         policy = tf.keras.mixed_precision.global_policy()
         try:
-            if self.mixed_precision:
-                # Layers read the global policy when built; restore it so DIET stays float32.
-                tf.keras.mixed_precision.set_global_policy("mixed_float16")
+            # Layers read the global policy when built; restore it so DIET stays float32.
+            tf.keras.mixed_precision.set_global_policy(self.precision)
             with tf.device(self.device):
                 model = TFBertModel.from_pretrained(str(self.model_dir), local_files_only=True)
         finally:

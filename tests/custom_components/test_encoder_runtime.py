@@ -90,3 +90,39 @@ def test_other_layer_is_a_separate_compiled_function(runtime):
 
     assert first.hidden.shape == last.hidden.shape
     assert not np.allclose(first.hidden, last.hidden)
+
+
+@pytest.mark.parametrize(
+    "device, mixed, bf16_cpu, expected",
+    [
+        ("/CPU:0", False, True, "float32"),
+        ("/CPU:0", True, True, "mixed_bfloat16"),
+        ("/CPU:0", True, False, "float32"),  # emulated bfloat16 would only be slower
+        ("/GPU:0", True, False, "mixed_float16"),
+        ("/GPU:0", False, True, "float32"),
+    ],
+)
+def test_precision_policy(monkeypatch, device, mixed, bf16_cpu, expected):
+    from custom_components.encoder import device as device_module
+
+    monkeypatch.setattr(device_module, "cpu_supports_bfloat16", lambda: bf16_cpu)
+    assert device_module.precision_policy(device, mixed) == expected
+
+
+def test_half_precision_features_match_full_precision(tiny_encoder_dir: Path, runtime):
+    from custom_components.encoder.device import cpu_supports_bfloat16
+    from custom_components.encoder.runtime import EncoderRuntime
+
+    if not cpu_supports_bfloat16():
+        pytest.skip("this CPU has no native bfloat16 instructions: the encoder stays float32")
+    half = EncoderRuntime(tiny_encoder_dir, device="cpu", mixed_precision=True)
+    assert half.precision == "mixed_bfloat16"
+    full_out, half_out = runtime.encode(TEXTS), half.encode(TEXTS)
+    for full, reduced in zip(full_out, half_out, strict=True):
+        assert reduced.hidden.dtype == np.float32 and reduced.hidden.shape == full.hidden.shape
+        cosine = float(
+            full.sentence
+            @ reduced.sentence
+            / (np.linalg.norm(full.sentence) * np.linalg.norm(reduced.sentence))
+        )
+        assert cosine > 0.99
