@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from custom_components.encoder.assets import build
+    from custom_components.encoder.device import precision_policy, resolve_device
     from custom_components.encoder.runtime import clear_runtimes
     from custom_components.transformer_featurizer import TransformerFeaturizer
 
@@ -266,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         "latency_p99_at_most_half": ratios["latency_p99_ratio"] <= 0.5,
     }
     results["total_seconds"] = time.perf_counter() - started
+    results["ours_precision"] = precision_policy(
+        resolve_device("auto"), TransformerFeaturizer.get_default_config()["mixed_precision"]
+    )
 
     headers = ["metric", "ours", "stock", "ours / stock", "target"]
     rows = [
@@ -316,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     table += (
         f"\n\nmodel: {manifest['name']} ({folder}); stock component: {stock_name}; "
         f"{args.messages} throughput messages, {args.latency_messages} latency messages "
-        f"(CLINC150), {args.train_intents}x{args.per_intent} training examples, DIET 1 epoch."
+        f"(CLINC150), {args.train_intents}x{args.per_intent} training examples, DIET 1 epoch; "
+        f"our encoder's precision: {results['ours_precision']} (stock: float32)."
     )
     write_results("encoder_bench", results, table)
     return 0
