@@ -3,8 +3,9 @@
 Rasa's validator warns about every response that no story or rule names, and
 `--fail-on-warnings` turns that into a failure. Kefu's actions utter many responses themselves
 (`dispatcher.utter_message(response="utter_error_order_not_found")`), so this script runs the
-same checks and counts a response as used when a module under actions/ names it. Every other
-warning still fails the run.
+same checks and counts a response as used when a module under actions/ or channels/ names it
+(the agent console says `utter_agent_joined` and `utter_back_to_bot`). Every other warning still
+fails the run.
 """
 
 from __future__ import annotations
