@@ -1,4 +1,4 @@
-from scripts.serve import endpoints_for_port
+from scripts.serve import GENERATED_SECRETS, _with_secrets, endpoints_for_port
 
 ENDPOINTS = """action_endpoint:
   url: "http://localhost:5055/webhook"
@@ -27,3 +27,12 @@ def test_default_port_and_remote_urls_are_left_alone(tmp_path):
     remote = tmp_path / "remote.yml"
     remote.write_text('action_endpoint:\n  url: "http://actions.internal:5055/webhook"\n')
     assert endpoints_for_port(remote, 6123, tmp_path) == remote
+
+
+def test_unset_secrets_are_made_up_per_run_and_set_ones_are_kept():
+    env, made_up = _with_secrets({"PATH": "/bin"})
+    assert made_up == list(GENERATED_SECRETS)
+    assert all(len(env[name]) >= 32 for name in GENERATED_SECRETS)
+    assert _with_secrets({})[0]["KEFU_AGENT_TOKEN"] != env["KEFU_AGENT_TOKEN"]
+    kept, made_up = _with_secrets({"KEFU_AGENT_TOKEN": "mine", "KEFU_CUSTOMER_TOKEN_SECRET": ""})
+    assert kept["KEFU_AGENT_TOKEN"] == "mine" and made_up == ["KEFU_CUSTOMER_TOKEN_SECRET"]
