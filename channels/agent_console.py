@@ -40,6 +40,7 @@ from channels.live import (
     chat_history,
     live_chat,
 )
+from channels.rest import RequestRejected
 from channels.webchat import static_file
 
 logger = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ logger = logging.getLogger(__name__)
 AGENT_TOKEN_ENV = "KEFU_AGENT_TOKEN"
 AGENT_NAME = re.compile(r"^[\w .'\-]{1,40}$")
 MAX_REPLY_CHARS = 2000
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def _json(value: Any, status: int = 200) -> HTTPResponse:
@@ -65,14 +58,16 @@ def _authorise(request: Request) -> str:
     """The agent's name, once the bearer token matches ``KEFU_AGENT_TOKEN``."""
     expected = os.environ.get(AGENT_TOKEN_ENV, "")
     if not expected:
-        raise ApiError(503, "console_disabled", f"Set {AGENT_TOKEN_ENV} to enable the console.")
+        raise RequestRejected(
+            503, "console_disabled", f"Set {AGENT_TOKEN_ENV} to enable the console."
+        )
     header = request.headers.get("authorization", "")
     given = header[7:] if header.lower().startswith("bearer ") else ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(401, "unauthorised", "A valid agent token is required.")
+        raise RequestRejected(401, "unauthorised", "A valid agent token is required.")
     name = (request.headers.get("x-kefu-agent") or "agent").strip()
     if not AGENT_NAME.match(name):
-        raise ApiError(400, "invalid_agent", "X-Kefu-Agent: 1-40 letters, digits, spaces.")
+        raise RequestRejected(400, "invalid_agent", "X-Kefu-Agent: 1-40 letters, digits, spaces.")
     return name
 
 
@@ -112,8 +107,8 @@ class AgentConsoleInput(InputChannel):
                 try:
                     agent_name = _authorise(request)
                     return _json(await handler(request, agent_name, **kwargs))
-                except ApiError as e:
-                    return _json({"error": e.code, "message": e.message}, e.status)
+                except RequestRejected as rejected:
+                    return rejected.as_response()
                 except HandoffNotFound:
                     return _json({"error": "not_found", "message": "No such handoff."}, 404)
                 except InvalidTransition as e:
@@ -130,13 +125,13 @@ class AgentConsoleInput(InputChannel):
         def rasa_agent(request: Request):
             agent = getattr(request.app.ctx, "agent", None)
             if agent is None or agent.tracker_store is None:
-                raise ApiError(503, "not_ready", "The assistant is still loading.")
+                raise RequestRejected(503, "not_ready", "The assistant is still loading.")
             return agent
 
         async def handoff_for(handoff_id: int, agent_name: str, *, assigned: bool):
             view = await _service(support.get_handoff, handoff_id)
             if assigned and (view.status != "assigned" or view.assigned_to != agent_name):
-                raise ApiError(409, "not_yours", "Claim this conversation first.")
+                raise RequestRejected(409, "not_yours", "Claim this conversation first.")
             return view
 
         async def say(
@@ -183,6 +178,7 @@ class AgentConsoleInput(InputChannel):
             tracker = await rasa_agent(request).tracker_store.retrieve(view.conversation_id)
             messages = chat_history(tracker.events, 200) if tracker else []
             scores = [m["frustration"] for m in messages if m["role"] == "user"]
+            latest = scores[-1] if scores else 0.0
             customer: dict[str, Any] | None = None
             if view.customer_id is not None:
                 recent = await _service(orders.list_orders, view.customer_id, 5)
@@ -196,9 +192,9 @@ class AgentConsoleInput(InputChannel):
                 "handoff": _handoff_json(view),
                 "messages": messages,
                 "sentiment": {
-                    "latest": scores[-1] if scores else 0.0,
+                    "latest": latest,
                     "peak": max(scores, default=0.0),
-                    "label": _sentiment_label(scores[-1] if scores else 0.0),
+                    "label": _sentiment_label(latest),
                 },
                 "customer": customer,
                 "paused": bool(tracker and tracker.is_paused()),
@@ -218,10 +214,12 @@ class AgentConsoleInput(InputChannel):
             body = request.json if request.body else None
             text = body.get("text") if isinstance(body, dict) else None
             if not isinstance(text, str) or not text.strip():
-                raise ApiError(400, "empty_reply", 'Send {"text": "your reply"}.')
+                raise RequestRejected(400, "empty_reply", 'Send {"text": "your reply"}.')
             text = text.strip()
             if len(text) > MAX_REPLY_CHARS:
-                raise ApiError(413, "reply_too_long", f"At most {MAX_REPLY_CHARS} characters.")
+                raise RequestRejected(
+                    413, "reply_too_long", f"At most {MAX_REPLY_CHARS} characters."
+                )
             view = await handoff_for(handoff_id, agent_name, assigned=True)
             message = await append_bot_message(
                 rasa_agent(request),

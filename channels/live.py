@@ -13,15 +13,12 @@ tabs connected to the same process (the message is still in the tracker and appe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
 from rasa.shared.core.events import BotUttered, Event, UserUttered
 
 from custom_components.frustration_policy import frustration_of
-
-logger = logging.getLogger(__name__)
 
 #: BotUttered metadata key naming the human agent who wrote a message.
 AGENT_KEY = "kefu_agent"

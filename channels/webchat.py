@@ -37,7 +37,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from channels.live import WEB_SENDER_PREFIX, chat_history, live_chat
+from channels.live import BOT_EVENT, WEB_SENDER_PREFIX, chat_history, live_chat
 from channels.rest import DEFAULT_MAX_MESSAGE_CHARS
 
 logger = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class WebChatOutput(OutputChannel):
         self.room = room
 
     async def _emit(self, message: dict[str, Any]) -> None:
-        await self.sio.emit("bot_uttered", message, room=self.room)
+        await self.sio.emit(BOT_EVENT, message, room=self.room)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self._emit({"text": text})
@@ -257,7 +257,6 @@ class WebChatInput(InputChannel):
         self.socketio_path = socketio_path
         self.max_message_chars = max_message_chars
         self.allowed_origins = list(allowed_origins) if allowed_origins else None
-        self.sio: AsyncServer | None = None
         self.app: Sanic | None = None
 
     def get_output_channel(self) -> OutputChannel | None:
@@ -277,7 +276,6 @@ class WebChatInput(InputChannel):
             cors_allowed_origins=self.allowed_origins,
             max_http_buffer_size=MAX_FRAME_BYTES,
         )
-        self.sio = sio
         live_chat.attach(sio)
         channel = self
         webhook = _SocketBlueprint(sio, self.socketio_path, channel, "kefu_webchat", __name__)
