@@ -67,8 +67,9 @@ class TransformerFeaturizer(DenseFeaturizer, GraphComponent):
             "prefix": None,
             # Sub-word pieces per text, special tokens included; longer texts keep the head.
             "max_length": 128,
-            # Texts per forward pass during training and for `process` lists.
-            "batch_size": 64,
+            # Texts per forward pass during training and for `process` lists (128 is the
+            # fastest on a 2-core CPU in bfloat16: 662 msg/s, against 590 for 64).
+            "batch_size": 128,
             # Padded lengths to choose from (max_length is always added); fewer = fewer shapes.
             "buckets": [8, 16, 24, 32, 48, 64, 96, 128],
             # How the pieces of one Rasa token are combined.

@@ -1,8 +1,9 @@
 """Fine-tune the top layers of a shared encoder with a classification head (TensorFlow).
 
-`FineTunedEncoder` borrows the frozen part of an `EncoderRuntime`'s TFBertModel (embeddings
-and the lower `num_layers - trainable_layers` layers, shared in memory with the featurizer)
-and owns trainable copies of the top layers plus a linear head on the mean-pooled output.
+`FineTunedEncoder` runs the frozen part of an `EncoderRuntime`'s encoder (embeddings and the
+lower `num_layers - trainable_layers` layers) through the runtime's inference-only `FastBert`,
+shared with the featurizer, and owns trainable copies of the top layers plus a linear head on
+the mean-pooled output.
 
 Training runs the frozen part once per text and caches its output, so each epoch only pays
 the forward + backward pass of the top layers (the reason `trainable_layers` drives the
@@ -189,8 +190,7 @@ class FineTunedEncoder:
         self.num_labels = max(1, int(num_labels))
         self.hidden_size = runtime.hidden_size
         main = runtime.model.bert
-        self._embeddings = main.embeddings
-        self._frozen = list(main.encoder.layer[: self.split])
+        self._fast = runtime.fast
         with tf.device(runtime.device):
             # Keras draws each Dropout's seed from Python's `random` when the layer is built;
             # seeding all three generators makes training repeatable.
@@ -223,12 +223,9 @@ class FineTunedEncoder:
     # ------------------------------------------------------------------ graph pieces
 
     def _lower(self, input_ids, mask):
-        import tensorflow as tf
-
-        hidden = self._embeddings(
-            input_ids=input_ids, token_type_ids=tf.zeros_like(input_ids), training=False
-        )
-        return _call_layers(self._frozen, hidden, mask)
+        # The runtime's inference-only pass over the frozen layers (zeros at padding, which
+        # the top layers mask out).
+        return self._fast(input_ids, mask, layers=self.split)
 
     def _upper(self, hidden, mask, training: bool):
         import tensorflow as tf

@@ -4,7 +4,9 @@
 component (an intent classifier, a benchmark) reuse the same weights and compiled graph.
 `EncoderRuntime.encode(texts)` tokenizes once with the fast tokenizer, sorts texts by length,
 pads each batch to the smallest fitting length bucket and runs a `tf.function` whose input
-signature is `[None, None]`, so it is traced once and never again, whatever the batch.
+signature is `[None, None]`, so it is traced once and never again, whatever the batch. The
+function runs `FastBert` (see `fast_bert.py`): the same weights as the loaded `TFBertModel`,
+matrix products in the runtime's precision, padding skipped outside attention.
 """
 
 from __future__ import annotations
@@ -24,9 +26,21 @@ from custom_components.encoder.device import (
     resolve_device,
     set_offline_env,
 )
+from custom_components.encoder.fast_bert import FastBert
 from custom_components.errors import EncoderAssetsMissing, Errors
 
 logger = logging.getLogger(__name__)
+
+# The matrix dtype FastBert uses for each precision policy of `precision_policy`.
+MATMUL_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
+def tf_device(name: str):
+    """`tf.device(name)` (TensorFlow imported only when used)."""
+    import tensorflow as tf
+
+    return tf.device(name)
+
 
 # Texts are sorted by length before batching, so fine buckets waste little padding; each
 # bucket is only a distinct input shape, the compiled graph is the same for all of them.
@@ -102,6 +116,7 @@ class EncoderRuntime:
         self._tokenizers: dict[int, _TruncatingTokenizer] = {}
         self.pad_id = self._pad_id(config)
         self.model = self._load_model()
+        self._fast: FastBert | None = None
         self._forward_fns: dict[int, object] = {}
         self._lock = threading.Lock()
 
@@ -127,7 +142,11 @@ class EncoderRuntime:
         return self._tokenizers[max_length]
 
     def _load_model(self):
-        """Builds TFBertModel from the folder (safetensors read without torch)."""
+        """Builds TFBertModel from the folder (safetensors read without torch), in float32.
+
+        The model keeps float32 weights whatever the precision: `FastBert` converts its own
+        copy of the matrices, and fine-tuning (`FineTunedEncoder`) trains from these.
+        """
         import tensorflow as tf
         import transformers
         from transformers import TFBertModel
@@ -136,8 +155,8 @@ class EncoderRuntime:
         transformers.logging.set_verbosity_error()  # the unused-pooler notes are expected
         policy = tf.keras.mixed_precision.global_policy()
         try:
-            # Layers read the global policy when built; restore it so DIET stays float32.
-            tf.keras.mixed_precision.set_global_policy(self.precision)
+            # Layers read the global policy when built (DIET may have set another one).
+            tf.keras.mixed_precision.set_global_policy("float32")
             with tf.device(self.device):
                 model = TFBertModel.from_pretrained(str(self.model_dir), local_files_only=True)
         finally:
@@ -146,25 +165,39 @@ class EncoderRuntime:
         model.trainable = False
         return model
 
+    @property
+    def fast(self) -> FastBert:
+        """The inference-only forward pass over this model's weights (built on first use)."""
+        if self._fast is None:
+            with tf_device(self.device):
+                self._fast = FastBert(self.model, matmul_dtype=MATMUL_DTYPES[self.precision])
+        return self._fast
+
+    def layer_count(self, layer: int) -> int:
+        """Encoder layers to run for HF's `hidden_states[layer]` (0 = embeddings, -1 = last).
+
+        Raises:
+            ValueError: the layer does not exist in this encoder.
+        """
+        count = layer if layer >= 0 else self.num_layers + 1 + layer
+        if not 0 <= count <= self.num_layers:
+            raise ValueError(
+                f"layer={layer}: this encoder has hidden states 0..{self.num_layers} "
+                f"(or -1..-{self.num_layers + 1})"
+            )
+        return count
+
     def forward_fn(self, layer: int = -1):
         """The compiled forward pass returning (hidden states of `layer`, masked mean)."""
         import tensorflow as tf
 
         if layer not in self._forward_fns:
-            model, want_all = self.model, layer != -1
+            fast, count = self.fast, self.layer_count(layer)
             spec = tf.TensorSpec([None, None], tf.int32)
 
             @tf.function(input_signature=[spec, spec])
             def forward(input_ids, attention_mask):
-                outputs = model(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    token_type_ids=tf.zeros_like(input_ids),
-                    output_hidden_states=want_all,
-                    training=False,
-                )
-                hidden = outputs.hidden_states[layer] if want_all else outputs.last_hidden_state
-                hidden = tf.cast(hidden, tf.float32)
+                hidden = fast(input_ids, attention_mask, layers=count)
                 mask = tf.cast(attention_mask, tf.float32)[:, :, None]
                 sentence = tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(
                     tf.reduce_sum(mask, axis=1), 1.0
