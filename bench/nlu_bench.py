@@ -279,6 +279,8 @@ def run_pipeline(
         "tuning": evaluate(tune, args.oos_label, threshold),
         "test": evaluate(test, args.oos_label, threshold),
         "test_at_threshold_0": evaluate(test, args.oos_label, 0.0),
+        # The shop's FallbackClassifier threshold, untuned.
+        "test_at_threshold_0.5": evaluate(test, args.oos_label, 0.5),
         "parse_latency": percentiles(durations[n_tune:]),
         "classifier_metrics": classifier_metrics(model),
         "predictions": str(predictions),

@@ -16,8 +16,15 @@ ResponseSelector downstream need, so the pipeline runs one encoder per message:
     - name: FallbackClassifier
       threshold: 0.5
 
-Out-of-scope messages are not trained on; they get low calibrated confidence, so Rasa's
-`FallbackClassifier` (unchanged) sets `nlu_fallback` below its threshold.
+Out-of-scope messages are not trained on. Confidences are a softmax over the intents plus
+one constant "none of these" logit `b`: `p_i = exp(z_i / T) / (exp(b) + sum_j exp(z_j / T))`.
+A message the model has little evidence for (a low log-sum-exp of its logits, which separates
+out-of-scope text better than the top probability alone) loses most of its mass to "none", so
+its confidence is low and Rasa's `FallbackClassifier` (unchanged) sets `nlu_fallback`. `b` is
+set on the held-out in-scope examples: the `out_of_scope_quantile` quantile of their
+log-sum-exp, so a message with less evidence than all but that share of real in-scope messages
+keeps at most half of its confidence. The ranking's confidences then add up to less than 1;
+the rest is the out-of-scope mass.
 """
 
 from __future__ import annotations
@@ -123,9 +130,15 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             "label_smoothing": 0.0,
             # Dropout on the pooled sentence vector before the head.
             "dropout": 0.1,
-            # Share of each intent's examples held out to fit the softmax temperature (and
-            # report held-out accuracy / ECE); 0 = no calibration (temperature 1).
+            # Share of each intent's examples held out to fit the softmax temperature and the
+            # out-of-scope logit (and report held-out accuracy / ECE); 0 = no calibration
+            # (temperature 1, no out-of-scope logit).
             "validation_fraction": 0.1,
+            # Out-of-scope logit: the evidence (log-sum-exp of the logits) below which a
+            # message keeps at most half its confidence, as this quantile of the held-out
+            # in-scope messages' evidence. Higher flags more messages as out of scope;
+            # 0 = plain softmax (confidences sum to 1).
+            "out_of_scope_quantile": 0.01,
             # Seeds the split, the shuffling and the head initialisation.
             "seed": 42,
             # Add dense sentence + token features from the fine-tuned encoder (then no separate
@@ -170,6 +183,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         fractions = {
             "warmup_ratio": (0.0, 1.0),
             "validation_fraction": (0.0, 0.5),
+            "out_of_scope_quantile": (0.0, 1.0),
             "label_smoothing": (0.0, 1.0),
             "dropout": (0.0, 1.0),
             "weight_decay": (0.0, 1.0),
@@ -202,6 +216,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         labels: list[str] | None = None,
         weights: dict[str, np.ndarray] | None = None,
         temperature: float = 1.0,
+        background_logit: float | None = None,
     ) -> None:
         """Use `create` / `load`; they verify the encoder assets before building this."""
         self.validate_config(config)
@@ -215,6 +230,8 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         self.runtime: EncoderRuntime = self._load_runtime()
         self.labels: list[str] = list(labels or [])
         self.temperature = float(temperature)
+        # The constant out-of-scope logit (None = plain softmax); see the module docstring.
+        self.background_logit = None if background_logit is None else float(background_logit)
         self.metrics: dict[str, Any] = {}
         self.encoder = self._new_encoder()
         if weights is not None:
@@ -289,17 +306,25 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             seed=cfg["seed"],
         )
         self.temperature, self.metrics = 1.0, {"epochs": history.epochs}
+        self.background_logit = None
         if len(held_rows):
             logits = np.stack(
                 [p.logits for p in self._predict([texts[i] for i in held_rows])]
             ).astype(np.float64)
             held = targets[held_rows]
             self.temperature = fit_temperature(logits, held)
+            self.background_logit = background_logit(
+                logits / self.temperature, cfg["out_of_scope_quantile"]
+            )
             self.metrics.update(
                 held_out_examples=len(held_rows),
                 held_out_accuracy=float((logits.argmax(axis=1) == held).mean()),
                 ece_before=expected_calibration_error(softmax(logits), held),
                 ece_after=expected_calibration_error(softmax(logits / self.temperature), held),
+                background_logit=self.background_logit,
+                held_out_confidence_p05=float(
+                    np.quantile(self.confidences(logits).max(axis=1), 0.05)
+                ),
             )
         self.metrics["train_seconds"] = time.perf_counter() - started
         logger.info("%s trained: %s", self.__class__.__name__, self.metrics)
@@ -316,6 +341,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
                 "prefix": self.prefix,
                 "labels": self.labels,
                 "temperature": self.temperature,
+                "background_logit": self.background_logit,
                 "trainable_layers": self.encoder.trainable_layers,
                 "num_layers": self.encoder.num_layers,
                 "hidden_size": self.encoder.hidden_size,
@@ -375,6 +401,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
                 labels=meta["labels"],
                 weights=weights,
                 temperature=meta["temperature"],
+                background_logit=meta.get("background_logit"),
             )
         except (ValueError, KeyError) as e:
             raise ComponentStorageError(
@@ -431,8 +458,17 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
                     message=message,
                 )
 
+    def confidences(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated intent confidences for `[..., num_labels]` logits (see the docstring)."""
+        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        if self.background_logit is None:
+            return softmax(scaled)
+        top = scaled.max(axis=-1, keepdims=True)
+        evidence = top + np.log(np.exp(scaled - top).sum(axis=-1, keepdims=True))
+        return np.exp(scaled - np.logaddexp(self.background_logit, evidence))
+
     def _set_intent(self, message: Message, logits: np.ndarray) -> None:
-        probs = softmax(logits.astype(np.float64) / self.temperature)
+        probs = self.confidences(logits)
         order = np.argsort(-probs, kind="stable")
         limit = self._config["ranking_length"] or len(order)
         ranking = [
@@ -441,6 +477,20 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         ]
         message.set(INTENT, ranking[0], add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+
+
+def background_logit(scaled_logits: np.ndarray, quantile: float) -> float | None:
+    """The out-of-scope logit: `quantile` of the held-out messages' log-sum-exp evidence.
+
+    Args:
+        scaled_logits: `[n, num_labels]` held-out in-scope logits, divided by the temperature.
+        quantile: in (0, 1); 0 (or no held-out rows) = no out-of-scope logit.
+    """
+    if quantile <= 0 or len(scaled_logits) == 0:
+        return None
+    top = scaled_logits.max(axis=1)
+    evidence = top + np.log(np.exp(scaled_logits - top[:, None]).sum(axis=1))
+    return float(np.quantile(evidence, quantile))
 
 
 def stratified_split(

@@ -146,6 +146,7 @@ def test_persistence_round_trip_gives_identical_predictions(
     after = parse(loaded, whitespace_tokenize, texts)
 
     assert loaded.labels == classifier.labels and loaded.temperature == classifier.temperature
+    assert loaded.background_logit == classifier.background_logit
     for a, b in zip(before, after, strict=True):
         assert a.get(INTENT_RANKING_KEY) == b.get(INTENT_RANKING_KEY)
         np.testing.assert_array_equal(
@@ -224,6 +225,41 @@ def test_calibration_fits_a_temperature_on_held_out_examples(
     assert classifier.temperature > 0
     assert classifier.metrics["held_out_examples"] == 3
     assert 0.0 <= classifier.metrics["ece_after"] <= 1.0
+    assert classifier.background_logit is not None
+    assert classifier.metrics["background_logit"] == classifier.background_logit
+
+
+def test_out_of_scope_logit_takes_mass_from_weak_evidence(trained):
+    classifier, _, _ = trained
+    strong = np.array([9.0, 1.0, 0.0]) * classifier.temperature
+    weak = np.array([0.2, 0.1, 0.0]) * classifier.temperature
+    plain = [classifier.confidences(x) for x in (strong, weak)]
+    classifier.background_logit = 3.0
+    try:
+        with_oos = [classifier.confidences(x) for x in (strong, weak)]
+    finally:
+        classifier.background_logit = None
+
+    # Plain softmax: a flat but one-sided distribution still sums to 1.
+    assert all(abs(p.sum() - 1) < 1e-9 for p in plain)
+    # With the out-of-scope logit, strong evidence keeps nearly all of its confidence and
+    # weak evidence loses most of it; the order of the intents never changes.
+    assert with_oos[0].max() > 0.99 * plain[0].max()
+    assert with_oos[1].max() < 0.2
+    assert all(
+        list(np.argsort(a)) == list(np.argsort(b)) for a, b in zip(plain, with_oos, strict=True)
+    )
+
+
+def test_background_logit_is_the_held_out_evidence_quantile():
+    from custom_components.transformer_intent_classifier import background_logit
+
+    logits = np.log(np.array([[1.0, 1.0], [2.0, 2.0], [4.0, 4.0], [8.0, 8.0], [16.0, 16.0]]))
+    evidence = np.log([2.0, 4.0, 8.0, 16.0, 32.0])
+
+    assert background_logit(logits, 0.5) == pytest.approx(evidence[2])
+    assert background_logit(logits, 0.0) is None
+    assert background_logit(logits[:0], 0.1) is None
 
 
 def test_features_are_provided_with_token_and_sentence_shapes(trained, whitespace_tokenize):
@@ -300,6 +336,7 @@ def test_load_fails_when_assets_differ_from_training(
         ({"trainable_layers": -1}, "trainable_layers"),
         ({"learning_rate": "fast"}, "learning_rate"),
         ({"validation_fraction": 0.9}, "validation_fraction"),
+        ({"out_of_scope_quantile": 1.0}, "out_of_scope_quantile"),
         ({"ranking_length": 1.5}, "ranking_length"),
         ({"buckets": []}, "buckets"),
         ({"provide_features": "yes"}, "provide_features"),
