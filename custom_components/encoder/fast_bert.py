@@ -2,24 +2,26 @@
 
 `TFBertModel` runs each Dense layer as Tensordot (reshape, MatMul, reshape, BiasAdd) and,
 under a Keras mixed-precision policy, casts every weight to the compute dtype on every call
-and runs LayerNorm, GELU and residual additions element by element in that dtype. On a CPU
-that is most of the time: profiling a batch of 64 x 16 pieces in bfloat16 showed the AMX
-matrix products at about a quarter of the forward pass, weight casts and bfloat16
-element-wise ops (which Eigen emulates) at the rest.
+and runs bias, GELU, LayerNorm and residual additions as separate element-wise ops. On a
+2-core CPU that is most of the time: a profile of 64 x 16 pieces in bfloat16 put the AMX
+matrix products at about a quarter of the forward pass and weight casts and element-wise ops
+at the rest.
 
 `FastBert` runs the same computation from the same weights, arranged for the hardware:
 
-- weights converted once to the matrix dtype (bfloat16 on a CPU with AMX / AVX512-BF16,
-  float16 on a GPU, float32 otherwise); query, key and value fused into one matrix product;
-- only the matrix products run in that dtype: LayerNorm, softmax, GELU and the residual
-  stream stay float32, where the CPU vectorises them natively;
-- padding is dropped for everything but attention: the dense layers (two thirds of the
-  arithmetic) run on the real pieces of the batch only, so a batch padded to its length bucket
-  pays nothing for the padding outside the attention scores.
+- weights are converted once to the matrix dtype (bfloat16 on a CPU with AMX / AVX512-BF16,
+  float16 on a GPU, float32 otherwise) and become graph constants when traced, so oneDNN
+  reorders them into its blocked layout once; query, key and value are one matrix product;
+- each dense layer is `bias_add(matmul)` (+ GELU), which TensorFlow's remapper fuses into one
+  oneDNN call; activations stay in the matrix dtype, LayerNorm is computed in float32;
+- padding is dropped for everything but the attention scores: the dense layers (two thirds
+  of the arithmetic) run on the real pieces of the batch only, their row count rounded up so
+  that oneDNN sees few distinct shapes.
 
-The embeddings layer of the loaded `TFBertModel` is reused as is (a lookup is cheap). The
-result matches `TFBertModel` to float32 round-off in float32, and to bfloat16 round-off
-(cosine > 0.9999 on the sentence vector) in bfloat16; tests check both against the model.
+Measured on this project's 2-core CPU (1,000 CLINC150 messages, bfloat16, batch 64): 590 msg/s,
+against 298 through `TFBertModel` (662 at batch 128). The embeddings layer
+of the loaded `TFBertModel` is reused as is (a lookup is cheap). In float32 the output
+matches `TFBertModel` to round-off; in bfloat16 to a cosine above 0.9999. Tests check both.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Packed piece rows are rounded up to a multiple of this (see `packing`).
+# Packed piece rows are rounded up to a multiple of ROW_MULTIPLE (see `packing`), or of
+# SMALL_ROW_MULTIPLE up to ROW_MULTIPLE rows, so that one short message pays for little filler.
 ROW_MULTIPLE = 64
+SMALL_ROW_MULTIPLE = 16
 
 
 class _Layout(NamedTuple):
@@ -42,16 +46,18 @@ class _Layout(NamedTuple):
 def packing(attention_mask) -> _Layout:
     """Where each real piece of a padded `[batch, width]` batch goes in the packed rows.
 
-    The packed row count is rounded up to ROW_MULTIPLE with repeats of the first slot, so
-    matrix products see few distinct shapes (oneDNN compiles a kernel per shape); those
-    filler rows are computed and never read back.
+    The packed row count is rounded up (to SMALL_ROW_MULTIPLE while it is below
+    ROW_MULTIPLE, to ROW_MULTIPLE above) with repeats of the first slot, so matrix products
+    see few distinct shapes (oneDNN compiles a kernel per shape); those filler rows are
+    computed and never read back.
     """
     import tensorflow as tf
 
     flat = tf.reshape(attention_mask, [-1]) > 0
     real = tf.cast(tf.where(flat)[:, 0], tf.int32)
     count = tf.shape(real)[0]
-    filler = tf.zeros([(-count) % ROW_MULTIPLE], tf.int32)
+    multiple = tf.where(count < ROW_MULTIPLE, SMALL_ROW_MULTIPLE, ROW_MULTIPLE)
+    filler = tf.zeros([(-count) % multiple], tf.int32)
     row_to_slot = tf.concat([real, filler], axis=0)
     slot_to_row = tf.scatter_nd(real[:, None], tf.range(1, count + 1), tf.shape(flat))
     return _Layout(row_to_slot, slot_to_row)
