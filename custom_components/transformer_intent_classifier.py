@@ -64,6 +64,7 @@ from custom_components.encoder.finetune import (
     FineTunedEncoder,
     expected_calibration_error,
     fit_temperature,
+    logsumexp,
     softmax,
 )
 from custom_components.encoder.runtime import EncoderRuntime, get_runtime
@@ -463,9 +464,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         scaled = np.asarray(logits, dtype=np.float64) / self.temperature
         if self.background_logit is None:
             return softmax(scaled)
-        top = scaled.max(axis=-1, keepdims=True)
-        evidence = top + np.log(np.exp(scaled - top).sum(axis=-1, keepdims=True))
-        return np.exp(scaled - np.logaddexp(self.background_logit, evidence))
+        return np.exp(scaled - np.logaddexp(self.background_logit, logsumexp(scaled)))
 
     def _set_intent(self, message: Message, logits: np.ndarray) -> None:
         probs = self.confidences(logits)
@@ -488,9 +487,7 @@ def background_logit(scaled_logits: np.ndarray, quantile: float) -> float | None
     """
     if quantile <= 0 or len(scaled_logits) == 0:
         return None
-    top = scaled_logits.max(axis=1)
-    evidence = top + np.log(np.exp(scaled_logits - top[:, None]).sum(axis=1))
-    return float(np.quantile(evidence, quantile))
+    return float(np.quantile(logsumexp(scaled_logits), quantile))
 
 
 def stratified_split(

@@ -114,10 +114,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return best_t
 
 
+def logsumexp(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-sum-exp (kept dims), numerically stable."""
+    top = logits.max(axis=-1, keepdims=True)
+    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax, numerically stable."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return logits - logsumexp(logits)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
