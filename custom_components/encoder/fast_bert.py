@@ -73,23 +73,24 @@ def unpack(rows, slot_to_row):
 
 @dataclasses.dataclass
 class _LayerWeights:
-    qkv_kernel: object
-    qkv_bias: object
-    attention_out_kernel: object
-    attention_out_bias: object
-    attention_norm: tuple[object, object]
-    intermediate_kernel: object
-    intermediate_bias: object
-    output_kernel: object
-    output_bias: object
-    output_norm: tuple[object, object]
+    qkv_kernel: np.ndarray
+    qkv_bias: np.ndarray
+    attention_out_kernel: np.ndarray
+    attention_out_bias: np.ndarray
+    attention_norm: tuple[np.ndarray, np.ndarray]
+    intermediate_kernel: np.ndarray
+    intermediate_bias: np.ndarray
+    output_kernel: np.ndarray
+    output_bias: np.ndarray
+    output_norm: tuple[np.ndarray, np.ndarray]
 
 
 class FastBert:
     """The frozen forward pass of a loaded HF `TFBertModel`, returning any layer's states."""
 
     def __init__(self, model, matmul_dtype: str = "float32") -> None:
-        """Copies the encoder layers' weights (kernels in `matmul_dtype`, the rest float32).
+        """Copies the encoder layers' weights: matrices and biases in `matmul_dtype`,
+        LayerNorm parameters in float32.
 
         Args:
             model: a loaded `TFBertModel` with float32 weights; its embeddings layer is reused.

@@ -35,13 +35,6 @@ logger = logging.getLogger(__name__)
 MATMUL_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
-def tf_device(name: str):
-    """`tf.device(name)` (TensorFlow imported only when used)."""
-    import tensorflow as tf
-
-    return tf.device(name)
-
-
 # Texts are sorted by length before batching, so fine buckets waste little padding; each
 # bucket is only a distinct input shape, the compiled graph is the same for all of them.
 DEFAULT_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128)
@@ -168,8 +161,10 @@ class EncoderRuntime:
     @property
     def fast(self) -> FastBert:
         """The inference-only forward pass over this model's weights (built on first use)."""
+        import tensorflow as tf
+
         if self._fast is None:
-            with tf_device(self.device):
+            with tf.device(self.device):
                 self._fast = FastBert(self.model, matmul_dtype=MATMUL_DTYPES[self.precision])
         return self._fast
 
