@@ -76,7 +76,11 @@ class EncoderRuntime:
     """A Hugging Face BERT folder loaded for fast batched and single-text inference."""
 
     def __init__(
-        self, model_dir: str | Path, device: str = "auto", mixed_precision: bool = False
+        self,
+        model_dir: str | Path,
+        device: str = "auto",
+        mixed_precision: bool = False,
+        model=None,
     ) -> None:
         """Loads tokenizer and weights from a local folder (never the network).
 
@@ -86,6 +90,8 @@ class EncoderRuntime:
             mixed_precision: run the encoder in half precision: float16 on a GPU, bfloat16 on a
                 CPU with native bfloat16 instructions, float32 elsewhere
                 (:func:`custom_components.encoder.device.precision_policy`).
+            model: the folder's `TFBertModel`, already loaded by another runtime on the same
+                device (its weights are float32 whatever the precision); None = load it.
         """
         set_offline_env()
         self.model_dir = Path(model_dir).resolve()
@@ -108,7 +114,7 @@ class EncoderRuntime:
         self._tokenizer_lock = threading.Lock()
         self._tokenizers: dict[int, _TruncatingTokenizer] = {}
         self.pad_id = self._pad_id(config)
-        self.model = self._load_model()
+        self.model = self._load_model() if model is None else model
         self._fast: FastBert | None = None
         self._forward_fns: dict[int, object] = {}
         self._lock = threading.Lock()
@@ -319,14 +325,20 @@ def get_runtime(
     """The process-wide `EncoderRuntime` for a folder (loaded on first use).
 
     Components call this instead of constructing `EncoderRuntime`, so one Rasa model with a
-    featurizer and a classifier on the same encoder holds its weights in memory once.
+    featurizer and a classifier on the same encoder holds its weights in memory once: a
+    runtime in another precision on the same folder and device reuses the loaded model.
     """
     configure_tensorflow()
-    key = (str(Path(model_dir).resolve()), device, bool(mixed_precision))
+    folder = str(Path(model_dir).resolve())
+    key = (folder, device, bool(mixed_precision))
     with _RUNTIMES_LOCK:
         if key not in _RUNTIMES:
+            loaded = next(
+                (r.model for (f, d, _), r in _RUNTIMES.items() if (f, d) == (folder, device)),
+                None,
+            )
             _RUNTIMES[key] = EncoderRuntime(
-                model_dir, device=device, mixed_precision=mixed_precision
+                model_dir, device=device, mixed_precision=mixed_precision, model=loaded
             )
         return _RUNTIMES[key]
 

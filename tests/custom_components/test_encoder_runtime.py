@@ -36,6 +36,15 @@ def test_runtime_is_shared_per_folder(tiny_encoder_dir: Path, runtime):
     assert get_runtime(tiny_encoder_dir, device="cpu") is runtime
 
 
+def test_other_precision_on_the_same_folder_reuses_the_loaded_model(
+    tiny_encoder_dir: Path, runtime
+):
+    other = get_runtime(tiny_encoder_dir, device="cpu", mixed_precision=True)
+
+    assert other is not runtime
+    assert other.model is runtime.model
+
+
 def test_batch_and_single_give_the_same_features(runtime):
     batched = runtime.encode(TEXTS, max_length=64, batch_size=3)
     for text, together in zip(TEXTS, batched, strict=True):
