@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.nlu_bench [--train PATH] [--test PATH] [--oos-label oos]
         [--only ours,diet_ours,stock] [--limit-per-intent N] [--tune-fraction 0.1]
-        [--target-oos-recall 0.75]
+        [--target-oos-recall 0.75] [--train-oos-fraction 0]
     .venv/bin/python -m bench.nlu_bench --shop-data data/nlu     # time bench/configs/shop.yml
 
 Data: JSONL, one `{"text", "intent"}` per line (default CLINC150 train -> val from
@@ -10,18 +10,21 @@ Data: JSONL, one `{"text", "intent"}` per line (default CLINC150 train -> val fr
 
 Protocol (the CLINC150 "oos-threshold" setup):
 1. In-scope TRAIN rows are split per intent: `--tune-fraction` goes to a tuning slice, the rest
-   trains each pipeline. Out-of-scope train rows are never trained on; they join the tuning
-   slice. Nothing of `--test` is used before the final evaluation.
+   trains each pipeline. Out-of-scope train rows join the tuning slice; with
+   `--train-oos-fraction F`, that share of them is trained as one more intent instead (the
+   `--oos-label` itself, as the shop trains its own `out_of_scope` intent). Nothing of `--test`
+   is used before the final evaluation.
 2. Each pipeline (a Rasa config in bench/configs/<name>.yml) is trained with Rasa's Python API
    on a temporary NLU YAML, loaded with `Agent.load`, and every tuning and test message is
    parsed one at a time (`Agent.parse_message`, the `rasa run` path), timing each parse.
 3. The confidence threshold (what `FallbackClassifier.threshold` would be) is the lowest one
    reaching `--target-oos-recall` on the tuning slice; without out-of-scope tuning rows, the
    one keeping `--keep-in-scope` of the correctly classified in-scope tuning rows.
-4. On the test set, a message is out-of-scope when its top confidence is below the threshold.
-   Reported: in-scope accuracy (right intent and not rejected), closed-set accuracy (ignoring
-   the threshold), macro-F1 over the in-scope intents plus out-of-scope, out-of-scope recall
-   and precision, training time, parse latency p50 / p99.
+4. On the test set, a message is out-of-scope when its top intent is the out-of-scope one or
+   its top confidence is below the threshold. Reported: in-scope accuracy (right intent and
+   not rejected), closed-set accuracy (top intent right, ignoring the threshold), macro-F1
+   over the in-scope intents plus out-of-scope, out-of-scope recall and precision, training
+   time, parse latency p50 / p99.
 
 Results: bench/results/<name>.{json,md} (after every pipeline, so a cut-off run keeps its rows).
 """
@@ -85,21 +88,34 @@ def load_jsonl(
 
 
 def split_train(
-    rows: list[dict[str, str]], oos_label: str, tune_fraction: float, seed: int
+    rows: list[dict[str, str]],
+    oos_label: str,
+    tune_fraction: float,
+    seed: int,
+    train_oos_fraction: float = 0.0,
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(fit rows, tuning rows): a share of each in-scope intent + all out-of-scope rows."""
+    """(fit rows, tuning rows).
+
+    Each in-scope intent gives `tune_fraction` of its rows to tuning; `train_oos_fraction` of
+    the out-of-scope rows (shuffled) is trained on, the rest tune.
+    """
     rng = random.Random(seed)
     by_intent: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         by_intent[row["intent"]].append(row)
-    fit, tune = [], list(by_intent.pop(oos_label, []))
+    oos = by_intent.pop(oos_label, [])
+    fit: list[dict[str, str]] = []
+    tune: list[dict[str, str]] = []
     for _intent, examples in sorted(by_intent.items()):
         examples = examples[:]
         rng.shuffle(examples)
         n_tune = int(len(examples) * tune_fraction) if len(examples) > 1 else 0
         tune += examples[:n_tune]
         fit += examples[n_tune:]
-    return fit, tune
+    # After the in-scope split, so the in-scope tuning slice does not depend on this share.
+    rng.shuffle(oos)
+    n_train_oos = int(len(oos) * train_oos_fraction)
+    return fit + oos[:n_train_oos], tune + oos[n_train_oos:]
 
 
 def write_nlu_yaml(rows: list[dict[str, str]], path: Path) -> Path:
@@ -232,9 +248,12 @@ def parse_all(model: str, texts: list[str], warmup: int = 20) -> tuple[list[dict
     return asyncio.run(run())
 
 
-def top(parse: dict) -> tuple[str, float]:
+def top(parse: dict, oos_label: str) -> tuple[str, float]:
+    """(top intent, its confidence); a trained out-of-scope intent scores 0, so any
+    threshold rejects it (the fallback need not fire for a message already out of scope)."""
     intent = parse.get("intent") or {}
-    return str(intent.get("name")), float(intent.get("confidence") or 0.0)
+    name = str(intent.get("name"))
+    return name, 0.0 if name == oos_label else float(intent.get("confidence") or 0.0)
 
 
 def run_pipeline(
@@ -254,7 +273,7 @@ def run_pipeline(
     texts = [r["text"] for r in tune_rows] + [r["text"] for r in test_rows]
     logger.info("parsing %d messages with %s", len(texts), name)
     parses, durations = parse_all(model, texts)
-    predicted = [top(p) for p in parses]
+    predicted = [top(p, args.oos_label) for p in parses]
     n_tune = len(tune_rows)
     tune = [(r["intent"], *predicted[i]) for i, r in enumerate(tune_rows)]
     test = [(r["intent"], *predicted[n_tune + i]) for i, r in enumerate(test_rows)]
@@ -378,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-limit-per-intent", type=int, default=None)
     parser.add_argument("--tune-fraction", type=float, default=0.1)
     parser.add_argument("--target-oos-recall", type=float, default=0.75)
+    parser.add_argument(
+        "--train-oos-fraction",
+        type=float,
+        default=0.0,
+        help="share of out-of-scope train rows trained as an intent (the rest tune)",
+    )
     parser.add_argument("--keep-in-scope", type=float, default=0.97)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--name", default=None, help="results name (default from the data)")
@@ -394,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no config for {missing} in {args.config_dir}; have {sorted(PIPELINES)}")
     train_rows = load_jsonl(args.train, args.limit_per_intent, args.oos_label)
     test_rows = load_jsonl(args.test, args.test_limit_per_intent, args.oos_label)
-    fit_rows, tune_rows = split_train(train_rows, args.oos_label, args.tune_fraction, args.seed)
+    fit_rows, tune_rows = split_train(
+        train_rows, args.oos_label, args.tune_fraction, args.seed, args.train_oos_fraction
+    )
     name = args.results_name = args.name or f"nlu_bench_{args.train.parent.name}"
     setup = {
         "command": "python -m bench.nlu_bench " + " ".join(argv or __import__("sys").argv[1:]),
@@ -404,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit_rows": len(fit_rows),
         "tune_rows": len(tune_rows),
         "tune_oos_rows": sum(r["intent"] == args.oos_label for r in tune_rows),
+        "fit_oos_rows": sum(r["intent"] == args.oos_label for r in fit_rows),
         "test_rows": len(test_rows),
         "intents": len({r["intent"] for r in fit_rows}),
         "target_oos_recall": args.target_oos_recall,
