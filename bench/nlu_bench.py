@@ -413,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.shop_data:
         return time_shop_training(args.shop_data, args.config_dir / "shop.yml")
 
+    if not 0.0 <= args.train_oos_fraction <= 1.0:
+        parser.error(f"--train-oos-fraction must be in [0, 1], got {args.train_oos_fraction}")
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     missing = [n for n in names if not (args.config_dir / f"{n}.yml").is_file()]
     if missing:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.nlu_bench import evaluate, pick_threshold, split_train, top
+from bench.nlu_bench import evaluate, main, pick_threshold, split_train, top
 
 
 def _rows():
@@ -68,3 +68,10 @@ def test_threshold_counts_messages_already_predicted_out_of_scope():
     assert metrics["oos_recall"] == pytest.approx(1 / 2)
     # Predicted out of scope: ("b", 0.2), ("b", "oos") and ("oos", "oos").
     assert metrics["oos_precision"] == pytest.approx(1 / 3)
+
+
+def test_out_of_range_out_of_scope_share_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--train-oos-fraction", "1.5"])
+    assert exit_.value.code == 2
+    assert "--train-oos-fraction must be in [0, 1]" in capsys.readouterr().err
