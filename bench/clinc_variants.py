@@ -6,8 +6,9 @@
     .venv/bin/python -m bench.clinc_variants score NAME [NAME ...]
 
 `train` reproduces what `bench.nlu_bench --only ours --train-oos-fraction 0.5` does to the
-classifier (the same tuning slice, the classifier's own 10% held-out split,
-`FineTunedEncoder.fit` with the component's defaults) and stores the logits of the held-out, tuning and test messages in
+classifier (the same tuning slice, the classifier's own held-out split, `FineTunedEncoder.fit`
+with the component's defaults; `--seed` changes the head, dropout and shuffling, not the
+splits) and stores the logits of the held-out, tuning and test messages in
 bench/results/variants/NAME.npz. `score` turns one stored run, or several averaged as an
 ensemble, into the benchmark's figures: temperature and out-of-scope logit fitted on the
 held-out rows, threshold at `--target-oos-recall` on the tuning slice, metrics on the test set.
@@ -35,10 +36,10 @@ from bench.common import RESULTS_DIR  # noqa: E402
 from bench.nlu_bench import DATASET, load_jsonl, split_train  # noqa: E402
 
 OUT = RESULTS_DIR / "variants"
-logger = logging.getLogger("bench.clinc_variants")
 
 
 def train(args: argparse.Namespace) -> None:
+    """Fine-tunes one variant, stores its logits and prints its scores."""
     from custom_components.encoder.assets import resolve_model_path, verify_folder
     from custom_components.encoder.finetune import FineTunedEncoder
     from custom_components.encoder.runtime import get_runtime
@@ -93,7 +94,7 @@ def train(args: argparse.Namespace) -> None:
     score_names([args.name], args.target_oos_recall)
 
 
-def _in_scope_probs(run: dict, quantile: float) -> dict[str, np.ndarray]:
+def _calibrated_probs(run: dict, quantile: float) -> dict[str, np.ndarray]:
     """Per split, calibrated probabilities: the run's labels, then the out-of-scope logit's."""
     from custom_components.encoder.finetune import fit_temperature, softmax
     from custom_components.transformer_intent_classifier import background_logit
@@ -124,7 +125,7 @@ def score_names(names: list[str], target_oos_recall: float, quantile: float = 0.
     merged = {}
     for run in runs:
         labels = list(run["labels"])
-        for split, probs in _in_scope_probs(run, quantile).items():
+        for split, probs in _calibrated_probs(run, quantile).items():
             # Columns: the in-scope intents, then the trained 'oos' intent (0 when there is
             # none). The out-of-scope logit's mass is left out: as in the component, it only
             # lowers the confidences, and the threshold does the rejecting.
