@@ -330,11 +330,14 @@ def get_runtime(
     """
     configure_tensorflow()
     folder = str(Path(model_dir).resolve())
-    key = (folder, device, bool(mixed_precision))
+    # Keyed by the device TensorFlow will use, so "auto" and "cpu" on a machine without a GPU
+    # share one runtime instead of loading the model twice.
+    placed = resolve_device(device)
+    key = (folder, placed, bool(mixed_precision))
     with _RUNTIMES_LOCK:
         if key not in _RUNTIMES:
             loaded = next(
-                (r.model for (f, d, _), r in _RUNTIMES.items() if (f, d) == (folder, device)),
+                (r.model for (f, d, _), r in _RUNTIMES.items() if (f, d) == (folder, placed)),
                 None,
             )
             _RUNTIMES[key] = EncoderRuntime(

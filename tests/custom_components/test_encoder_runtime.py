@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from custom_components.encoder.device import resolve_device
 from custom_components.encoder.runtime import get_runtime, normalise_buckets, pick_bucket
 
 TEXTS = [
@@ -34,6 +35,12 @@ def test_buckets_are_capped_and_end_at_max_length():
 
 def test_runtime_is_shared_per_folder(tiny_encoder_dir: Path, runtime):
     assert get_runtime(tiny_encoder_dir, device="cpu") is runtime
+
+
+def test_runtime_is_shared_per_resolved_device(tiny_encoder_dir: Path, runtime):
+    if runtime.device != resolve_device("auto"):
+        pytest.skip("a GPU is visible, so 'auto' and 'cpu' are different devices here")
+    assert get_runtime(tiny_encoder_dir, device="auto") is runtime
 
 
 def test_other_precision_on_the_same_folder_reuses_the_loaded_model(
