@@ -95,21 +95,21 @@ def train(args: argparse.Namespace) -> None:
 
 
 def _calibrated_probs(run: dict, quantile: float) -> dict[str, np.ndarray]:
-    """Per split, calibrated probabilities: the run's labels, then the out-of-scope logit's."""
-    from custom_components.encoder.finetune import fit_temperature, softmax
-    from custom_components.transformer_intent_classifier import background_logit
+    """Per split, the confidences the component would give (calibrated on held-out rows)."""
+    from custom_components.encoder.finetune import fit_temperature
+    from custom_components.transformer_intent_classifier import (
+        background_logit,
+        calibrated_confidences,
+    )
 
     labels = list(run["labels"])
     gold = np.array([labels.index(g) for g in run["held_gold"]])
     temperature = fit_temperature(run["held_logits"], gold)
-    # As the component does: over every held-out row and label.
-    b = background_logit(run["held_logits"] / temperature, quantile)
-    out = {}
-    for split in ("held", "tune", "test"):
-        z = run[f"{split}_logits"] / temperature
-        full = np.concatenate([z, np.full((len(z), 1), b if b is not None else -np.inf)], 1)
-        out[split] = softmax(full)
-    return out
+    background = background_logit(run["held_logits"] / temperature, quantile)
+    return {
+        split: calibrated_confidences(run[f"{split}_logits"], temperature, background)
+        for split in ("tune", "test")
+    }
 
 
 def score_names(names: list[str], target_oos_recall: float, quantile: float = 0.01) -> dict:
@@ -127,8 +127,8 @@ def score_names(names: list[str], target_oos_recall: float, quantile: float = 0.
         labels = list(run["labels"])
         for split, probs in _calibrated_probs(run, quantile).items():
             # Columns: the in-scope intents, then the trained 'oos' intent (0 when there is
-            # none). The out-of-scope logit's mass is left out: as in the component, it only
-            # lowers the confidences, and the threshold does the rejecting.
+            # none). The out-of-scope logit only lowers the confidences, as in the component;
+            # the threshold does the rejecting.
             cols = [labels.index(i) for i in intents]
             oos = probs[:, labels.index("oos")] if "oos" in labels else np.zeros(len(probs))
             aligned = np.concatenate([probs[:, cols], oos[:, None]], 1)
@@ -144,14 +144,11 @@ def score_names(names: list[str], target_oos_recall: float, quantile: float = 0.
         pred = ["oos" if r else intents[i] for i, r in zip(top, rejected, strict=True)]
         # As in the benchmark, a message the trained class rejects scores 0 against the threshold.
         result[split] = list(zip(gold, pred, np.where(rejected, 0.0, conf).tolist(), strict=True))
-        if split == "test":
-            in_scope = gold != "oos"
-            # Among the in-scope intents only, whatever the trained out-of-scope class says.
-            closed = float((np.array(intents)[top][in_scope] == gold[in_scope]).mean())
     threshold, _ = pick_threshold(result["tune"], "oos", target_oos_recall, 0.97)
     test = evaluate(result["test"], "oos", threshold)
     print(
-        f"{'+'.join(names)}: in-scope {test['in_scope_accuracy']:.4f} closed {closed:.4f} "
+        f"{'+'.join(names)}: in-scope {test['in_scope_accuracy']:.4f} "
+        f"closed {test['closed_set_accuracy']:.4f} "
         f"recall {test['oos_recall']:.3f} precision {test['oos_precision']:.3f} "
         f"macro-F1 {test['macro_f1']:.4f} threshold {threshold:.3f}",
         flush=True,

@@ -461,10 +461,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
 
     def confidences(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated intent confidences for `[..., num_labels]` logits (see the docstring)."""
-        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
-        if self.background_logit is None:
-            return softmax(scaled)
-        return np.exp(scaled - np.logaddexp(self.background_logit, logsumexp(scaled)))
+        return calibrated_confidences(logits, self.temperature, self.background_logit)
 
     def _set_intent(self, message: Message, logits: np.ndarray) -> None:
         probs = self.confidences(logits)
@@ -476,6 +473,19 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         ]
         message.set(INTENT, ranking[0], add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+
+
+def calibrated_confidences(
+    logits: np.ndarray, temperature: float, background: float | None
+) -> np.ndarray:
+    """Softmax of `logits / temperature` beside the out-of-scope logit `background` (None = none).
+
+    With a background logit the confidences add up to less than 1; the rest is out-of-scope.
+    """
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    if background is None:
+        return softmax(scaled)
+    return np.exp(scaled - np.logaddexp(background, logsumexp(scaled)))
 
 
 def background_logit(scaled_logits: np.ndarray, quantile: float) -> float | None:
