@@ -17,7 +17,16 @@ class VerifiedCustomer:
     customer_id: int
     name: str
     order_number: str | None  # the order used to verify, None for tokens
-    method: str  # "email" | "phone" | "token"
+    method: str  # "email" | "phone" | "token" | "code"
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    """A one-time code is on its way; what the chat may tell the customer about it."""
+
+    channel: str  # "email" | "sms"
+    destination: str  # masked: "a***@example.com" / "***0101"
+    expires_in_s: int
 
 
 @dataclass(frozen=True)
@@ -320,3 +329,31 @@ class CatalogTerms:
     sizes: tuple[str, ...]
     colours: tuple[tuple[str, str], ...]  # (english, chinese)
     categories: tuple[tuple[str, str], ...]  # (english, chinese)
+
+
+@dataclass(frozen=True)
+class AgentAccount:
+    """A human agent's console account (its token is never part of it)."""
+
+    agent_id: int
+    name: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+
+@dataclass(frozen=True)
+class AgentAuditView:
+    """One line of the agent audit log."""
+
+    audit_id: int
+    agent_name: str | None  # None for a login with an unknown token
+    action: str  # one of commerce.services.agents.AUDIT_ACTIONS
+    handoff_id: int | None
+    conversation_id: str | None
+    client_key: str | None
+    detail: str | None
+    at: datetime

@@ -23,6 +23,7 @@ All codes (also in :data:`ERROR_CODES`)::
     token_invalid                customer token malformed, forged or for another audience
     token_expired                customer token past its expiry
     too_many_attempts            verification rate limit hit (``retry_after_s``)
+    code_expired                 one-time code past its expiry, already used, or never sent
     order_not_cancellable        order already shipped / delivered / returned (``status``)
     address_change_not_allowed   order already packed or further (``status``)
     not_eligible_for_return      see ``reason`` (one of :data:`RETURN_REASON_CODES`)
@@ -164,7 +165,7 @@ class TokenExpired(TokenInvalid):
 
 
 class TooManyAttempts(NotAuthorized):
-    """Too many failed verifications for this conversation or order number.
+    """Too many failed verifications (per contact, client or conversation), codes or handoffs.
 
     Args:
         retry_after_s: seconds until the oldest counted failure leaves the window.
@@ -175,6 +176,12 @@ class TooManyAttempts(NotAuthorized):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class CodeExpired(NotAuthorized):
+    """The one-time code is past its expiry, already used or superseded; ask for a new one."""
+
+    code = "code_expired"
 
 
 class OrderNotCancellable(CommerceError):

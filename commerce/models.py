@@ -409,6 +409,8 @@ class HandoffRequest(Base):
     conversation_id = Column(String(100), nullable=False, index=True)
     language = Column(String(8), nullable=False, default="en")
     reason = Column(String(200), nullable=False)
+    #: Keyed hash of the client address that asked (per-client handoff limits).
+    client_key = Column(String(64), nullable=True, index=True)
     priority = Column(Integer, nullable=False, default=2)  # 0 urgent .. 3 low
     status = Column(String(20), nullable=False)
     assigned_to = Column(String(100), nullable=True)
@@ -440,10 +442,100 @@ class VerificationAttempt(Base):
     __table_args__ = (
         Index("ix_verification_attempts_conv_at", "conversation_id", "at"),
         Index("ix_verification_attempts_order_at", "order_number", "at"),
+        Index("ix_verification_attempts_contact_at", "contact_key", "at"),
+        Index("ix_verification_attempts_client_at", "client_key", "at"),
     )
 
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(100), nullable=False)
     order_number = Column(String(20), nullable=True)
+    #: Keyed hash of the normalised email/phone that was tried (never the contact itself).
+    contact_key = Column(String(64), nullable=True)
+    #: Keyed hash of the client address the attempt came from (None when the channel gave none).
+    client_key = Column(String(64), nullable=True)
+    #: "order" (order number + email/phone) or "code" (a one-time code).
+    kind = Column(String(10), nullable=False, default="order")
     success = Column(Boolean, nullable=False)
+    at = Column(DateTime, nullable=False)
+
+
+class VerificationCode(Base):
+    """A one-time code sent to the email or phone on file; only its hash is stored."""
+
+    __tablename__ = "verification_codes"
+    __table_args__ = (Index("ix_verification_codes_conv_created", "conversation_id", "created_at"),)
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True)
+    conversation_id = Column(String(100), nullable=False)
+    channel = Column(String(10), nullable=False)  # email | sms
+    code_hash = Column(String(128), nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+    used_at = Column(DateTime, nullable=True)
+
+
+class ConversationIdentity(Base):
+    """Who a conversation was verified as, by what, and until when (for audit and forgetting)."""
+
+    __tablename__ = "conversation_identities"
+    __table_args__ = (Index("ix_conversation_identities_conv_at", "conversation_id", "verified_at"),)
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(100), nullable=False)
+    customer_id = Column(ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True)
+    method = Column(String(10), nullable=False)  # email | phone | token | code
+    order_number = Column(String(20), nullable=True)
+    verified_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=True)
+
+
+class OutboxMessage(Base):
+    """A message to a customer (email or SMS) written first, delivered by a sender after."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_status_created", "status", "created_at"),)
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(40), nullable=False)  # verification_code, ...
+    channel = Column(String(10), nullable=False)  # email | sms
+    recipient = Column(String(254), nullable=False)
+    subject = Column(String(200), nullable=False, default="")
+    #: Cleared to a masked summary once delivered, so a code never rests here in clear.
+    body = Column(Text, nullable=False, default="")
+    dedupe_key = Column(String(120), nullable=True, unique=True)
+    status = Column(String(10), nullable=False)  # pending | sent | failed
+    attempts = Column(Integer, nullable=False, default=0)
+    last_error = Column(String(200), nullable=True)
+    created_at = Column(DateTime, nullable=False)
+    sent_at = Column(DateTime, nullable=True)
+
+
+class Agent(Base):
+    """A human agent's console account; tokens and passwords are stored hashed."""
+
+    __tablename__ = "agents"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(40), nullable=False, unique=True)
+    token_hash = Column(String(128), nullable=True, unique=True)
+    password_hash = Column(String(200), nullable=True)
+    created_at = Column(DateTime, nullable=False)
+    disabled_at = Column(DateTime, nullable=True)
+
+
+class AgentAuditEntry(Base):
+    """What an agent did in the console (claims, replies, hand-backs, logins)."""
+
+    __tablename__ = "agent_audit_log"
+    __table_args__ = (Index("ix_agent_audit_log_action_at", "action", "at"),)
+
+    id = Column(Integer, primary_key=True)
+    agent_name = Column(String(40), nullable=True)  # None for a failed login
+    action = Column(String(20), nullable=False)  # login_failed | claim | reply | handback
+    handoff_id = Column(Integer, nullable=True)
+    conversation_id = Column(String(100), nullable=True)
+    client_key = Column(String(64), nullable=True)
+    detail = Column(String(200), nullable=True)
     at = Column(DateTime, nullable=False)

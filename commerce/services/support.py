@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
+from commerce.config import handoffs_per_client_per_hour
 from commerce.db import begin_write, is_postgres
 from commerce.dto import HandoffView, TicketView
-from commerce.errors import HandoffNotFound, InvalidInput, InvalidTransition, TicketNotFound
+from commerce.errors import (
+    HandoffNotFound,
+    InvalidInput,
+    InvalidTransition,
+    TicketNotFound,
+    TooManyAttempts,
+)
 from commerce.models import (
     HANDOFF_ASSIGNED,
     HANDOFF_CLOSED,
@@ -23,6 +32,7 @@ from commerce.models import (
     Order,
     SupportTicket,
 )
+from commerce.privacy import mask_pii
 from commerce.services._common import (
     check_customer_id,
     check_text,
@@ -31,11 +41,12 @@ from commerce.services._common import (
     new_reference,
     utcnow,
 )
-from commerce.services.identity import normalize_order_number
+from commerce.services.identity import client_key, normalize_order_number
 
 SEVERITY_PRIORITY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 LANGUAGES = ("en", "zh")
 MAX_TRANSCRIPT = 100_000
+HANDOFF_CLIENT_WINDOW = timedelta(hours=1)
 
 
 def _check_choice(value: str, field: str, choices) -> str:
@@ -105,6 +116,8 @@ def _check_ticket_args(
     _check_choice(severity, "severity", TICKET_SEVERITIES)
     _check_choice(language, "language", LANGUAGES)
     transcript = check_text(transcript, "transcript", required=False, max_len=MAX_TRANSCRIPT)
+    # Transcripts are stored masked (emails, phones, street addresses): see commerce.privacy.
+    transcript = mask_pii(transcript)
     if customer_id is not None:
         check_customer_id(customer_id)
     number = normalize_order_number(order_number) if order_number is not None else None
@@ -252,21 +265,26 @@ def conversation_handoff(
     language: str = "en",
     category: str = "other",
     severity: str = "normal",
+    client: str | None = None,
 ) -> HandoffView:
     """Hand a conversation to a human: open a ticket and queue it; idempotent per conversation.
 
     While the conversation already waits or is being served, the existing entry is returned
     (``created=False``, with the latest transcript saved), so a user repeating "human please"
-    does not queue twice.
+    does not queue twice. A client address (``client``, stored as a keyed hash) may open at most
+    ``KEFU_HANDOFFS_PER_CLIENT_PER_HOUR`` (3) new handoffs an hour, so a script with fresh
+    conversation ids cannot flood the queue.
 
     Raises:
         InvalidInput, OrderNotFound: as :func:`open_ticket`.
+        TooManyAttempts: the client's hourly handoff limit is reached.
     """
     conv = check_text(conversation_id, "conversation_id", max_len=100)
     reason = check_text(reason, "reason", max_len=200)
     subject, transcript, number, _ = _check_ticket_args(
         reason, category, severity, transcript, customer_id, order_number, conv, language
     )
+    client_k = client_key(client)
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)
@@ -282,6 +300,8 @@ def conversation_handoff(
                 ticket.transcript = transcript
                 ticket.updated_at = now
             return _handoff_view(session, existing, created=False)
+        if client_k is not None:
+            _check_client_handoffs(session, client_k, now)
         ticket = _new_ticket(
             session,
             subject=subject,
@@ -299,6 +319,7 @@ def conversation_handoff(
             conversation_id=conv,
             language=language,
             reason=reason,
+            client_key=client_k,
             priority=SEVERITY_PRIORITY[severity],
             status=HANDOFF_WAITING,
             enqueued_at=now,
@@ -306,6 +327,19 @@ def conversation_handoff(
         session.add(h)
         session.flush()
         return _handoff_view(session, h)
+
+
+def _check_client_handoffs(session, client_k: str, now) -> None:
+    lock_key(session, f"handoff-client:{client_k}")
+    since = now - HANDOFF_CLIENT_WINDOW
+    count, oldest = session.execute(
+        select(func.count(HandoffRequest.id), func.min(HandoffRequest.enqueued_at)).where(
+            HandoffRequest.client_key == client_k, HandoffRequest.enqueued_at >= since
+        )
+    ).one()
+    if count >= handoffs_per_client_per_hour():
+        retry = int(((oldest or now) + HANDOFF_CLIENT_WINDOW - now).total_seconds()) + 1
+        raise TooManyAttempts("too many handoffs from this client", max(retry, 1))
 
 
 def list_handoff_queue(

@@ -1,0 +1,145 @@
+"""Parallel guesses on PostgreSQL never pass a failure cap (real threads, scratch database).
+
+Each test run creates its own database on the local server (127.0.0.1:5432, trust auth) and
+drops it at the end; skipped with the reason when PostgreSQL is not reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+import tests.commerce.commerce_factories as factories
+from commerce.db import make_engine, make_session_factory
+from commerce.errors import TooManyAttempts, VerificationFailed
+from commerce.models import Base, VerificationAttempt
+from commerce.services import identity
+from commerce.services.identity import client_key, contact_key, verify_order_owner
+
+pytestmark = pytest.mark.postgres
+
+THREADS = 20
+PG_USERS = ("postgres", "root")
+PG_HOST = os.environ.get("KEFU_TEST_PG_HOST", "127.0.0.1:5432")
+
+
+def _pg_url(user: str, database: str = "test") -> str:
+    return f"postgresql+psycopg2://{user}@{PG_HOST}/{database}"
+
+
+@pytest.fixture(scope="module")
+def scratch_pg():
+    """A sessionmaker on a freshly created database, dropped afterwards."""
+    last_error = None
+    for user in PG_USERS:
+        admin = create_engine(
+            _pg_url(user),
+            future=True,
+            isolation_level="AUTOCOMMIT",  # CREATE DATABASE cannot run in a transaction
+            connect_args={"connect_timeout": 3},
+        )
+        try:
+            with admin.connect() as conn:
+                conn.execute(text("select 1"))
+            break
+        except Exception as e:  # noqa: BLE001 - any failure means "no server for us"
+            last_error = e
+            admin.dispose()
+    else:
+        pytest.skip(f"PostgreSQL not reachable at {PG_HOST} as {PG_USERS}: {last_error}")
+    name = f"kefu_identity_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(_pg_url(user, name), pool_size=THREADS + 5, max_overflow=0)
+    try:
+        Base.metadata.create_all(engine)
+        sf = make_session_factory(engine)
+        yield sf, factories.build_world(sf)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg(scratch_pg):
+    sf, world = scratch_pg
+    with sf.begin() as s:
+        s.execute(VerificationAttempt.__table__.delete())
+    return sf, world
+
+
+def guess_in_parallel(fn, n=THREADS):
+    """Run ``fn(i)`` in ``n`` threads released together; return the exceptions raised."""
+    barrier = threading.Barrier(n)
+    errors: list[Exception] = []
+    lock = threading.Lock()
+
+    def run(i):
+        barrier.wait()
+        try:
+            fn(i)
+        except Exception as e:  # noqa: BLE001 - collected and asserted on
+            with lock:
+                errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+def failures(sf, *where) -> int:
+    with sf() as s:
+        return s.execute(
+            select(func.count(VerificationAttempt.id)).where(
+                VerificationAttempt.success.is_(False), *where
+            )
+        ).scalar_one()
+
+
+def test_parallel_guesses_with_one_email_stop_at_the_contact_cap(pg):
+    sf, world = pg
+    errors = guess_in_parallel(
+        lambda i: verify_order_owner(
+            sf, f"KF-{900000 + i}", email=world.alice_email, conversation_id=f"par-{i}"
+        )
+    )
+    assert len(errors) == THREADS
+    assert all(isinstance(e, (VerificationFailed, TooManyAttempts)) for e in errors), errors
+    recorded = failures(sf, VerificationAttempt.contact_key == contact_key(world.alice_email))
+    assert recorded == identity.CONTACT_MAX_FAILURES < THREADS
+    assert sum(isinstance(e, TooManyAttempts) for e in errors) == THREADS - recorded
+
+
+def test_parallel_guesses_from_one_client_stop_at_the_client_cap(pg, monkeypatch):
+    sf, world = pg
+    monkeypatch.setattr(identity, "CLIENT_MAX_FAILURES", 7)
+    errors = guess_in_parallel(
+        lambda i: verify_order_owner(
+            sf,
+            "KF-100001",
+            email=f"guess{i}@example.com",
+            conversation_id=f"cl-{i}",
+            client="203.0.113.9",
+        )
+    )
+    assert len(errors) == THREADS
+    assert failures(sf, VerificationAttempt.client_key == client_key("203.0.113.9")) == 7
+
+
+def test_parallel_guesses_in_one_conversation_stop_at_its_cap(pg):
+    sf, world = pg
+    guess_in_parallel(
+        lambda i: verify_order_owner(
+            sf, "KF-100001", email=f"conv{i}@example.com", conversation_id="one"
+        )
+    )
+    assert failures(sf, VerificationAttempt.conversation_id == "one") == identity.MAX_FAILURES
