@@ -99,5 +99,8 @@ bench-commerce: install ## Order lookup and stock query latency on 100k seeded o
 
 bench: bench-encoder bench-nlu bench-commerce ## All benchmarks (long: run on an idle machine)
 
+retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store
+	$(PY) scripts/privacy.py --endpoints $${KEFU_ENDPOINTS:-endpoints.yml} purge
+
 clean: ## Remove trained models, results and local databases (keeps .venv and the encoder cache)
 	rm -rf models results var .rasa

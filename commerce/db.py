@@ -21,7 +21,8 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
 
     SQLite gets WAL, foreign keys and a busy timeout, and write transactions start with
     ``BEGIN IMMEDIATE`` so two writers queue up instead of failing on a lock upgrade.
-    PostgreSQL gets ``pool_pre_ping`` so connections survive server restarts.
+    PostgreSQL gets ``pool_pre_ping`` so connections survive server restarts. Both hide query
+    parameters in errors and logs (``hide_parameters=True``).
 
     Args:
         url: SQLAlchemy URL; defaults to :func:`commerce.config.database_url`.
@@ -31,6 +32,8 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         A 2.0-style (``future=True``) engine.
     """
     url = url or database_url()
+    # Query parameters (emails, phones, addresses) stay out of error messages and logs.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

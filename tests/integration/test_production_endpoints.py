@@ -86,7 +86,7 @@ async def test_tracker_survives_in_postgres_and_events_reach_rabbitmq(endpoints,
         queue = await channel.declare_queue("kefu_events", durable=True)
 
         store = TrackerStore.create(endpoints.tracker_store, domain, broker)
-        assert type(store).__name__ == "SQLTrackerStore"
+        assert type(store).__name__ == "MaskingSQLTrackerStore"
         tracker = await store.get_or_create_tracker(sender)
         tracker.update(UserUttered("你好", {"name": "greet", "confidence": 1.0}))
         tracker.update(SlotSet("language", "zh"))
