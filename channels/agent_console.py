@@ -1,16 +1,21 @@
 """The human-agent console: the handoff queue, the conversation, the customer, and replies.
 
-``GET /webhooks/agent/`` serves the console page; its JSON API needs the agent token
-(``KEFU_AGENT_TOKEN``) as ``Authorization: Bearer …`` and names the agent with ``X-Kefu-Agent``:
+``GET /webhooks/agent/`` serves the console page. Its JSON API needs the agent's own token
+(made by ``python -m commerce agent add NAME``) as ``Authorization: Bearer …``; the agent's name
+is the account's, whatever the request says (an ``X-Kefu-Agent`` header is ignored):
 
+- ``GET  api/me`` — who is signed in;
 - ``GET  api/queue`` — waiting and assigned handoffs, most urgent first;
 - ``GET  api/handoffs/<id>`` — the handoff, the conversation (from the tracker store) with the
   frustration score of each customer message, the customer's recent orders and open tickets;
 - ``POST api/handoffs/<id>/claim`` — the agent takes the conversation (the customer is told);
 - ``POST api/handoffs/<id>/reply`` ``{"text": …}`` — the reply goes into the tracker and, live,
-  into the customer's web chat;
-- ``POST api/handoffs/<id>/handback`` — the handoff is closed, its ticket resolved, the bot is
-  resumed and the customer is told they are back with Kefu.
+  into the customer's web chat; only the agent the handoff is assigned to may reply;
+- ``POST api/handoffs/<id>/handback`` — (the assignee only) the handoff is closed, its ticket
+  resolved, the bot is resumed and the customer is told they are back with Kefu.
+
+Claims, replies, hand-backs and refused attempts go to the agent audit log
+(:mod:`commerce.services.agents`); failed logins are recorded and throttled per client (429).
 
 Customer data shown here comes from the commerce services; a conversation's customer is known
 only when the conversation proved it (order + email/phone, or a signed token).
@@ -19,10 +24,7 @@ only when the conversation proved it (order + email/phone, or a signed token).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import os
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -34,6 +36,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.identity import client_address, trusted_proxies
 from channels.live import (
     AGENT_KEY,
     append_bot_message,
@@ -42,45 +45,313 @@ from channels.live import (
 )
 from channels.rest import RequestRejected
 from channels.webchat import static_file
+from commerce.dto import AgentAccount, HandoffView
 
 logger = logging.getLogger(__name__)
 
-AGENT_TOKEN_ENV = "KEFU_AGENT_TOKEN"
-AGENT_NAME = re.compile(r"^[\w .'\-]{1,40}$")
 MAX_REPLY_CHARS = 2000
+#: What an agent reads when their token is refused.
+SIGN_IN_HINT = (
+    "A valid agent token is required (an operator makes one: python -m commerce agent add NAME)."
+)
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
 
 
-def _json(value: Any, status: int = 200) -> HTTPResponse:
-    return response.json(value, status=status, default=str)
+def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return response.json(value, status=status, default=str, headers=headers)
 
 
-def _authorise(request: Request) -> str:
-    """The agent's name, once the bearer token matches ``KEFU_AGENT_TOKEN``."""
-    expected = os.environ.get(AGENT_TOKEN_ENV, "")
-    if not expected:
-        raise RequestRejected(
-            503, "console_disabled", f"Set {AGENT_TOKEN_ENV} to enable the console."
-        )
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise RequestRejected(401, "unauthorised", "A valid agent token is required.")
-    name = (request.headers.get("x-kefu-agent") or "agent").strip()
-    if not AGENT_NAME.match(name):
-        raise RequestRejected(400, "invalid_agent", "X-Kefu-Agent: 1-40 letters, digits, spaces.")
-    return name
-
-
-async def _service(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from commerce.db import shared_session_factory
-
-    return await asyncio.to_thread(fn, shared_session_factory(), *args, **kwargs)
-
-
-def _handoff_json(view) -> dict[str, Any]:
+def _handoff_json(view: HandoffView) -> dict[str, Any]:
     data = asdict(view)
     data.pop("created", None)
     return data
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
+def _sentiment_label(score: float) -> str:
+    if score >= 0.7:
+        return "angry"
+    if score >= 0.4:
+        return "frustrated"
+    return "calm"
+
+
+class AgentConsole:
+    """The console's API, one method per route; each gets the signed-in account.
+
+    Args:
+        session_factory: the commerce database; by default the process-wide one, looked up per
+            call (so a process starts even when the database is down).
+        proxies: trusted proxy networks; ``KEFU_TRUSTED_PROXIES`` by default.
+    """
+
+    def __init__(self, session_factory=None, proxies=None) -> None:
+        self._session_factory = session_factory
+        self.proxies = tuple(proxies) if proxies is not None else trusted_proxies()
+
+    def client(self, request: Request) -> str | None:
+        """The client's address (the peer, or what a trusted proxy says it forwarded)."""
+        return client_address(
+            request.ip, ",".join(request.headers.getall("x-forwarded-for", [])), self.proxies
+        )
+
+    # ---- plumbing ------------------------------------------------------------------------
+
+    async def _service(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        factory = self._session_factory
+        if factory is None:
+            from commerce.db import shared_session_factory
+
+            factory = shared_session_factory()
+        return await asyncio.to_thread(fn, factory, *args, **kwargs)
+
+    async def _audit(
+        self, request: Request, account: AgentAccount, action: str, view: HandoffView, **kw: Any
+    ) -> None:
+        from commerce.services import agents
+
+        await self._service(
+            agents.record_audit,
+            account.name,
+            action,
+            handoff_id=view.handoff_id,
+            conversation_id=view.conversation_id,
+            client=self.client(request),
+            **kw,
+        )
+
+    async def _sign_in(self, request: Request) -> AgentAccount:
+        from commerce.errors import NotAuthorized, TooManyAttempts
+        from commerce.services import agents
+
+        token = _bearer(request)
+        if not token:
+            raise RequestRejected(401, "unauthorised", SIGN_IN_HINT)
+        try:
+            return await self._service(agents.authenticate, token, client=self.client(request))
+        except TooManyAttempts as e:
+            raise _Throttled(e.retry_after_s) from e
+        except NotAuthorized as e:
+            raise RequestRejected(401, "unauthorised", SIGN_IN_HINT) from e
+
+    def api(self, handler: Handler) -> Callable[..., Awaitable[HTTPResponse]]:
+        """Signs the agent in, maps domain errors to JSON errors, never leaks a traceback."""
+        from commerce.errors import CommerceError, HandoffNotFound, InvalidTransition
+
+        async def route(request: Request, **kwargs: Any) -> HTTPResponse:
+            try:
+                account = await self._sign_in(request)
+                return _json(await handler(request, account, **kwargs))
+            except _Throttled as throttled:
+                return throttled.as_response()
+            except RequestRejected as rejected:
+                return rejected.as_response()
+            except HandoffNotFound:
+                return _json({"error": "not_found", "message": "No such handoff."}, 404)
+            except InvalidTransition as e:
+                return _json({"error": "conflict", "message": str(e)}, 409)
+            except CommerceError as e:
+                return _json({"error": getattr(e, "code", "invalid"), "message": str(e)}, 400)
+            except Exception:
+                logger.exception("agent console request failed")
+                return _json({"error": "unavailable", "message": "Try again shortly."}, 503)
+
+        route.__name__ = handler.__name__
+        return route
+
+    def rasa_agent(self, request: Request):
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is None or agent.tracker_store is None:
+            raise RequestRejected(503, "not_ready", "The assistant is still loading.")
+        return agent
+
+    async def assigned_handoff(
+        self, request: Request, account: AgentAccount, handoff_id: int, action: str
+    ) -> HandoffView:
+        """The handoff, when it is assigned to ``account``; else refused (and audited)."""
+        from commerce.services import agents, support
+
+        view = await self._service(support.get_handoff, handoff_id)
+        if view.status == "assigned" and view.assigned_to == account.name:
+            return view
+        await self._audit(request, account, agents.ACTION_DENIED, view, detail=action)
+        if view.status == "closed" and view.assigned_to == account.name:
+            raise RequestRejected(409, "closed", "This conversation was handed back already.")
+        raise RequestRejected(
+            403, "not_assignee", "Only the agent who took this conversation can do that."
+        )
+
+    async def say(
+        self,
+        request: Request,
+        sender_id: str,
+        response_name: str,
+        *,
+        before: tuple[Event, ...] = (),
+        after: tuple[Event, ...] = (),
+        **kwargs: Any,
+    ):
+        """Utter a domain response (in the conversation's language) outside a prediction,
+        with the events that must surround it in the same tracker update."""
+        agent = self.rasa_agent(request)
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        if tracker is None:
+            return None
+        rendered = await agent.nlg.generate(response_name, tracker, "webchat", **kwargs)
+        text = (rendered or {}).get("text") or ""
+        message = await append_bot_message(agent, sender_id, text, before=before, after=after)
+        if text:
+            await live_chat.push(sender_id, {"text": text})
+        return message
+
+    def blueprint(self) -> Blueprint:
+        console = Blueprint("kefu_agent_console", __name__)
+
+        async def page(request: Request) -> HTTPResponse:  # Sanic tags handlers: no bound methods
+            return await self.page(request)
+
+        console.add_route(page, "/", methods=["GET"])
+        routes: list[tuple[Handler, str, str]] = [
+            (self.me, "/api/me", "GET"),
+            (self.queue, "/api/queue", "GET"),
+            (self.detail, "/api/handoffs/<handoff_id:int>", "GET"),
+            (self.claim, "/api/handoffs/<handoff_id:int>/claim", "POST"),
+            (self.reply, "/api/handoffs/<handoff_id:int>/reply", "POST"),
+            (self.handback, "/api/handoffs/<handoff_id:int>/handback", "POST"),
+        ]
+        for handler, uri, method in routes:
+            console.add_route(self.api(handler), uri, methods=[method])
+        return console
+
+    # ---- routes --------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> HTTPResponse:
+        return static_file("agent/index.html")
+
+    async def me(self, request: Request, account: AgentAccount) -> dict[str, Any]:
+        return {"agent": account.name, "agent_id": account.agent_id}
+
+    async def queue(self, request: Request, account: AgentAccount) -> dict[str, Any]:
+        from commerce.services import support
+
+        waiting = await self._service(support.list_handoff_queue, "waiting")
+        assigned = await self._service(support.list_handoff_queue, "assigned")
+        return {
+            "agent": account.name,
+            "waiting": [_handoff_json(v) for v in waiting],
+            "assigned": [_handoff_json(v) for v in assigned],
+        }
+
+    async def detail(
+        self, request: Request, account: AgentAccount, handoff_id: int
+    ) -> dict[str, Any]:
+        from commerce.services import orders, support
+
+        view = await self._service(support.get_handoff, handoff_id)
+        tracker = await self.rasa_agent(request).tracker_store.retrieve(view.conversation_id)
+        messages = chat_history(tracker.events, 200) if tracker else []
+        scores = [m["frustration"] for m in messages if m["role"] == "user"]
+        latest = scores[-1] if scores else 0.0
+        customer: dict[str, Any] | None = None
+        if view.customer_id is not None:
+            recent = await self._service(orders.list_orders, view.customer_id, 5)
+            tickets = await self._service(support.list_tickets, view.customer_id)
+            customer = {
+                "customer_id": view.customer_id,
+                "orders": [asdict(o) for o in recent],
+                "open_tickets": [asdict(t) for t in tickets],
+            }
+        return {
+            "handoff": _handoff_json(view),
+            "messages": messages,
+            "sentiment": {
+                "latest": latest,
+                "peak": max(scores, default=0.0),
+                "label": _sentiment_label(latest),
+            },
+            "customer": customer,
+            "paused": bool(tracker and tracker.is_paused()),
+        }
+
+    async def claim(
+        self, request: Request, account: AgentAccount, handoff_id: int
+    ) -> dict[str, Any]:
+        from commerce.services import agents, support
+
+        view = await self._service(support.claim_handoff, handoff_id, account.name)
+        if view.created:  # first claim: tell the customer who is with them
+            await self._audit(request, account, agents.ACTION_CLAIM, view)
+            await self.say(request, view.conversation_id, "utter_agent_joined", agent=account.name)
+        return {"handoff": _handoff_json(view)}
+
+    async def reply(
+        self, request: Request, account: AgentAccount, handoff_id: int
+    ) -> dict[str, Any]:
+        from commerce.services import agents
+
+        body = request.json if request.body else None
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise RequestRejected(400, "empty_reply", 'Send {"text": "your reply"}.')
+        text = text.strip()
+        if len(text) > MAX_REPLY_CHARS:
+            raise RequestRejected(413, "reply_too_long", f"At most {MAX_REPLY_CHARS} characters.")
+        view = await self.assigned_handoff(request, account, handoff_id, "reply")
+        message = await append_bot_message(
+            self.rasa_agent(request),
+            view.conversation_id,
+            text,
+            metadata={AGENT_KEY: account.name},
+        )
+        # The log keeps who replied where and how much, not what (the text is in the tracker).
+        await self._audit(request, account, agents.ACTION_REPLY, view, detail=f"{len(text)} chars")
+        delivered = await live_chat.push(
+            view.conversation_id, {"text": text, "agent": account.name}
+        )
+        return {"message": message, "delivered_live": delivered}
+
+    async def handback(
+        self, request: Request, account: AgentAccount, handoff_id: int
+    ) -> dict[str, Any]:
+        from commerce.services import agents, support
+
+        view = await self.assigned_handoff(request, account, handoff_id, "handback")
+        closed = await self._service(support.close_handoff, handoff_id, True)
+        await self._audit(request, account, agents.ACTION_HANDBACK, view)
+        # The paused conversation stopped without listening; resume it in the state a bot
+        # turn ends in, so the next message is predicted as at any other turn.
+        await self.say(
+            request,
+            view.conversation_id,
+            "utter_back_to_bot",
+            before=(ConversationResumed(),),
+            after=(ActionExecuted(ACTION_LISTEN_NAME),),
+        )
+        return {"handoff": _handoff_json(closed)}
+
+
+class _Throttled(Exception):
+    """Too many failed logins from this client: 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(retry_after_s)
+        self.retry_after_s = retry_after_s
+
+    def as_response(self) -> HTTPResponse:
+        return _json(
+            {
+                "error": "too_many_attempts",
+                "message": f"Too many failed sign-ins; try again in {self.retry_after_s} s.",
+                "retry_after_s": self.retry_after_s,
+            },
+            429,
+            headers={"Retry-After": str(self.retry_after_s)},
+        )
 
 
 class AgentConsoleInput(InputChannel):
@@ -95,165 +366,4 @@ class AgentConsoleInput(InputChannel):
         return cls()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        from commerce.errors import CommerceError, HandoffNotFound, InvalidTransition
-        from commerce.services import orders, support
-
-        console = Blueprint("kefu_agent_console", __name__)
-
-        def api(handler):
-            """Authorises, maps domain errors to JSON errors, and never leaks a traceback."""
-
-            async def wrapped(request: Request, **kwargs: Any) -> HTTPResponse:
-                try:
-                    agent_name = _authorise(request)
-                    return _json(await handler(request, agent_name, **kwargs))
-                except RequestRejected as rejected:
-                    return rejected.as_response()
-                except HandoffNotFound:
-                    return _json({"error": "not_found", "message": "No such handoff."}, 404)
-                except InvalidTransition as e:
-                    return _json({"error": "conflict", "message": str(e)}, 409)
-                except CommerceError as e:
-                    return _json({"error": getattr(e, "code", "invalid"), "message": str(e)}, 400)
-                except Exception:
-                    logger.exception("agent console request failed")
-                    return _json({"error": "unavailable", "message": "Try again shortly."}, 503)
-
-            wrapped.__name__ = handler.__name__
-            return wrapped
-
-        def rasa_agent(request: Request):
-            agent = getattr(request.app.ctx, "agent", None)
-            if agent is None or agent.tracker_store is None:
-                raise RequestRejected(503, "not_ready", "The assistant is still loading.")
-            return agent
-
-        async def handoff_for(handoff_id: int, agent_name: str, *, assigned: bool):
-            view = await _service(support.get_handoff, handoff_id)
-            if assigned and (view.status != "assigned" or view.assigned_to != agent_name):
-                raise RequestRejected(409, "not_yours", "Claim this conversation first.")
-            return view
-
-        async def say(
-            request: Request,
-            sender_id: str,
-            response_name: str,
-            *,
-            before: tuple[Event, ...] = (),
-            after: tuple[Event, ...] = (),
-            **kwargs: Any,
-        ):
-            """Utter a domain response (in the conversation's language) outside a prediction,
-            with the events that must surround it in the same tracker update."""
-            agent = rasa_agent(request)
-            tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is None:
-                return None
-            rendered = await agent.nlg.generate(response_name, tracker, "webchat", **kwargs)
-            text = (rendered or {}).get("text") or ""
-            message = await append_bot_message(agent, sender_id, text, before=before, after=after)
-            if text:
-                await live_chat.push(sender_id, {"text": text})
-            return message
-
-        @console.route("/", methods=["GET"])
-        async def page(request: Request) -> HTTPResponse:
-            return static_file("agent/index.html")
-
-        @console.route("/api/queue", methods=["GET"])
-        @api
-        async def queue(request: Request, agent_name: str) -> dict[str, Any]:
-            waiting = await _service(support.list_handoff_queue, "waiting")
-            assigned = await _service(support.list_handoff_queue, "assigned")
-            return {
-                "agent": agent_name,
-                "waiting": [_handoff_json(v) for v in waiting],
-                "assigned": [_handoff_json(v) for v in assigned],
-            }
-
-        @console.route("/api/handoffs/<handoff_id:int>", methods=["GET"])
-        @api
-        async def detail(request: Request, agent_name: str, handoff_id: int) -> dict[str, Any]:
-            view = await handoff_for(handoff_id, agent_name, assigned=False)
-            tracker = await rasa_agent(request).tracker_store.retrieve(view.conversation_id)
-            messages = chat_history(tracker.events, 200) if tracker else []
-            scores = [m["frustration"] for m in messages if m["role"] == "user"]
-            latest = scores[-1] if scores else 0.0
-            customer: dict[str, Any] | None = None
-            if view.customer_id is not None:
-                recent = await _service(orders.list_orders, view.customer_id, 5)
-                tickets = await _service(support.list_tickets, view.customer_id)
-                customer = {
-                    "customer_id": view.customer_id,
-                    "orders": [asdict(o) for o in recent],
-                    "open_tickets": [asdict(t) for t in tickets],
-                }
-            return {
-                "handoff": _handoff_json(view),
-                "messages": messages,
-                "sentiment": {
-                    "latest": latest,
-                    "peak": max(scores, default=0.0),
-                    "label": _sentiment_label(latest),
-                },
-                "customer": customer,
-                "paused": bool(tracker and tracker.is_paused()),
-            }
-
-        @console.route("/api/handoffs/<handoff_id:int>/claim", methods=["POST"])
-        @api
-        async def claim(request: Request, agent_name: str, handoff_id: int) -> dict[str, Any]:
-            view = await _service(support.claim_handoff, handoff_id, agent_name)
-            if view.created:  # first claim: tell the customer who is with them
-                await say(request, view.conversation_id, "utter_agent_joined", agent=agent_name)
-            return {"handoff": _handoff_json(view)}
-
-        @console.route("/api/handoffs/<handoff_id:int>/reply", methods=["POST"])
-        @api
-        async def reply(request: Request, agent_name: str, handoff_id: int) -> dict[str, Any]:
-            body = request.json if request.body else None
-            text = body.get("text") if isinstance(body, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise RequestRejected(400, "empty_reply", 'Send {"text": "your reply"}.')
-            text = text.strip()
-            if len(text) > MAX_REPLY_CHARS:
-                raise RequestRejected(
-                    413, "reply_too_long", f"At most {MAX_REPLY_CHARS} characters."
-                )
-            view = await handoff_for(handoff_id, agent_name, assigned=True)
-            message = await append_bot_message(
-                rasa_agent(request),
-                view.conversation_id,
-                text,
-                metadata={AGENT_KEY: agent_name},
-            )
-            delivered = await live_chat.push(
-                view.conversation_id, {"text": text, "agent": agent_name}
-            )
-            return {"message": message, "delivered_live": delivered}
-
-        @console.route("/api/handoffs/<handoff_id:int>/handback", methods=["POST"])
-        @api
-        async def handback(request: Request, agent_name: str, handoff_id: int) -> dict[str, Any]:
-            view = await handoff_for(handoff_id, agent_name, assigned=True)
-            closed = await _service(support.close_handoff, handoff_id, True)
-            # The paused conversation stopped without listening; resume it in the state a bot
-            # turn ends in, so the next message is predicted as at any other turn.
-            await say(
-                request,
-                view.conversation_id,
-                "utter_back_to_bot",
-                before=(ConversationResumed(),),
-                after=(ActionExecuted(ACTION_LISTEN_NAME),),
-            )
-            return {"handoff": _handoff_json(closed)}
-
-        return console
-
-
-def _sentiment_label(score: float) -> str:
-    if score >= 0.7:
-        return "angry"
-    if score >= 0.4:
-        return "frustrated"
-    return "calm"
+        return AgentConsole().blueprint()

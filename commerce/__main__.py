@@ -7,6 +7,10 @@ seed       empty the commerce tables and load the deterministic demo data (idemp
 reset      drop everything (downgrade base), upgrade head, seed
 token      print a signed customer token for EMAIL (KEFU_CUSTOMER_TOKEN_SECRET), as a shop's
            site would hand one to the web chat: /webhooks/webchat/#token=<token>
+agent      agent console accounts: `agent add NAME [--token-file PATH] [--if-missing]` (prints
+           the new token once, or writes it to PATH, mode 0600), `agent list`,
+           `agent disable NAME`, `agent rotate NAME` (a new token; the old one stops working)
+outbox     deliver pending and failed outbox messages (emails, SMS), e.g. after an SMTP outage
 """
 
 from __future__ import annotations
@@ -77,9 +81,105 @@ def _print_token(parser: argparse.ArgumentParser, url: str, email: str | None, t
     return 0
 
 
+def _write_token_file(path: str, token: str) -> None:
+    """Write ``token`` to ``path`` readable by its owner only (0600, also when it existed)."""
+    import os
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (token + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def agent_command(argv: list[str]) -> int:
+    """``python -m commerce agent {add,list,disable,rotate}``: agent console accounts."""
+    import os
+
+    from commerce.db import make_session_factory
+    from commerce.errors import CommerceError
+    from commerce.services import agents
+
+    parser = argparse.ArgumentParser(
+        prog="python -m commerce agent", description="Agent console accounts."
+    )
+    parser.add_argument("action", choices=("add", "list", "disable", "rotate"))
+    parser.add_argument("name", nargs="?", help="the agent's name (shown to customers)")
+    parser.add_argument("--token-file", help="add/rotate: write the token here (0600), not stdout")
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="add: keep an existing agent whose token file exists (a new token when it does not)",
+    )
+    parser.add_argument("--url", help="database URL (default: $KEFU_DATABASE_URL or var/kefu.db)")
+    args = parser.parse_args(argv)
+    if args.action != "list" and not args.name:
+        parser.error(f"agent {args.action} needs the agent's NAME")
+    factory = make_session_factory(args.url or database_url())
+
+    def hand_out(token: str) -> None:
+        if args.token_file:
+            _write_token_file(args.token_file, token)
+            print(f"token for {args.name} written to {args.token_file}")
+        else:
+            print(token)
+
+    try:
+        if args.action == "list":
+            for account in agents.list_agents(factory):
+                state = (
+                    f"disabled {account.disabled_at:%Y-%m-%d %H:%M}"
+                    if account.disabled_at
+                    else "active"
+                )
+                print(f"{account.name}\t{state}\tcreated {account.created_at:%Y-%m-%d %H:%M}")
+        elif args.action == "add":
+            existing = agents.get_agent(factory, args.name)
+            if existing is not None and args.if_missing:
+                if not args.token_file:
+                    print(f"agent {args.name} exists already")
+                elif os.path.exists(args.token_file):
+                    print(f"agent {args.name} exists; token in {args.token_file}")
+                else:  # the token cannot be recovered; a new one replaces it
+                    hand_out(agents.rotate_token(factory, args.name))
+            else:
+                hand_out(agents.create_agent(factory, args.name)[1])
+        elif args.action == "rotate":
+            hand_out(agents.rotate_token(factory, args.name))
+        else:
+            agents.disable_agent(factory, args.name)
+            print(f"agent {args.name} disabled")
+    except CommerceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        factory.kw["bind"].dispose()
+    return 0
+
+
+def _drain_outbox(url: str, limit: int) -> int:
+    from commerce.db import make_session_factory
+    from commerce.outbox import deliver_pending
+
+    factory = make_session_factory(url)
+    try:
+        print(f"outbox: delivered {deliver_pending(factory, limit=limit)} message(s)")
+    finally:
+        factory.kw["bind"].dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["agent"]:
+        return agent_command(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m commerce", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("upgrade", "seed", "reset", "downgrade", "token"))
+    parser.add_argument(
+        "command", choices=("upgrade", "seed", "reset", "downgrade", "token", "outbox", "agent")
+    )
     parser.add_argument("email", nargs="?", help="token: the customer's email")
     parser.add_argument("--ttl", type=int, default=3600, help="token: lifetime in seconds")
     parser.add_argument("--url", help="database URL (default: $KEFU_DATABASE_URL or var/kefu.db)")
@@ -91,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = url.split("@")[-1]
     if args.command == "token":
         return _print_token(parser, url, args.email, args.ttl)
+    if args.command == "outbox":
+        return _drain_outbox(url, limit=500)
     if args.command in ("downgrade", "reset"):
         downgrade(url)
         print(f"dropped schema on {shown}")

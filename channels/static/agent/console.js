@@ -1,5 +1,6 @@
 // Kefu agent console: polls the handoff queue and the open conversation, claims, replies and
-// hands back through /webhooks/agent/api (bearer agent token; kept in sessionStorage only).
+// hands back through /webhooks/agent/api with the agent's own bearer token (kept in
+// sessionStorage only). Who is signed in is the server's answer to api/me, never typed in.
 (function () {
   "use strict";
 
@@ -7,6 +8,7 @@
   var POLL_MS = 2000;
   var current = null;   // handoff id shown
   var timer = null;
+  var me = null;        // the signed-in agent's name, from api/me
 
   function $(id) { return document.getElementById(id); }
   function el(tag, className, text) {
@@ -17,16 +19,13 @@
   }
   function notice(text) { $("notice").textContent = text || ""; $("notice").hidden = !text; }
 
-  function credentials() {
-    return { token: sessionStorage.getItem("kefu.agentToken"), name: sessionStorage.getItem("kefu.agentName") };
-  }
+  function token() { return sessionStorage.getItem("kefu.agentToken"); }
 
   async function call(method, path, body) {
-    var c = credentials();
     var response = await fetch(API + path, {
       method: method,
       headers: Object.assign(
-        { Authorization: "Bearer " + c.token, "X-Kefu-Agent": c.name },
+        { Authorization: "Bearer " + token() },
         body ? { "Content-Type": "application/json" } : {}),
       body: body ? JSON.stringify(body) : undefined
     });
@@ -84,7 +83,7 @@
       return li;
     }));
     if (atBottom) log.scrollTop = log.scrollHeight;
-    var mine = h.status === "assigned" && h.assigned_to === credentials().name;
+    var mine = h.status === "assigned" && h.assigned_to === me;
     $("claim").hidden = h.status !== "waiting";
     $("handback").hidden = !mine;
     $("reply-form").hidden = !mine;
@@ -119,33 +118,45 @@
       if (current !== null) render(await call("GET", "/handoffs/" + current));
       notice("");
     } catch (e) {
-      notice(e.status === 401 ? "The agent token was refused." : e.message);
-      if (e.status === 401) stop();
+      refused(e);
     }
   }
 
-  function start() {
-    var c = credentials();
+  function refused(e) {
+    if (e.status === 401) { stop(); notice("The agent token was refused."); }
+    else if (e.status === 429) { stop(); notice(e.message); }
+    else notice(e.message);
+  }
+
+  async function start() {
+    try { me = (await call("GET", "/me")).agent; }
+    catch (e) { refused(e); return; }
     $("login").hidden = true;
     $("whoami").hidden = false;
-    $("whoami").textContent = "Signed in as " + c.name;
+    $("whoami-name").textContent = "Signed in as " + me;
+    notice("");
     poll();
     timer = setInterval(poll, POLL_MS);
   }
   function stop() {
     clearInterval(timer);
+    timer = null;
+    me = null;
+    current = null;
     sessionStorage.removeItem("kefu.agentToken");
     $("login").hidden = false;
     $("whoami").hidden = true;
+    $("conversation").hidden = true;
+    $("customer").hidden = true;
   }
 
   $("login").addEventListener("submit", function (event) {
     event.preventDefault();
-    sessionStorage.setItem("kefu.agentName", $("agent-name").value.trim());
-    sessionStorage.setItem("kefu.agentToken", $("agent-token").value);
+    sessionStorage.setItem("kefu.agentToken", $("agent-token").value.trim());
     $("agent-token").value = "";
     start();
   });
+  $("sign-out").addEventListener("click", function () { stop(); notice(""); });
   $("claim").addEventListener("click", async function () {
     try { await call("POST", "/handoffs/" + current + "/claim"); await poll(); }
     catch (e) { notice(e.message); }
@@ -165,5 +176,5 @@
     } catch (e) { notice(e.message); }
   });
 
-  if (credentials().token) start();
+  if (token()) start();
 })();

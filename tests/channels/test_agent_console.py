@@ -1,0 +1,263 @@
+"""The agent console's API on a real Sanic app: per-agent tokens, the name taken from the
+account (never from a header), only the assignee replies or hands back, audit, throttling.
+
+The Rasa side is the real tracker store, lock store and response generator on Kefu's domain;
+the commerce side a real SQLite database. The console inside the running server (with the web
+chat and a browser) is exercised in tests/integration/test_web_channels.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from rasa.core.lock_store import InMemoryLockStore
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ConversationPaused, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from sanic import Sanic
+
+from channels.agent_console import AgentConsole
+from channels.live import AGENT_KEY
+from commerce.db import make_engine, make_session_factory
+from commerce.models import Base
+from commerce.services import agents, support
+from commerce.services.identity import client_key
+from tests.conftest import ROOT
+
+CONVERSATION = "web-4f1c2a"
+PREFIX = "/webhooks/agent"
+PEER = "mockserver"  # the client address Sanic's ASGI test client reports
+
+
+@pytest.fixture(scope="module")
+def domain() -> Domain:
+    return Domain.load(str(ROOT / "domain"))
+
+
+@pytest.fixture
+def factory(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'commerce.db'}")
+    Base.metadata.create_all(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+class Processor:
+    def __init__(self, tracker_store) -> None:
+        self.tracker_store = tracker_store
+
+    async def get_tracker(self, sender_id: str):
+        return await self.tracker_store.get_or_create_tracker(sender_id)
+
+
+@pytest.fixture
+async def rasa(domain):
+    """What the console uses of the Rasa agent, with a paused conversation waiting for a human."""
+    store = InMemoryTrackerStore(domain)
+    tracker = DialogueStateTracker.from_events(
+        CONVERSATION,
+        [
+            SlotSet("language", "en"),
+            UserUttered("my parcel arrived crushed, I want a human", {"name": "human_handoff"}),
+            ConversationPaused(),
+        ],
+    )
+    await store.save(tracker)
+    return SimpleNamespace(
+        tracker_store=store,
+        lock_store=InMemoryLockStore(),
+        processor=Processor(store),
+        nlg=TemplatedNaturalLanguageGenerator(domain.responses),
+    )
+
+
+@pytest.fixture
+def app(factory, rasa):
+    app = Sanic(f"console_{uuid.uuid4().hex[:8]}")
+    app.blueprint(AgentConsole(factory).blueprint(), url_prefix=PREFIX)
+    app.ctx.agent = rasa
+    return app
+
+
+@pytest.fixture
+def handoff(factory) -> int:
+    view = support.conversation_handoff(
+        factory, CONVERSATION, "wants a human", transcript="crushed parcel"
+    )
+    return view.handoff_id
+
+
+@pytest.fixture
+def tokens(factory) -> dict[str, str]:
+    return {name: agents.create_agent(factory, name)[1] for name in ("Anna", "Bob")}
+
+
+async def call(app, method: str, path: str, token: str | None, body=None, **headers):
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    _, reply = await app.asgi_client.request(
+        method, PREFIX + "/api" + path, json=body, headers=headers
+    )
+    return reply.status, reply.json, reply.headers
+
+
+async def agent_messages(rasa) -> list[tuple[str, str | None]]:
+    tracker = await rasa.tracker_store.retrieve(CONVERSATION)
+    return [
+        (e.text, (e.metadata or {}).get(AGENT_KEY)) for e in tracker.events if e.type_name == "bot"
+    ]
+
+
+async def test_me_names_the_account_whatever_the_header_says(app, tokens):
+    status, me, _ = await call(app, "GET", "/me", tokens["Anna"], **{"X-Kefu-Agent": "Bob"})
+    assert status == 200 and me["agent"] == "Anna"
+    status, queue, _ = await call(app, "GET", "/queue", tokens["Bob"])
+    assert status == 200 and queue["agent"] == "Bob"
+
+
+async def test_the_page_is_served_without_a_token(app):
+    _, page = await app.asgi_client.get(PREFIX + "/")
+    assert page.status == 200 and "Your agent token" in page.text
+    assert "Your name" not in page.text
+
+
+@pytest.mark.parametrize("header", [None, "Bearer ", "Bearer wrong", "Basic QW5uYTp4"])
+async def test_requests_without_a_valid_token_are_refused(app, tokens, header):
+    headers = {"Authorization": header} if header else {}
+    status, error, _ = await call(app, "GET", "/queue", None, **headers)
+    assert (status, error["error"]) == (401, "unauthorised")
+    assert "agent add" in error["message"]
+
+
+async def test_a_forged_agent_header_does_not_change_who_claims(
+    app, factory, rasa, tokens, handoff
+):
+    status, claimed, _ = await call(
+        app, "POST", f"/handoffs/{handoff}/claim", tokens["Bob"], **{"X-Kefu-Agent": "Anna"}
+    )
+    assert status == 200 and claimed["handoff"]["assigned_to"] == "Bob"
+    assert support.get_handoff(factory, handoff).assigned_to == "Bob"
+    [joined] = await agent_messages(rasa)
+    assert joined == ("Bob from our customer service team has joined the chat.", None)
+    [audit] = agents.list_audit(factory, action="claim")
+    assert (audit.agent_name, audit.handoff_id, audit.conversation_id) == (
+        "Bob",
+        handoff,
+        CONVERSATION,
+    )
+    assert audit.client_key == client_key(PEER)
+
+
+async def test_only_the_assignee_replies_and_hands_back(app, factory, rasa, tokens, handoff):
+    reply = {"text": "I'm sorry, a new one is on its way."}
+    # Nobody has it yet: nobody may reply.
+    status, error, _ = await call(app, "POST", f"/handoffs/{handoff}/reply", tokens["Anna"], reply)
+    assert (status, error["error"]) == (403, "not_assignee")
+    assert (await call(app, "POST", f"/handoffs/{handoff}/claim", tokens["Anna"]))[0] == 200
+    # Bob cannot take it over, nor speak or hand back for Anna, even calling himself Anna.
+    assert (await call(app, "POST", f"/handoffs/{handoff}/claim", tokens["Bob"]))[0] == 409
+    for action in ("reply", "handback"):
+        status, error, _ = await call(
+            app,
+            "POST",
+            f"/handoffs/{handoff}/{action}",
+            tokens["Bob"],
+            reply,
+            **{"X-Kefu-Agent": "Anna"},
+        )
+        assert (status, error["error"]) == (403, "not_assignee")
+    assert support.get_handoff(factory, handoff).status == "assigned"
+    assert [(e.agent_name, e.detail) for e in agents.list_audit(factory, action="denied")] == [
+        ("Bob", "handback"),
+        ("Bob", "reply"),
+        ("Anna", "reply"),
+    ]
+
+    status, sent, _ = await call(app, "POST", f"/handoffs/{handoff}/reply", tokens["Anna"], reply)
+    assert status == 200 and sent["message"] == {
+        "role": "agent",
+        "text": reply["text"],
+        "agent": "Anna",
+    }
+    assert (await call(app, "POST", f"/handoffs/{handoff}/handback", tokens["Anna"]))[0] == 200
+    assert support.get_handoff(factory, handoff).status == "closed"
+    assert (await agent_messages(rasa))[1:] == [
+        (reply["text"], "Anna"),
+        (
+            "You're back with Kefu, the shop assistant. Is there anything else I can help with?",
+            None,
+        ),
+    ]
+    trail = [
+        (e.agent_name, e.action, e.detail)
+        for e in agents.list_audit(factory, handoff_id=handoff)
+        if e.action != "denied"
+    ]
+    assert trail == [
+        ("Anna", "handback", None),
+        ("Anna", "reply", f"{len(reply['text'])} chars"),
+        ("Anna", "claim", None),
+    ]
+    # Handed back: not even Anna can reply any more.
+    status, error, _ = await call(app, "POST", f"/handoffs/{handoff}/reply", tokens["Anna"], reply)
+    assert (status, error["error"]) == (409, "closed")
+
+
+async def test_wrong_tokens_are_throttled_per_client(app, factory, tokens, monkeypatch):
+    monkeypatch.setattr(agents, "MAX_LOGIN_FAILURES", 3)
+    for i in range(3):
+        assert (await call(app, "GET", "/me", f"guess-{i}"))[0] == 401
+    status, error, headers = await call(app, "GET", "/me", tokens["Anna"])
+    assert (status, error["error"]) == (429, "too_many_attempts")
+    assert int(headers["retry-after"]) == error["retry_after_s"] > 0
+    failures = agents.list_audit(factory, action="login_failed")
+    assert len(failures) == 3 and {f.client_key for f in failures} == {client_key(PEER)}
+
+
+async def test_a_disabled_agent_is_refused(app, factory, tokens):
+    assert (await call(app, "GET", "/me", tokens["Bob"]))[0] == 200
+    agents.disable_agent(factory, "Bob")
+    status, error, _ = await call(app, "GET", "/me", tokens["Bob"])
+    assert (status, error["error"]) == (401, "unauthorised")
+    assert (await call(app, "GET", "/me", tokens["Anna"]))[0] == 200
+
+
+async def test_unknown_handoffs_and_bad_replies_get_json_errors(app, tokens, handoff):
+    anna = tokens["Anna"]
+    assert (await call(app, "POST", "/handoffs/999999/claim", anna))[0] == 404
+    assert (await call(app, "POST", f"/handoffs/{handoff}/claim", anna))[0] == 200
+    status, error, _ = await call(app, "POST", f"/handoffs/{handoff}/reply", anna, {"text": " "})
+    assert (status, error["error"]) == (400, "empty_reply")
+    big = {"text": "x" * 3000}
+    status, error, _ = await call(app, "POST", f"/handoffs/{handoff}/reply", anna, big)
+    assert (status, error["error"]) == (413, "reply_too_long")
+
+
+async def test_the_detail_shows_the_conversation(app, tokens, handoff):
+    status, detail, _ = await call(app, "GET", f"/handoffs/{handoff}", tokens["Anna"])
+    assert status == 200 and detail["paused"] is True
+    assert [m["text"] for m in detail["messages"]] == ["my parcel arrived crushed, I want a human"]
+    assert detail["customer"] is None and detail["handoff"]["status"] == "waiting"
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(factory, tokens):
+    """Over real TCP (peer 127.0.0.1, listed as a proxy): each forwarded client counts alone."""
+    app = Sanic(f"console_{uuid.uuid4().hex[:8]}")
+    console = AgentConsole(factory, proxies=[ipaddress.ip_network("127.0.0.1/32")])
+    app.blueprint(console.blueprint(), url_prefix=PREFIX)
+    headers = {"Authorization": "Bearer guess", "X-Forwarded-For": "10.9.9.9, 198.51.100.7"}
+    _, reply = app.test_client.get(PREFIX + "/api/me", headers=headers)
+    assert reply.status == 401
+    [failure] = agents.list_audit(factory, action="login_failed")
+    assert failure.client_key == client_key("198.51.100.7")
+
+
+async def test_the_old_shared_token_opens_nothing(app, tokens, monkeypatch):
+    monkeypatch.setenv("KEFU_AGENT_TOKEN", "one-token-for-everyone")
+    status, error, _ = await call(app, "GET", "/queue", "one-token-for-everyone")
+    assert (status, error["error"]) == (401, "unauthorised")
