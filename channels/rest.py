@@ -4,12 +4,37 @@ Rasa's stock `RestInput` answers a body that is not JSON with a 500 and passes e
 multi-megabyte texts straight into the NLU pipeline. `KefuRestInput` keeps the stock URL
 (`/webhooks/rest/webhook`) and response format, and answers malformed requests with a 4xx
 JSON error that says what was wrong, so one bad client never disturbs other conversations.
+
+Request: ``POST /webhooks/rest/webhook`` with
+``{"sender": "id", "message": "text", "metadata": {"language": "zh", "customer_token": JWT}}``.
+
+- ``sender`` names the conversation. Ids starting with ``web-`` belong to the web chat and are
+  refused (400 ``reserved_sender``), so a REST caller cannot step into a web conversation.
+- ``metadata.customer_token`` (optional): a signed customer token (``python -m commerce token``).
+  It is checked here and never stored: the message carries only a signed ``kefu_identity``
+  claim for this sender that expires with the token (see :mod:`channels.identity`). A token
+  that does not check out is dropped and the customer is treated as anonymous.
+  ``kefu_identity`` / ``kefu_client`` sent by a client are dropped.
+- Rate limits per client address and per conversation (:mod:`channels.limits`): over them,
+  429 ``rate_limited`` with ``retry_after_s`` and a ``Retry-After`` header.
+
+Calling it server to server (a shop's backend relaying its customers' messages): set
+``KEFU_REST_SECRET`` on the Kefu server and sign each request's sender:
+``X-Kefu-Signature: hex(HMAC-SHA256(KEFU_REST_SECRET, sender))``, e.g. in Python
+``hmac.new(secret.encode(), sender.encode(), hashlib.sha256).hexdigest()``. With the secret set,
+a request without a valid signature gets 401 ``invalid_signature``, so nobody but the shop can
+pick sender ids (and with them a conversation's verified identity). To have the limits count each
+customer rather than the shop's server, list that server in ``KEFU_TRUSTED_PROXIES`` and send
+the customer's address in ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,25 +45,75 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.identity import (
+    TOKEN_KEY,
+    channel_metadata,
+    check_customer_token,
+    client_address,
+    trusted_proxies,
+)
+from channels.limits import MessageLimits, RateLimited
+from channels.live import WEB_SENDER_PREFIX
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_CHARS = 2000
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: Deepest nesting accepted in ``metadata`` (deeper structures are refused, not stored).
+MAX_METADATA_DEPTH = 8
 # Sender ids become tracker keys and log fields: keep them short and printable.
 SENDER_ID_PATTERN = re.compile(r"^[\w.:@\-]{1,128}$")
+#: Sender ids of the web chat's conversations.
+RESERVED_SENDER_PREFIX = WEB_SENDER_PREFIX
+REST_SECRET_ENV = "KEFU_REST_SECRET"
+SIGNATURE_HEADER = "X-Kefu-Signature"
 
 
 class RequestRejected(ValueError):
     """A REST request that cannot be processed, with an HTTP status and a stable code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+        self.extra: dict[str, Any] = {}
 
     def as_response(self) -> HTTPResponse:
-        return response.json({"error": self.code, "message": self.message}, status=self.status)
+        return response.json(
+            {"error": self.code, "message": self.message, **self.extra},
+            status=self.status,
+            headers=self.headers,
+        )
+
+    @classmethod
+    def rate_limited(cls, refused: RateLimited) -> RequestRejected:
+        rejected = cls(
+            429, "rate_limited", refused.message, {"Retry-After": str(refused.retry_after_s)}
+        )
+        rejected.extra = {"retry_after_s": refused.retry_after_s}
+        return rejected
+
+
+def nesting_exceeds(value: Any, max_depth: int) -> bool:
+    """True when lists / dicts in ``value`` nest deeper than ``max_depth`` (checked without
+    recursion, so any depth is safe to ask about)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_rest_payload(
@@ -54,7 +129,7 @@ def parse_rest_payload(
         max_body_bytes: Largest accepted body.
 
     Returns:
-        `(sender_id, text, metadata)`.
+        `(sender_id, text, metadata)`; metadata as sent (the channel strips reserved keys).
 
     Raises:
         RequestRejected: With the HTTP status and a code naming what was wrong.
@@ -67,7 +142,7 @@ def parse_rest_payload(
         payload = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise RequestRejected(400, "invalid_encoding", "The request body must be UTF-8.") from e
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
         raise RequestRejected(
             400,
             "invalid_json",
@@ -82,6 +157,13 @@ def parse_rest_payload(
             400,
             "invalid_sender",
             "'sender' must be a string of 1-128 letters, digits or . : @ _ - characters.",
+        )
+    if sender.lower().startswith(RESERVED_SENDER_PREFIX):
+        raise RequestRejected(
+            400,
+            "reserved_sender",
+            f"Sender ids starting with '{RESERVED_SENDER_PREFIX}' belong to the web chat; "
+            "choose another.",
         )
     text = payload.get("message")
     if not isinstance(text, str):
@@ -98,7 +180,37 @@ def parse_rest_payload(
     metadata = payload.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise RequestRejected(400, "invalid_metadata", "'metadata' must be a JSON object.")
+    if nesting_exceeds(metadata, MAX_METADATA_DEPTH):
+        raise RequestRejected(
+            400,
+            "invalid_metadata",
+            f"'metadata' must not nest deeper than {MAX_METADATA_DEPTH} levels.",
+        )
     return sender, text, metadata
+
+
+def sender_signature(secret: str, sender: str) -> str:
+    """``hex(HMAC-SHA256(secret, sender))``: what ``X-Kefu-Signature`` carries."""
+    return hmac.new(secret.encode("utf-8"), sender.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def check_signature(secret: str | None, sender: str, signature: str | None) -> None:
+    """Nothing to check without a secret; else the header must sign ``sender``.
+
+    Raises:
+        RequestRejected: 401 ``invalid_signature``.
+    """
+    if not secret:
+        return
+    if not signature or not hmac.compare_digest(
+        signature.strip().lower(), sender_signature(secret, sender)
+    ):
+        raise RequestRejected(
+            401,
+            "invalid_signature",
+            f"This server requires {SIGNATURE_HEADER}: hex HMAC-SHA256 of the sender "
+            "with the shared secret.",
+        )
 
 
 class KefuRestInput(RestInput):
@@ -120,9 +232,50 @@ class KefuRestInput(RestInput):
         self,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        *,
+        limits: MessageLimits | None = None,
+        proxies=None,
+        secret: str | None = None,
     ) -> None:
+        """
+        Args:
+            max_message_chars: longest accepted message.
+            max_body_bytes: largest accepted body.
+            limits: message rate limits; ``KEFU_RATE_*`` by default.
+            proxies: trusted proxy networks; ``KEFU_TRUSTED_PROXIES`` by default.
+            secret: the sender-signing secret; ``KEFU_REST_SECRET`` by default.
+        """
         self.max_message_chars = max_message_chars
         self.max_body_bytes = max_body_bytes
+        self.limits = limits if limits is not None else MessageLimits.from_env()
+        self.proxies = tuple(proxies) if proxies is not None else trusted_proxies()
+        self.secret = secret if secret is not None else os.environ.get(REST_SECRET_ENV) or None
+
+    def _client(self, request: Request) -> str | None:
+        return client_address(
+            request.ip, ",".join(request.headers.getall("x-forwarded-for", [])), self.proxies
+        )
+
+    async def _message(self, request: Request) -> tuple[str, str, dict[str, Any]]:
+        """``(sender_id, text, metadata)`` of an accepted request.
+
+        Raises:
+            RequestRejected: malformed, unsigned or over a rate limit.
+        """
+        client = self._client(request)
+        refused = self.limits.check_client(client)
+        if refused:
+            raise RequestRejected.rate_limited(refused)
+        sender_id, text, sent = parse_rest_payload(
+            request.body or b"", self.max_message_chars, self.max_body_bytes
+        )
+        check_signature(self.secret, sender_id, request.headers.get(SIGNATURE_HEADER))
+        refused = self.limits.check_conversation(sender_id)
+        if refused:
+            raise RequestRejected.rate_limited(refused)
+        identity = await check_customer_token(sent.get(TOKEN_KEY))
+        metadata = channel_metadata(sent, sender_id=sender_id, identity=identity, client=client)
+        return sender_id, text, metadata
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         webhook = Blueprint("kefu_rest_webhook", __name__)
@@ -134,9 +287,7 @@ class KefuRestInput(RestInput):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             try:
-                sender_id, text, metadata = parse_rest_payload(
-                    request.body or b"", self.max_message_chars, self.max_body_bytes
-                )
+                sender_id, text, metadata = await self._message(request)
             except RequestRejected as rejected:
                 return rejected.as_response()
             collector = CollectingOutputChannel()

@@ -8,9 +8,26 @@ web chat widgets also work against it. On top of Rasa's ``SocketIOInput`` it:
   the server issued and asks for it again; the server answers with ``history`` (the
   conversation's messages from the tracker store) and puts every tab of a session in one room;
 - checks a signed customer token (HS256 JWT, ``KEFU_CUSTOMER_TOKEN_SECRET``) sent with
-  ``session_request``; a valid one is attached to each message's metadata as
-  ``customer_token`` so the actions skip re-verification; a forged, expired or unknown one is
-  dropped and the customer is told they chat anonymously (``identity`` event);
+  ``session_request`` (``customData.customer_token``) and keeps the checked identity in the
+  socket's session, never the token: each message carries a signed ``kefu_identity`` claim
+  (customer id, the token's expiry, this conversation) and ``kefu_client`` (the client's
+  address), see :mod:`channels.identity`. The expiry is re-checked on every message; once past,
+  messages carry no claim and the page is told (``identity`` event, reason ``expired``).
+  A forged, expired or unknown token is dropped and the customer chats anonymously;
+- never hands a verified conversation to someone who cannot prove to be that customer: a
+  ``session_request`` for a session that acted for a verified customer (a
+  ``verified_customer_id`` slot event in its latest session, even if since cleared), without
+  a valid token for that same customer, gets a fresh session id and no history (a shared
+  computer, another customer signing in). The tab that had the conversation may come back to
+  it without a token (a reload, a lost connection, a server restart, e.g. a customer who
+  verified by email and is talking to an agent): with ``session_id`` it sends the
+  ``resume_key`` it was given (``resume_key`` event), which the page keeps in
+  ``sessionStorage``, gone with the tab. A token for another customer never resumes. The page
+  also drops its stored session id when the signed-in customer changes, and has a "new
+  conversation" button;
+- limits messages per client address and per conversation (:mod:`channels.limits`;
+  ``kefu_error`` ``rate_limited``), and answers JSON nested too deeply to read with
+  ``kefu_error`` ``invalid_json``;
 - refuses malformed, oversized or session-less messages with an ``kefu_error`` event to that
   socket only, and keeps serving everyone else;
 - sends cards (product, order tracking) as ``{"custom": {...}}`` messages, and lets the agent
@@ -22,23 +39,39 @@ so its session persistence silently drops replies; this channel does not share t
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import os
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from engineio import json as engineio_json
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import SlotSet
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
+from socketio import packet as socketio_packet
 
+from channels.identity import (
+    NO_TOKEN,
+    TOKEN_KEY,
+    CustomerIdentity,
+    channel_metadata,
+    check_customer_token,
+    client_address,
+    trusted_proxies,
+)
+from channels.limits import MessageLimits, RateLimited
 from channels.live import BOT_EVENT, WEB_SENDER_PREFIX, chat_history, live_chat
-from channels.rest import DEFAULT_MAX_MESSAGE_CHARS
+from channels.rest import DEFAULT_MAX_MESSAGE_CHARS, nesting_exceeds
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +80,11 @@ SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_METADATA_BYTES = 4096
 MAX_FRAME_BYTES = 64 * 1024
 HISTORY_LIMIT = 100
+MAX_METADATA_DEPTH = 4
+#: The tracker slot that says a conversation acts for a verified customer.
+VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
+#: The event a socket.io frame whose JSON could not be read is dispatched as.
+UNREADABLE_EVENT = "kefu_unreadable_frame"
 LANGUAGES = ("en", "zh")
 #: Files the page may load, and their content types (nothing else under static/ is served).
 STATIC_FILES = {
@@ -81,13 +119,14 @@ def static_file(name: str) -> HTTPResponse:
 class MessageRejected(ValueError):
     """A socket message that cannot be processed, with a stable code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extra = extra
 
-    def as_event(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
+    def as_event(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
 
 
 def parse_user_message(
@@ -122,9 +161,9 @@ def parse_user_message(
     if isinstance(custom, str):
         try:
             custom = json.loads(custom)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise MessageRejected("invalid_metadata", "'customData' must be an object.") from e
-    if not isinstance(custom, dict) or len(json.dumps(custom, default=str)) > MAX_METADATA_BYTES:
+    if not isinstance(custom, dict) or not _small(custom):
         raise MessageRejected("invalid_metadata", "'customData' must be a small object.")
     metadata: dict[str, Any] = {}
     if custom.get("language") in LANGUAGES:
@@ -132,36 +171,111 @@ def parse_user_message(
     return text, metadata
 
 
-async def check_customer_token(token: Any) -> dict[str, Any]:
-    """``{"verified": True, "customer_id", "name"}`` or ``{"verified": False, "reason"}``.
-
-    Checks signature, expiry, issuer and audience, and that the customer exists.
-    """
-    from commerce.db import shared_session_factory
-    from commerce.errors import CommerceError, ConfigurationError, TokenExpired
-    from commerce.services.identity import customer_from_token
-
-    if not token:
-        return {"verified": False, "reason": "no_token"}
-    if not isinstance(token, str) or len(token) > 4096:
-        return {"verified": False, "reason": "invalid"}
+def _small(custom: dict) -> bool:
+    if nesting_exceeds(custom, MAX_METADATA_DEPTH):
+        return False
     try:
-        customer = await asyncio.to_thread(
-            customer_from_token, token, session_factory=shared_session_factory()
-        )
-    except ConfigurationError:
-        logger.warning("a customer token arrived but KEFU_CUSTOMER_TOKEN_SECRET is not set")
-        return {"verified": False, "reason": "not_configured"}
-    except CommerceError as e:  # forged, expired, unknown customer
-        logger.info("web chat customer token refused: %s", e.code)
-        return {
-            "verified": False,
-            "reason": "expired" if isinstance(e, TokenExpired) else "invalid",
-        }
-    except Exception:  # database down: anonymous for now, the actions will ask
-        logger.exception("customer token could not be checked")
-        return {"verified": False, "reason": "unavailable"}
-    return {"verified": True, "customer_id": customer.customer_id, "name": customer.name}
+        return len(json.dumps(custom, default=str)) <= MAX_METADATA_BYTES
+    except (RecursionError, ValueError, TypeError):
+        return False
+
+
+def bound_customer(tracker) -> int | str | None:
+    """The verified customer a tracker acted for most recently, or None.
+
+    Read from the ``verified_customer_id`` slot events of the conversation (its latest
+    session), not only the slot's current value: a conversation whose identity expired still
+    shows that customer's orders in its history.
+    """
+    if tracker is None:
+        return None
+    values = [tracker.get_slot(VERIFIED_CUSTOMER_SLOT)]
+    values += [
+        event.value
+        for event in reversed(list(tracker.events))
+        if isinstance(event, SlotSet) and event.key == VERIFIED_CUSTOMER_SLOT
+    ]
+    value = next((v for v in values if v is not None and v != ""), None)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)  # set but unreadable: nobody can prove it
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def may_resume(tracker, identity: CustomerIdentity, same_tab: bool = False) -> bool:
+    """Whether a request with ``identity`` may continue the conversation of ``tracker``:
+    always when it acted for nobody; else with a valid token for that same customer, or,
+    without a token, from the tab that had it (``same_tab``: a valid resume key)."""
+    bound = bound_customer(tracker)
+    if bound is None:
+        return True
+    if identity.verified:
+        return identity.customer_id == bound
+    return same_tab
+
+
+#: Signs resume keys when no customer-token secret is configured (keys end with the process).
+_PROCESS_SECRET = secrets.token_hex(32)
+
+
+def resume_key(sender_id: str) -> str:
+    """The key that lets the tab holding a conversation resume it without a token."""
+    from commerce.config import token_secret
+
+    secret = token_secret() or _PROCESS_SECRET
+    message = f"kefu-webchat-resume\n{sender_id}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def check_resume_key(sender_id: str, key: Any) -> bool:
+    return isinstance(key, str) and hmac.compare_digest(key, resume_key(sender_id))
+
+
+def socket_client(environ: dict, proxies=()) -> str | None:
+    """The client address of a socket.io connection (engine.io's Sanic driver always puts
+    127.0.0.1 in ``REMOTE_ADDR``, so the Sanic request's peer is read instead)."""
+    request = environ.get("sanic.request")
+    peer = getattr(request, "ip", None) or environ.get("REMOTE_ADDR")
+    return client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), proxies)
+
+
+class _SafeJson:
+    """engine.io's json module, reading JSON nested too deeply to parse as invalid JSON."""
+
+    dumps = staticmethod(engineio_json.dumps)
+
+    @staticmethod
+    def loads(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return engineio_json.loads(*args, **kwargs)
+        except RecursionError as e:
+            raise ValueError("JSON nested too deeply") from e
+
+
+class _SafePacket(socketio_packet.Packet):
+    """A socket.io packet that cannot be decoded becomes an :data:`UNREADABLE_EVENT` event, so
+    the sender gets an answer instead of a silently dropped frame."""
+
+    json = _SafeJson
+
+    def decode(self, encoded_packet):
+        try:
+            return super().decode(encoded_packet)
+        except ValueError:
+            self.packet_type = socketio_packet.EVENT
+            self.namespace, self.id = None, None
+            self.data = [UNREADABLE_EVENT]
+            return 0
+
+
+def _cors_origins() -> list[str] | None:
+    """The origins of ``KEFU_CORS_ORIGINS`` (what scripts/serve.py passes to ``rasa run --cors``)."""
+    listed = [o.strip() for o in os.environ.get("KEFU_CORS_ORIGINS", "").split(",") if o.strip()]
+    return listed or None
 
 
 class WebChatOutput(OutputChannel):
@@ -238,7 +352,7 @@ class WebChatInput(InputChannel):
         return cls(
             socketio_path=credentials.get("socketio_path", "/socket.io"),
             max_message_chars=int(credentials.get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS)),
-            allowed_origins=credentials.get("allowed_origins"),
+            allowed_origins=credentials.get("allowed_origins") or _cors_origins(),
         )
 
     def __init__(
@@ -246,6 +360,9 @@ class WebChatInput(InputChannel):
         socketio_path: str = "/socket.io",
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
         allowed_origins: list[str] | None = None,
+        *,
+        limits: MessageLimits | None = None,
+        proxies=None,
     ) -> None:
         """
         Args:
@@ -253,21 +370,48 @@ class WebChatInput(InputChannel):
             max_message_chars: longest accepted customer message.
             allowed_origins: web origins (``https://shop.example``) whose pages may open the
                 socket besides the chat page's own; None allows only the same origin.
+            limits: message rate limits; ``KEFU_RATE_*`` by default.
+            proxies: trusted proxy networks; ``KEFU_TRUSTED_PROXIES`` by default.
         """
         self.socketio_path = socketio_path
         self.max_message_chars = max_message_chars
         self.allowed_origins = list(allowed_origins) if allowed_origins else None
+        self.limits = limits if limits is not None else MessageLimits.from_env()
+        self.proxies = tuple(proxies) if proxies is not None else trusted_proxies()
         self.app: Sanic | None = None
 
     def get_output_channel(self) -> OutputChannel | None:
         return None  # replies go to a conversation's room, see WebChatOutput
 
-    async def _history(self, sender_id: str) -> list[dict[str, Any]]:
+    async def _tracker(self, sender_id: str):
         agent = getattr(self.app.ctx, "agent", None) if self.app else None
         if agent is None or agent.tracker_store is None:
-            return []
-        tracker = await agent.tracker_store.retrieve(sender_id)
-        return chat_history(tracker.events, HISTORY_LIMIT) if tracker else []
+            return None
+        return await agent.tracker_store.retrieve(sender_id)
+
+    async def _open_session(
+        self, requested: Any, identity: CustomerIdentity, key: Any = None
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """The session id to use and its history: the requested one, unless it acted for a
+        customer that neither ``identity`` nor the resume ``key`` proves (then a fresh one,
+        with no history)."""
+        if not isinstance(requested, str) or not SESSION_ID.match(requested):
+            return uuid.uuid4().hex, []
+        sender_id = WEB_SENDER_PREFIX + requested
+        try:
+            tracker = await self._tracker(sender_id)
+        except Exception:  # tracker store down: a fresh session, the chat still works
+            logger.exception("conversation %s could not be read", sender_id)
+            return uuid.uuid4().hex, []
+        if not may_resume(tracker, identity, check_resume_key(sender_id, key)):
+            logger.info(
+                "session %s acts for a verified customer this request does not prove; "
+                "starting a fresh session",
+                sender_id,
+            )
+            return uuid.uuid4().hex, []
+        history = chat_history(tracker.events, HISTORY_LIMIT) if tracker else []
+        return requested, history
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         sio = AsyncServer(
@@ -275,6 +419,8 @@ class WebChatInput(InputChannel):
             # None: only pages of this server's own origin (engine.io checks the Origin header).
             cors_allowed_origins=self.allowed_origins,
             max_http_buffer_size=MAX_FRAME_BYTES,
+            serializer=_SafePacket,
+            json=_SafeJson,
         )
         live_chat.attach(sio)
         channel = self
@@ -294,40 +440,33 @@ class WebChatInput(InputChannel):
 
         @sio.on("connect")
         async def connect(sid: str, environ: dict, auth: Any = None) -> bool:
-            await sio.save_session(sid, {})
+            await sio.save_session(sid, {"client": socket_client(environ, channel.proxies)})
             return True
 
         @sio.on("session_request")
         async def session_request(sid: str, data: Any = None) -> None:
+            session = await sio.get_session(sid)
+            refused = channel.limits.check_client(session.get("client"))
+            if refused:
+                await _refuse(sid, _rate_limited(refused))
+                return
             data = data if isinstance(data, dict) else {}
-            session_id = data.get("session_id")
-            if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
-                session_id = uuid.uuid4().hex
-            sender_id = WEB_SENDER_PREFIX + session_id
             custom = data.get("customData") if isinstance(data.get("customData"), dict) else {}
-            identity = await check_customer_token(custom.get("customer_token"))
-            previous = (await sio.get_session(sid)).get("sender_id")
+            identity = await check_customer_token(custom.get(TOKEN_KEY))
+            session_id, history = await channel._open_session(
+                data.get("session_id"), identity, data.get("resume_key")
+            )
+            sender_id = WEB_SENDER_PREFIX + session_id
+            previous = session.get("sender_id")
             if previous and previous != sender_id:
                 await sio.leave_room(sid, previous)
-            await sio.save_session(
-                sid,
-                {
-                    "sender_id": sender_id,
-                    "customer_token": custom["customer_token"] if identity["verified"] else None,
-                },
-            )
+            await sio.save_session(sid, {**session, "sender_id": sender_id, "identity": identity})
             await sio.enter_room(sid, sender_id)
-            await sio.emit("session_confirm", session_id, room=sid)
             await sio.emit(
-                "identity",
-                {k: v for k, v in identity.items() if k != "customer_id"},
-                room=sid,
+                "resume_key", {"session_id": session_id, "key": resume_key(sender_id)}, room=sid
             )
-            try:
-                history = await channel._history(sender_id)
-            except Exception:  # tracker store down: the chat still works
-                logger.exception("history of %s could not be read", sender_id)
-                history = []
+            await sio.emit("session_confirm", session_id, room=sid)
+            await sio.emit("identity", identity.as_event(), room=sid)
             await sio.emit("history", {"messages": history}, room=sid)
 
         @sio.on("user_uttered")
@@ -337,13 +476,24 @@ class WebChatInput(InputChannel):
             if not sender_id:
                 await _refuse(sid, MessageRejected("no_session", "Send session_request first."))
                 return
+            refused = channel.limits.check_client(session.get("client"))
+            refused = refused or channel.limits.check_conversation(sender_id)
+            if refused:
+                await _refuse(sid, _rate_limited(refused))
+                return
             try:
-                text, metadata = parse_user_message(data, channel.max_message_chars)
+                text, sent = parse_user_message(data, channel.max_message_chars)
             except MessageRejected as rejected:
                 await _refuse(sid, rejected)
                 return
-            if session.get("customer_token"):
-                metadata["customer_token"] = session["customer_token"]
+            identity = session.get("identity") or NO_TOKEN
+            if identity.current() is not identity:  # the token expired since session_request
+                identity = identity.current()
+                await sio.save_session(sid, {**session, "identity": identity})
+                await sio.emit("identity", identity.as_event(), room=sid)
+            metadata = channel_metadata(
+                sent, sender_id=sender_id, identity=identity, client=session.get("client")
+            )
             message = UserMessage(
                 text,
                 WebChatOutput(sio, sender_id),
@@ -363,10 +513,23 @@ class WebChatInput(InputChannel):
                     ),
                 )
 
+        @sio.on(UNREADABLE_EVENT)
+        async def unreadable(sid: str, *args: Any) -> None:
+            await _refuse(
+                sid,
+                MessageRejected(
+                    "invalid_json", "The message could not be read: send plain, small JSON."
+                ),
+            )
+
         async def _refuse(sid: str, rejected: MessageRejected) -> None:
             await sio.emit("kefu_error", rejected.as_event(), room=sid)
 
         return webhook
+
+
+def _rate_limited(refused: RateLimited) -> MessageRejected:
+    return MessageRejected("rate_limited", refused.message, retry_after_s=refused.retry_after_s)
 
 
 class _SocketBlueprint(Blueprint):

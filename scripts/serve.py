@@ -2,6 +2,20 @@
 
 Waits until both answer their health checks, prints where to chat, and stops both cleanly
 on Ctrl-C (SIGINT) or SIGTERM. Logs go to var/log/.
+
+Server settings it applies (environment):
+
+- ``KEFU_CORS_ORIGINS``: comma-separated web origins allowed to call the Rasa server from a
+  browser (``rasa run --cors``), e.g. ``https://shop.example``; unset: none (same origin only).
+- ``SANIC_REQUEST_MAX_SIZE``: largest request body the Rasa server accepts, refused before it is
+  buffered (default 1 MiB here; Sanic reads ``SANIC_*`` settings from the environment when the
+  app is made). The action server, which receives whole trackers from Rasa on localhost, keeps
+  Sanic's default.
+- ``KEFU_DEMO_LINKS=0``: leave the demo customer's signed-in chat link out of the banner.
+
+The agent console needs an account: a local run makes one named ``demo`` (``python -m commerce
+agent add demo --token-file var/agent-token --if-missing``); the banner names the file, never
+a token.
 """
 
 from __future__ import annotations
@@ -125,9 +139,53 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-#: Secrets a local run makes up when the environment does not set them (printed in the banner).
-GENERATED_SECRETS = ("KEFU_AGENT_TOKEN", "KEFU_CUSTOMER_TOKEN_SECRET")
+#: Secrets a local run makes up when the environment does not set them (named in the banner).
+GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET",)
 DEMO_CUSTOMER = "alice@example.com"
+DEMO_AGENT = "demo"
+#: Where the demo agent's token is written (KEFU_AGENT_TOKEN_FILE overrides it, e.g. in tests).
+AGENT_TOKEN_FILE_ENV = "KEFU_AGENT_TOKEN_FILE"
+DEFAULT_AGENT_TOKEN_FILE = "var/agent-token"
+CORS_ENV = "KEFU_CORS_ORIGINS"
+DEMO_LINKS_ENV = "KEFU_DEMO_LINKS"
+MAX_REQUEST_ENV = "SANIC_REQUEST_MAX_SIZE"
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def cors_arguments(origins: str | None) -> list[str]:
+    """``rasa run`` arguments for ``KEFU_CORS_ORIGINS``: ``["--cors", origin, ...]``, or none.
+
+    ``rasa run --cors`` takes the origins as separate values (``nargs="*"``) and hands them to
+    Sanic-CORS; without the flag Rasa allows no cross-origin requests.
+    """
+    listed = [origin.strip() for origin in (origins or "").split(",") if origin.strip()]
+    return ["--cors", *listed] if listed else []
+
+
+def rasa_run_command(
+    args: argparse.Namespace, model: Path, endpoints: Path, env: dict[str, str]
+) -> list[str]:
+    """The ``rasa run`` command line (CORS only for ``KEFU_CORS_ORIGINS``)."""
+    return [
+        str(VENV_BIN / "rasa"),
+        "run",
+        "--model",
+        str(model),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        args.credentials,
+        "--interface",
+        args.host,
+        "--port",
+        str(args.port),
+        *cors_arguments(env.get(CORS_ENV)),
+    ]
+
+
+def server_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for the Rasa server: with Sanic's request size limit (unless set)."""
+    return {MAX_REQUEST_ENV: str(DEFAULT_MAX_REQUEST_BYTES), **env}
 
 
 def _with_secrets(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -149,27 +207,64 @@ def _demo_token(env: dict[str, str]) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _print_banner(args: argparse.Namespace, env: dict[str, str], made_up: list[str]) -> None:
+def agent_token_file(env: dict[str, str]) -> str:
+    return env.get(AGENT_TOKEN_FILE_ENV) or DEFAULT_AGENT_TOKEN_FILE
+
+
+def _demo_agent(env: dict[str, str]) -> bool:
+    """Make the demo agent account (its token goes to the token file, mode 0600) unless it
+    exists with its file; False when that failed (the banner then says how to make one)."""
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "commerce", "agent", "add", DEMO_AGENT]
+        + ["--token-file", agent_token_file(env), "--if-missing"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        print(f"warning: no demo agent account: {result.stderr.strip()}", file=sys.stderr)
+    return result.returncode == 0
+
+
+def banner(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    made_up: list[str],
+    *,
+    demo_token: str | None,
+    agent_ready: bool,
+) -> str:
+    """The startup banner. It names where secrets are, never prints one; the demo customer's
+    signed-in link (a convenience that carries a token) only when KEFU_DEMO_LINKS is not 0."""
     base = f"http://{args.host}:{args.port}"
-    token = _demo_token(env)
     signed_in = (
-        f"  Signed in as {DEMO_CUSTOMER}: {base}/webhooks/webchat/#token={token}\n" if token else ""
+        f"  Demo customer ({DEMO_CUSTOMER}), signed in:\n"
+        f"                         {base}/webhooks/webchat/#token={demo_token}\n"
+        if demo_token and env.get(DEMO_LINKS_ENV, "1") != "0"
+        else ""
     )
     generated = (
         "  (generated for this run: " + ", ".join(made_up) + "; set them to keep them)\n"
         if made_up
         else ""
     )
-    agent_token = env["KEFU_AGENT_TOKEN"] if "KEFU_AGENT_TOKEN" in made_up else "$KEFU_AGENT_TOKEN"
-    print(
-        f"""
+    agent = (
+        f"(sign in as {DEMO_AGENT!r}, token in {agent_token_file(env)})"
+        if agent_ready
+        else "(add an account: python -m commerce agent add NAME)"
+    )
+    cors = env.get(CORS_ENV, "").strip() or "none (same origin only)"
+    return f"""
 Kefu is running.
   Web chat:              {base}/webhooks/webchat/
-{signed_in}  Agent console:         {base}/webhooks/agent/   (agent token: {agent_token})
+{signed_in}  Agent console:         {base}/webhooks/agent/   {agent}
 {generated}  socket.io:             {base}/socket.io   (events: user_uttered / bot_uttered)
   REST:                  {base}/webhooks/rest/webhook
   Action server:         http://{args.host}:{args.actions_port}/health
   Logs:                  {args.log_dir}/rasa.log, {args.log_dir}/actions.log
+  Cross-origin callers:  {cors}   ({CORS_ENV})
 
 Try it:
   curl -s {base}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
@@ -178,9 +273,7 @@ Try it:
        -d '{{"sender": "me", "message": "你好"}}'
 
 Press Ctrl-C to stop both servers.
-""",
-        flush=True,
-    )
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,22 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         f"http://127.0.0.1:{args.actions_port}/health",
         log_dir,
     )
-    rasa_command = [
-        str(VENV_BIN / "rasa"),
-        "run",
-        "--model",
-        str(model),
-        "--endpoints",
-        str(endpoints),
-        "--credentials",
-        args.credentials,
-        "--interface",
-        args.host,
-        "--port",
-        str(args.port),
-        "--cors",
-        "*",
-    ]
+    rasa_command = rasa_run_command(args, model, endpoints, env)
     rasa = Service("rasa", rasa_command, f"http://127.0.0.1:{args.port}/", log_dir)
 
     def _request_stop(signum: int, _frame: object) -> None:
@@ -228,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     services = [actions] if args.shell else [actions, rasa]
     try:
         for service in services:
-            service.start(env)
+            # Only the public server gets the request size limit: the action server receives
+            # whole trackers from Rasa, which can outgrow it.
+            service.start(server_env(env) if service is rasa else env)
         deadline = time.monotonic() + args.startup_timeout
         print("==> waiting for the action server and the Rasa server to answer…", flush=True)
         for service in services:
@@ -236,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.shell:
             shell = [str(VENV_BIN / "rasa"), "shell", "--model", str(model)]
             return subprocess.call([*shell, "--endpoints", str(endpoints)], cwd=ROOT, env=env)
-        _print_banner(args, env, made_up)
+        agent_ready = _demo_agent(env)
+        print(
+            banner(args, env, made_up, demo_token=_demo_token(env), agent_ready=agent_ready),
+            flush=True,
+        )
         while True:
             for service in services:
                 if service.process is not None and service.process.poll() is not None:

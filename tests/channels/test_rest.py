@@ -1,8 +1,24 @@
+"""The REST channel: payload validation, and the running blueprint (Sanic's test client) with
+identity claims, client addresses, sender signatures and rate limits."""
+
+import hashlib
+import hmac
+import itertools
 import json
+import time
 
 import pytest
+from sanic import Sanic
 
-from channels.rest import RequestRejected, parse_rest_payload
+from channels.identity import parse_trusted_proxies
+from channels.limits import MessageLimits
+from channels.rest import KefuRestInput, RequestRejected, parse_rest_payload, sender_signature
+from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
+from commerce.db import reset_shared_session_factory
+from commerce.services.identity import check_identity_claim, issue_customer_token
+
+SECRET = "test-secret-for-customer-tokens-of-32-bytes-or-more"
+ALICE = 1  # docs/SEED.md
 
 
 def body(payload) -> bytes:
@@ -52,6 +68,17 @@ def test_valid_payloads(payload, expected):
         (body({"sender": "a", "message": "hi", "metadata": "x"}), 400, "invalid_metadata"),
         (body({"sender": "a", "message": "好" * 2001}), 413, "message_too_long"),
         (b'{"sender": "a", "message": "' + b"a" * 70_000 + b'"}', 413, "body_too_large"),
+        # web- senders are the web chat's conversations.
+        (body({"sender": "web-0123456789abcdef", "message": "hi"}), 400, "reserved_sender"),
+        (body({"sender": "WEB-x", "message": "hi"}), 400, "reserved_sender"),
+        # Nested too deeply for the parser: a JSON error, not a crash.
+        (b"[" * 30_000 + b"]" * 30_000, 400, "invalid_json"),
+        (b'{"sender": "a", "message": "hi", "metadata": ' + b"[" * 30_000, 400, "invalid_json"),
+        (
+            body({"sender": "a", "message": "hi", "metadata": {"a": [[[[[[[[[1]]]]]]]]]}}),
+            400,
+            "invalid_metadata",
+        ),
     ],
 )
 def test_malformed_payloads_are_rejected_with_a_code(raw, status, code):
@@ -59,6 +86,13 @@ def test_malformed_payloads_are_rejected_with_a_code(raw, status, code):
         parse_rest_payload(raw)
     assert (caught.value.status, caught.value.code) == (status, code)
     assert caught.value.message
+
+
+def test_a_hundred_thousand_nested_arrays_are_invalid_json():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(RequestRejected) as caught:
+        parse_rest_payload(deep, max_body_bytes=len(deep))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")
 
 
 def test_limits_are_configurable():
@@ -71,3 +105,125 @@ def test_rejection_renders_json_error():
     reply = RequestRejected(400, "invalid_json", "bad").as_response()
     assert reply.status == 400
     assert json.loads(reply.body) == {"error": "invalid_json", "message": "bad"}
+
+
+# ---- the running channel ------------------------------------------------------------------
+
+_apps = itertools.count()
+
+
+class Recorder:
+    """Stands in for the Rasa agent: records messages and answers each."""
+
+    def __init__(self) -> None:
+        self.messages = []
+
+    async def __call__(self, message) -> None:
+        self.messages.append(message)
+        await message.output_channel.send_text_message(message.sender_id, "ok")
+
+
+@pytest.fixture
+def customers(seeded_db_file, monkeypatch):
+    monkeypatch.setenv(DATABASE_URL_ENV, f"sqlite:///{seeded_db_file}")
+    monkeypatch.setenv(TOKEN_SECRET_ENV, SECRET)
+    reset_shared_session_factory()
+    yield
+    reset_shared_session_factory()
+
+
+def serve(channel: KefuRestInput):
+    recorder = Recorder()
+    app = Sanic(f"kefu_rest_test_{next(_apps)}")
+    app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/rest")
+    return app.test_client, recorder
+
+
+def post(client, payload, headers=None):
+    _, reply = client.post(
+        "/webhooks/rest/webhook", data=json.dumps(payload), headers=headers or {}
+    )
+    return reply.status, reply.json
+
+
+def channel(**kwargs) -> KefuRestInput:
+    kwargs.setdefault("limits", MessageLimits(per_conversation=0, per_client=0))
+    kwargs.setdefault("proxies", ())
+    kwargs.setdefault("secret", "")
+    return KefuRestInput(**kwargs)
+
+
+def test_a_customer_token_becomes_a_signed_claim_and_never_reaches_the_assistant(customers):
+    client, recorder = serve(channel())
+    token = issue_customer_token(ALICE, 600, secret=SECRET)
+    sent = {"customer_token": token, "language": "en", "kefu_client": "6.6.6.6"}
+    status, reply = post(client, {"sender": "shop-1", "message": "hi", "metadata": sent})
+    assert (status, reply) == (200, [{"recipient_id": "shop-1", "text": "ok"}])
+    [message] = recorder.messages
+    metadata = message.metadata
+    assert set(metadata) == {"language", "kefu_identity", "kefu_client"}
+    assert token not in json.dumps(metadata)
+    assert metadata["kefu_client"] == "127.0.0.1"  # the peer, not what the client wrote
+    customer_id, exp = check_identity_claim(metadata["kefu_identity"], "shop-1")
+    assert customer_id == ALICE and exp > time.time() + 500
+
+
+def test_a_forged_token_or_a_client_made_claim_gives_no_identity(customers):
+    client, recorder = serve(channel())
+    forged = issue_customer_token(ALICE, secret="not-the-shop-secret-but-just-as-long-as-it")
+    claim = {"customer_id": ALICE, "exp": 2**40, "sid": "shop-2", "sig": "00" * 32}
+    sent = {"customer_token": forged, "kefu_identity": claim}
+    assert post(client, {"sender": "shop-2", "message": "hi", "metadata": sent})[0] == 200
+    assert recorder.messages[0].metadata == {"kefu_client": "127.0.0.1"}
+
+
+def test_a_trusted_proxy_names_the_client():
+    client, recorder = serve(channel(proxies=parse_trusted_proxies("127.0.0.1")))
+    headers = {"X-Forwarded-For": "6.6.6.6, 198.51.100.1"}
+    assert post(client, {"sender": "a", "message": "hi"}, headers)[0] == 200
+    assert recorder.messages[0].metadata["kefu_client"] == "198.51.100.1"
+
+
+def test_with_a_secret_each_request_signs_its_sender():
+    client, recorder = serve(channel(secret="shop-shared-secret"))
+    payload = {"sender": "shop-customer-7", "message": "hi"}
+    status, reply = post(client, payload)
+    assert (status, reply["error"]) == (401, "invalid_signature")
+    assert "X-Kefu-Signature" in reply["message"]
+    wrong = {"X-Kefu-Signature": sender_signature("shop-shared-secret", "someone-else")}
+    assert post(client, payload, wrong)[0] == 401
+    signature = hmac.new(b"shop-shared-secret", b"shop-customer-7", hashlib.sha256).hexdigest()
+    assert signature == sender_signature("shop-shared-secret", "shop-customer-7")
+    assert post(client, payload, {"X-Kefu-Signature": signature})[0] == 200
+    assert len(recorder.messages) == 1
+
+
+def test_a_web_sender_is_refused_even_when_signed():
+    client, recorder = serve(channel(secret="s"))
+    sender = "web-" + "0" * 32
+    headers = {"X-Kefu-Signature": sender_signature("s", sender)}
+    status, reply = post(client, {"sender": sender, "message": "hi"}, headers)
+    assert (status, reply["error"]) == (400, "reserved_sender")
+    assert not recorder.messages
+
+
+def test_messages_over_the_rate_limits_get_429_in_both_languages():
+    client, recorder = serve(channel(limits=MessageLimits(per_conversation=2, per_client=4)))
+    assert [post(client, {"sender": "a", "message": "hi"})[0] for _ in range(2)] == [200, 200]
+    _, reply = client.post(
+        "/webhooks/rest/webhook", data=json.dumps({"sender": "a", "message": "hi"})
+    )
+    assert reply.status == 429 and reply.json["error"] == "rate_limited"
+    assert "too quickly" in reply.json["message"] and "太频繁" in reply.json["message"]
+    assert reply.json["retry_after_s"] >= 1 and reply.headers["retry-after"]
+    # Every request counts for its client (4 per window), refused ones too.
+    assert post(client, {"sender": "b", "message": "hi"})[0] == 200
+    status, reply = post(client, {"sender": "c", "message": "hi"})
+    assert (status, reply["error"]) == (429, "rate_limited")
+    assert len(recorder.messages) == 3
+
+
+def test_deeply_nested_json_over_http_is_a_400():
+    client, _ = serve(channel())
+    _, reply = client.post("/webhooks/rest/webhook", data=b"[" * 30_000 + b"]" * 30_000)
+    assert (reply.status, reply.json["error"]) == (400, "invalid_json")

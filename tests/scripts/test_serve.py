@@ -1,4 +1,22 @@
-from scripts.serve import GENERATED_SECRETS, _with_secrets, endpoints_for_port
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scripts.serve import (
+    GENERATED_SECRETS,
+    _with_secrets,
+    banner,
+    cors_arguments,
+    endpoints_for_port,
+    rasa_run_command,
+    server_env,
+)
+from tests.conftest import ROOT, free_port, service_reachable
 
 ENDPOINTS = """action_endpoint:
   url: "http://localhost:5055/webhook"
@@ -31,8 +49,119 @@ def test_default_port_and_remote_urls_are_left_alone(tmp_path):
 
 def test_unset_secrets_are_made_up_per_run_and_set_ones_are_kept():
     env, made_up = _with_secrets({"PATH": "/bin"})
-    assert made_up == list(GENERATED_SECRETS)
+    assert made_up == list(GENERATED_SECRETS) == ["KEFU_CUSTOMER_TOKEN_SECRET"]
     assert all(len(env[name]) >= 32 for name in GENERATED_SECRETS)
-    assert _with_secrets({})[0]["KEFU_AGENT_TOKEN"] != env["KEFU_AGENT_TOKEN"]
-    kept, made_up = _with_secrets({"KEFU_AGENT_TOKEN": "mine", "KEFU_CUSTOMER_TOKEN_SECRET": ""})
-    assert kept["KEFU_AGENT_TOKEN"] == "mine" and made_up == ["KEFU_CUSTOMER_TOKEN_SECRET"]
+    secret = "KEFU_CUSTOMER_TOKEN_SECRET"
+    assert _with_secrets({})[0][secret] != env[secret]
+    kept, made_up = _with_secrets({secret: "mine"})
+    assert kept[secret] == "mine" and made_up == []
+    assert "KEFU_AGENT_TOKEN" not in _with_secrets({})[0]  # agents have their own accounts
+
+
+@pytest.mark.parametrize(
+    "origins, expected",
+    [
+        (None, []),
+        ("", []),
+        (" , ", []),
+        ("https://shop.example", ["--cors", "https://shop.example"]),
+        (
+            "https://shop.example, https://m.shop.example",
+            ["--cors", "https://shop.example", "https://m.shop.example"],
+        ),
+    ],
+)
+def test_cors_is_limited_to_the_configured_origins(origins, expected):
+    assert cors_arguments(origins) == expected
+
+
+def test_rasa_run_reads_the_cors_origins_as_a_list():
+    from rasa.cli.arguments.run import add_server_arguments
+
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    parsed = parser.parse_args(cors_arguments("https://a.example,https://b.example"))
+    assert parsed.cors == ["https://a.example", "https://b.example"]
+    assert parser.parse_args([]).cors is None  # Rasa then allows no other origin
+
+
+def test_sanic_reads_the_request_size_limit_from_the_environment():
+    env = server_env({"PATH": os.environ["PATH"]})
+    assert env["SANIC_REQUEST_MAX_SIZE"] == str(1024 * 1024)
+    assert server_env({"SANIC_REQUEST_MAX_SIZE": "5000"})["SANIC_REQUEST_MAX_SIZE"] == "5000"
+    # What `rasa run` does: Sanic("rasa_server") reads SANIC_* when the app is made.
+    probe = "from sanic import Sanic; print(Sanic('probe').config.REQUEST_MAX_SIZE)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(1024 * 1024)
+
+
+SANIC_APP = """
+import sys
+from sanic import Sanic, response
+
+app = Sanic("probe")
+
+
+@app.post("/")
+async def echo(request):
+    return response.json({"bytes": len(request.body)})
+
+
+app.run(host="127.0.0.1", port=int(sys.argv[1]), access_log=False)
+"""
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_sent():
+    port = free_port()
+    env = server_env({"PATH": os.environ["PATH"]})
+    server = subprocess.Popen([sys.executable, "-c", SANIC_APP, str(port)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not service_reachable("127.0.0.1", port, timeout=0.2):
+            assert time.monotonic() < deadline and server.poll() is None, "Sanic did not start"
+            time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            # Headers announcing 2 MiB; not one byte of the body follows.
+            conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 413")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+ARGS = argparse.Namespace(host="127.0.0.1", port=5005, actions_port=5055, log_dir="var/log")
+DEMO_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
+
+
+def test_the_banner_names_where_secrets_are_and_prints_none():
+    env = {"KEFU_CUSTOMER_TOKEN_SECRET": "s3cr3t-value-of-the-run", "KEFU_AGENT_TOKEN": "old"}
+    text = banner(ARGS, env, ["KEFU_CUSTOMER_TOKEN_SECRET"], demo_token=None, agent_ready=True)
+    assert "s3cr3t-value-of-the-run" not in text and "old" not in text
+    assert "KEFU_CUSTOMER_TOKEN_SECRET" in text  # named, so the user knows to set it
+    assert "sign in as 'demo', token in var/agent-token" in text
+    custom = banner(
+        ARGS, {"KEFU_AGENT_TOKEN_FILE": "/tmp/t"}, [], demo_token=None, agent_ready=True
+    )
+    assert "token in /tmp/t" in custom
+    failed = banner(ARGS, {}, [], demo_token=None, agent_ready=False)
+    assert "python -m commerce agent add NAME" in failed
+    assert "Cross-origin callers:  none (same origin only)" in failed
+
+
+def test_the_demo_customer_link_is_labelled_and_can_be_turned_off():
+    text = banner(ARGS, {}, [], demo_token=DEMO_TOKEN, agent_ready=True)
+    assert "Demo customer (alice@example.com), signed in:" in text
+    assert f"/webhooks/webchat/#token={DEMO_TOKEN}" in text
+    off = banner(ARGS, {"KEFU_DEMO_LINKS": "0"}, [], demo_token=DEMO_TOKEN, agent_ready=True)
+    assert DEMO_TOKEN not in off and "Demo customer" not in off
+
+
+def test_rasa_runs_without_wildcard_cors():
+    args = argparse.Namespace(**vars(ARGS), credentials="credentials.yml")
+    command = rasa_run_command(args, ROOT / "models/kefu.tar.gz", ROOT / "endpoints.yml", {})
+    assert "--cors" not in command and "*" not in command
+    env = {"KEFU_CORS_ORIGINS": "https://shop.example"}
+    command = rasa_run_command(args, ROOT / "models/kefu.tar.gz", ROOT / "endpoints.yml", env)
+    assert command[-2:] == ["--cors", "https://shop.example"]

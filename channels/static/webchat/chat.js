@@ -1,6 +1,10 @@
 // Kefu web chat: socket.io with Rasa's events (session_request/session_confirm,
-// user_uttered/bot_uttered). The session id lives in localStorage, so a reload or a server
-// restart continues the same conversation; the server sends its history on every (re)connect.
+// user_uttered/bot_uttered). The session id lives in localStorage with the signed-in customer
+// it belongs to, so a reload or a server restart continues the same conversation (the server
+// sends its history on every (re)connect), while another customer signing in on this browser
+// starts a new one. "New conversation" drops the stored session id. The server has the last
+// word: it never resumes a verified conversation for someone who cannot prove to be that
+// customer.
 (function () {
   "use strict";
 
@@ -11,6 +15,7 @@
       placeholder: "Type your message…", send: "Send", connecting: "Connecting…",
       reconnecting: "Connection lost. Reconnecting…", agent: "{name} (customer service)",
       you: "You", bot: "Kefu", expired: "Your sign-in expired; you are chatting as a guest.",
+      newConversation: "New conversation",
       invalid: "We could not confirm your sign-in; you are chatting as a guest.",
       product: "Product", order: "Order", inStock: "in stock", outOfStock: "out of stock",
       restock: "back {date}", carrier: "Carrier", tracking: "Tracking number",
@@ -24,6 +29,7 @@
       typing: "客服正在输入…", label: "您的消息", placeholder: "请输入您的问题…", send: "发送",
       connecting: "正在连接…", reconnecting: "连接已断开，正在重新连接…",
       agent: "{name}（人工客服）", you: "您", bot: "客服", expired: "登录已过期，您将以访客身份聊天。",
+      newConversation: "新对话",
       invalid: "无法确认您的登录信息，您将以访客身份聊天。", product: "商品", order: "订单",
       inStock: "有货", outOfStock: "缺货", restock: "预计 {date} 到货", carrier: "承运商",
       tracking: "运单号", lastEvent: "最新动态", eta: "预计送达", status: "状态",
@@ -35,6 +41,8 @@
   var SESSION_KEY = "kefu.session";
   var LANG_KEY = "kefu.lang";
   var TOKEN_KEY = "kefu.customerToken";
+  // This tab's proof that it had its conversation (sessionStorage: gone with the tab).
+  var RESUME_KEY = "kefu.resume";
   var HAN = /[\u3400-\u9fff]/;
   var LATIN = /[A-Za-z]{2,}/;
 
@@ -49,6 +57,7 @@
   if (!STRINGS[lang]) lang = "en";
   var identity = { verified: false };
   var typingTimer = null;
+  var freshSession = false;
 
   // A shop's site opens the chat as /webhooks/webchat/#token=<JWT>; the fragment never reaches
   // server logs, and is removed from the address bar once read.
@@ -56,6 +65,48 @@
   if (hash.get("token")) {
     sessionStorage.setItem(TOKEN_KEY, hash.get("token"));
     history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  // Who the token speaks for (its "sub"); only to keep sessions apart per customer on this
+  // browser: the server checks the token itself.
+  function tokenSubject() {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) return null;
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var sub = JSON.parse(atob(part)).sub;
+      return sub === undefined || sub === null ? null : String(sub);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function storedSession() {
+    var raw = localStorage.getItem(SESSION_KEY);
+    if (!raw) return null;
+    try {
+      var stored = JSON.parse(raw);
+      if (stored && typeof stored.id === "string") return stored;
+    } catch (e) { /* an id stored by an older page: it belonged to nobody in particular */ }
+    return { id: raw, subject: null };
+  }
+
+  function storeSession(id, subject) {
+    localStorage.setItem(SESSION_KEY, JSON.stringify({ id: id, subject: subject }));
+  }
+
+  // A session stored for another customer (or for a guest, now that someone signed in) is
+  // not this customer's conversation.
+  var stored = storedSession();
+  if (stored && stored.subject !== tokenSubject()) localStorage.removeItem(SESSION_KEY);
+
+  // This tab's conversation (another tab may store another customer's session meanwhile).
+  var currentId = null;
+
+  function sessionId() {
+    if (currentId) return currentId;
+    var current = storedSession();
+    return current ? current.id : null;
   }
 
   function t(key, params) {
@@ -194,11 +245,34 @@
 
   var socket = io({ path: "/socket.io", transports: ["websocket", "polling"] });
 
+  function resumeKey(id) {
+    try {
+      var resume = JSON.parse(sessionStorage.getItem(RESUME_KEY) || "null");
+      return resume && resume.session_id === id ? resume.key : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function requestSession() {
+    var id = sessionId();
     socket.emit("session_request", {
-      session_id: localStorage.getItem(SESSION_KEY),
+      session_id: id,
+      resume_key: id ? resumeKey(id) : null,
       customData: { customer_token: sessionStorage.getItem(TOKEN_KEY), language: lang }
     });
+  }
+
+  function newConversation() {
+    localStorage.removeItem(SESSION_KEY);
+    sessionStorage.removeItem(RESUME_KEY);
+    currentId = null;
+    log.innerHTML = "";
+    showError("");
+    setTyping(false);
+    freshSession = true;
+    if (socket.connected) requestSession();
+    input.focus();
   }
 
   function send(text, shown) {
@@ -211,7 +285,7 @@
     addMessage("user", shown || text);
     socket.emit("user_uttered", {
       message: text,
-      session_id: localStorage.getItem(SESSION_KEY),
+      session_id: sessionId(),
       customData: { language: lang }
     });
     setTyping(true);
@@ -230,14 +304,22 @@
     statusLine.textContent = t("reconnecting");
     statusLine.hidden = false;
   });
-  socket.on("session_confirm", function (sessionId) {
-    var id = typeof sessionId === "string" ? sessionId : (sessionId || {}).session_id;
-    localStorage.setItem(SESSION_KEY, id);
+  socket.on("resume_key", function (resume) {
+    if (resume && resume.session_id && resume.key) {
+      sessionStorage.setItem(RESUME_KEY, JSON.stringify(resume));
+    }
+  });
+  socket.on("session_confirm", function (confirmed) {
+    var id = typeof confirmed === "string" ? confirmed : (confirmed || {}).session_id;
+    currentId = id;
+    storeSession(id, tokenSubject());
     document.body.dataset.session = id;
   });
   socket.on("identity", function (info) {
     identity = info || { verified: false };
     showIdentity();
+    // A guest's conversation belongs to no customer.
+    if (!identity.verified && sessionId()) storeSession(sessionId(), null);
     if (!identity.verified && (identity.reason === "expired" || identity.reason === "invalid")) {
       sessionStorage.removeItem(TOKEN_KEY);
       showError(t(identity.reason));
@@ -253,6 +335,10 @@
       });
     });
     document.body.dataset.ready = "true";
+    if (freshSession) {
+      freshSession = false;
+      document.body.dataset.fresh = "true";
+    }
   });
   socket.on("bot_uttered", function (message) {
     setTyping(false);
@@ -279,6 +365,7 @@
       form.requestSubmit();
     }
   });
+  document.getElementById("new-conversation").addEventListener("click", newConversation);
   document.querySelectorAll(".lang").forEach(function (button) {
     button.addEventListener("click", function () {
       if (button.dataset.lang === lang) return;
