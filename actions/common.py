@@ -1,5 +1,5 @@
 """What every action module shares: the session factory, the language, service calls that fail
-politely, and log masking.
+politely, and log masking (:mod:`commerce.privacy`).
 
 Actions stay thin: they read slots, call one ``commerce.services`` function through
 :func:`call_service` and utter a domain response. Everything the customer reads comes from the
@@ -14,7 +14,6 @@ import functools
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from commerce.errors import (
     OrderNotCancellable,
     TooManyAttempts,
 )
+from commerce.privacy import install_pii_masking, mask_pii  # noqa: F401 - mask_pii re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +154,6 @@ def polite_failures(*reset_slots: str):
     return decorate
 
 
-def verified_customer(tracker: Tracker) -> int | None:
-    """The verified customer id of this conversation, or None."""
-    value = tracker.get_slot("verified_customer_id")
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def idempotency_key(tracker: Tracker, purpose: str) -> str:
     """A key that is the same when Rasa retries this action for the same user message."""
     latest = tracker.latest_message or {}
@@ -179,54 +168,6 @@ def idempotency_key(tracker: Tracker, purpose: str) -> str:
 
 # --- PII masking -------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
-_PHONE = re.compile(r"(?<![\w-])(\+?\d[\d\s\-().]{5,}\d)(?![\w-])")
-_ADDRESS_FIELD = re.compile(
-    r"""(?P<key>['"]?(?:new_address|address|line1|line2|recipient)['"]?\s*[:=]\s*)"""
-    r"""(?P<q>['"]?)(?P<value>[^'",}\n]+)(?P=q)"""
-)
-
-
-def mask_pii(text: str) -> str:
-    """Mask emails, phone numbers and address fields in a log line.
-
-    ``anna@example.com`` → ``a***@example.com``; ``+86 138 0013 8000`` → ``***8000``;
-    ``'new_address': '1 Main St'`` → ``'new_address': '***'``. Order numbers (``KF-100023``)
-    are not personal data and stay readable.
-    """
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _ADDRESS_FIELD.sub(lambda m: f"{m.group('key')}{m.group('q')}***{m.group('q')}", text)
-
-    def phone(m: re.Match) -> str:
-        digits = re.sub(r"\D", "", m.group(1))
-        return f"***{digits[-4:]}" if len(digits) >= 7 else m.group(0)
-
-    return _PHONE.sub(phone, text)
-
-
-_masking_installed = False
-
-
-def install_pii_masking() -> None:
-    """Mask PII in every log record of this process (installed once, any handler)."""
-    global _masking_installed
-    if _masking_installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs):
-        record = previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not break logging
-            return record
-        masked = mask_pii(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _masking_installed = True
-
-
+# One masking function for logs, stored events and transcripts (commerce.privacy); installed for
+# every log record of the action server. ``mask_pii`` stays importable from here.
 install_pii_masking()

@@ -1,7 +1,10 @@
 """Order status and tracking, cancelling, and changing the shipping address.
 
 Each flow is a form (``order_status_form``, ``cancel_form``, ``address_form``) that verifies the
-customer first (:mod:`actions.identity`), then one action that calls the commerce service.
+customer first (:mod:`actions.identity`), then one action that calls the commerce service. Reading
+the status needs the order number and the email or phone; cancelling and changing the address also
+need proof of possession (a token claim or a one-time code), checked by the form and again by the
+action before it calls the service.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call_service, money, pick, polite_failures, verified_customer
+from actions.common import call_service, money, pick
 from actions.identity import IdentityFormValidation
+from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second_factor
 from actions.survey import ask_survey
 from commerce.errors import InvalidInput
+from commerce.privacy import is_sealed, seal, unseal
 from commerce.services import orders
 
 CANCEL_CONFIRMED = "cancel_confirmed"
@@ -34,24 +39,32 @@ ORDER_STATUSES = (
 )
 
 
-def _order_and_customer(tracker: Tracker) -> tuple[int | None, str | None]:
-    return verified_customer(tracker), tracker.get_slot("order_number")
+def address_text(value: Any) -> str | None:
+    """The new address a slot holds (sealed by the form; plain text is accepted too)."""
+    if is_sealed(value):
+        return unseal(value)
+    return value if isinstance(value, str) and value.strip() else None
 
 
-class ActionShowOrderStatus(Action):
+class ActionShowOrderStatus(CustomerAction):
     """Status, carrier, latest tracking event and expected delivery of a verified order."""
+
+    reset_slots = (VERIFY_CONTACT,)
 
     def name(self) -> str:
         return "action_show_order_status"
 
-    @polite_failures("verify_contact")
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
-        customer_id, number = _order_and_customer(tracker)
-        if customer_id is None or not number:
-            return [SlotSet("verify_contact", None)]
-        info = await call_service(orders.track_order, customer_id, number)
+        number = tracker.get_slot("order_number")
+        if identity is None or not number:
+            return []
+        info = await call_service(orders.track_order, identity.customer_id, number)
         status = info.status if info.status in ORDER_STATUSES else "placed"
         dispatcher.utter_message(
             response=f"utter_order_status_{status}", order_number=info.order_number
@@ -73,7 +86,7 @@ class ActionShowOrderStatus(Action):
                 )
         dispatcher.utter_message(json_message=order_card(tracker, info, status))
         ask_survey(dispatcher)
-        return [SlotSet("verify_contact", None)]
+        return []
 
 
 def order_card(tracker: Tracker, info, status: str) -> dict[str, Any]:
@@ -97,6 +110,7 @@ class ValidateCancelForm(IdentityFormValidation):
     """Verifies the customer, refuses shipped orders up front, then asks for confirmation."""
 
     task_slots = (CANCEL_CONFIRMED,)
+    needs_second_factor = True
 
     def name(self) -> str:
         return "validate_cancel_form"
@@ -127,22 +141,28 @@ class ValidateCancelForm(IdentityFormValidation):
         return self.stop()
 
 
-class ActionCancelOrder(Action):
+class ActionCancelOrder(CustomerAction):
     """Cancels a verified, confirmed order; says whether and how much is refunded."""
+
+    # Whatever happens the confirmation is used up: a later cancel asks again.
+    reset_slots = (CANCEL_CONFIRMED, VERIFY_CONTACT)
 
     def name(self) -> str:
         return "action_cancel_order"
 
-    # Whatever happens the confirmation is used up: a later cancel asks again.
-    @polite_failures(CANCEL_CONFIRMED, "verify_contact")
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
-        customer_id, number = _order_and_customer(tracker)
-        reset = [SlotSet(CANCEL_CONFIRMED, None), SlotSet("verify_contact", None)]
-        if customer_id is None or not number or tracker.get_slot(CANCEL_CONFIRMED) is not True:
-            return reset
-        result = await call_service(orders.cancel_order, customer_id, number)
+        number = tracker.get_slot("order_number")
+        if not number or tracker.get_slot(CANCEL_CONFIRMED) is not True:
+            return []
+        if not has_second_factor(identity, dispatcher):
+            return []
+        result = await call_service(orders.cancel_order, identity.customer_id, number)
         if result.refund_number:
             dispatcher.utter_message(
                 response="utter_order_cancelled_refund",
@@ -155,7 +175,7 @@ class ActionCancelOrder(Action):
                 response="utter_order_cancelled", order_number=result.order_number
             )
         ask_survey(dispatcher)
-        return reset
+        return []
 
 
 _ADDRESS_SPLIT = re.compile(r"\s*[,，;；\n]\s*")
@@ -194,6 +214,7 @@ class ValidateAddressForm(IdentityFormValidation):
     """Verifies the customer, refuses packed orders up front, then takes the new address."""
 
     task_slots = (NEW_ADDRESS,)
+    needs_second_factor = True
 
     def name(self) -> str:
         return "validate_address_form"
@@ -214,26 +235,33 @@ class ValidateAddressForm(IdentityFormValidation):
             parse_address(slot_value)
         except InvalidInput:
             return self.failed(NEW_ADDRESS, dispatcher, tracker, "utter_invalid_address")
-        return self.passed(NEW_ADDRESS, slot_value.strip(), tracker)
+        # Kept sealed until the action uses it: stored events never hold it in clear.
+        return self.passed(NEW_ADDRESS, seal(slot_value.strip()), tracker)
 
 
-class ActionChangeAddress(Action):
+class ActionChangeAddress(CustomerAction):
     """Replaces the shipping address of a verified order that is not packed yet."""
+
+    reset_slots = (NEW_ADDRESS, VERIFY_CONTACT)
 
     def name(self) -> str:
         return "action_change_address"
 
-    @polite_failures(NEW_ADDRESS, "verify_contact")
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
-        customer_id, number = _order_and_customer(tracker)
-        text = tracker.get_slot(NEW_ADDRESS)
-        reset = [SlotSet(NEW_ADDRESS, None), SlotSet("verify_contact", None)]
-        if customer_id is None or not number or not text:
-            return reset
+        number = tracker.get_slot("order_number")
+        text = address_text(tracker.get_slot(NEW_ADDRESS))
+        if not number or not text:
+            return []
+        if not has_second_factor(identity, dispatcher):
+            return []
         address = await call_service(
-            orders.change_shipping_address, customer_id, number, **parse_address(text)
+            orders.change_shipping_address, identity.customer_id, number, **parse_address(text)
         )
         shown = ", ".join(
             p for p in (address.line1, address.line2, address.city, address.postcode) if p
@@ -242,4 +270,4 @@ class ActionChangeAddress(Action):
             response="utter_address_changed", order_number=number, address=shown
         )
         ask_survey(dispatcher)
-        return reset
+        return []

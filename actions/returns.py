@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import (
-    call_service,
-    idempotency_key,
-    money,
-    pick,
-    polite_failures,
-    verified_customer,
-)
+from actions.common import call_service, idempotency_key, money, pick
 from actions.identity import IdentityFormValidation, first_value
+from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second_factor
 from actions.stock import describe_choice
 from actions.survey import ask_survey
 from commerce.dto import ItemEligibility, ReturnView
@@ -63,6 +57,7 @@ class ValidateReturnForm(IdentityFormValidation):
     """Verifies the customer, explains ineligibility up front, then asks for the reason."""
 
     task_slots = (RETURN_REASON,)
+    needs_second_factor = True
 
     def name(self) -> str:
         return "validate_return_form"
@@ -79,21 +74,27 @@ class ValidateReturnForm(IdentityFormValidation):
         return self.passed(RETURN_REASON, text, tracker)
 
 
-class ActionOpenReturn(Action):
+class ActionOpenReturn(CustomerAction):
     """Opens the RMA for the eligible items (or the product named) and gives the next steps."""
+
+    reset_slots = (RETURN_REASON, VERIFY_CONTACT)
 
     def name(self) -> str:
         return "action_open_return"
 
-    @polite_failures(RETURN_REASON, "verify_contact")
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
-        customer_id, number = verified_customer(tracker), tracker.get_slot("order_number")
-        reason = tracker.get_slot(RETURN_REASON)
-        reset = [SlotSet(RETURN_REASON, None), SlotSet("verify_contact", None)]
-        if customer_id is None or not number or not reason:
-            return reset
+        number, reason = tracker.get_slot("order_number"), tracker.get_slot(RETURN_REASON)
+        if not number or not reason:
+            return []
+        if not has_second_factor(identity, dispatcher):
+            return []
+        customer_id = identity.customer_id
         elig = await call_service(returns.check_return_eligibility, customer_id, number)
         items = {i.sku: i.returnable_quantity for i in _wanted_items(tracker, elig.items)}
         view = await call_service(
@@ -112,13 +113,14 @@ class ActionOpenReturn(Action):
             refund=money(view.refund_estimate_cents, view.currency),
         )
         ask_survey(dispatcher)
-        return reset
+        return []
 
 
 class ValidateExchangeForm(IdentityFormValidation):
     """Verifies the customer, checks eligibility, then asks which size to swap to."""
 
     task_slots = (EXCHANGE_SIZE,)
+    needs_second_factor = True
 
     def name(self) -> str:
         return "validate_exchange_form"
@@ -135,26 +137,32 @@ class ValidateExchangeForm(IdentityFormValidation):
         return self.passed(EXCHANGE_SIZE, size.strip(), tracker)
 
 
-class ActionOpenExchange(Action):
+class ActionOpenExchange(CustomerAction):
     """Swaps one item for the same product in another size (and colour, when asked)."""
+
+    reset_slots = (EXCHANGE_SIZE, VERIFY_CONTACT)
 
     def name(self) -> str:
         return "action_open_exchange"
 
-    @polite_failures(EXCHANGE_SIZE, "verify_contact")
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
-        customer_id, number = verified_customer(tracker), tracker.get_slot("order_number")
-        size = tracker.get_slot(EXCHANGE_SIZE)
-        reset = [SlotSet(EXCHANGE_SIZE, None), SlotSet("verify_contact", None)]
-        if customer_id is None or not number or not size:
-            return reset
+        number, size = tracker.get_slot("order_number"), tracker.get_slot(EXCHANGE_SIZE)
+        if not number or not size:
+            return []
+        if not has_second_factor(identity, dispatcher):
+            return []
+        customer_id = identity.customer_id
         elig = await call_service(returns.check_return_eligibility, customer_id, number)
         candidates = _wanted_items(tracker, elig.items)
         if not candidates:
             dispatcher.utter_message(response="utter_return_not_eligible_already_returned")
-            return reset
+            return []
         item = candidates[0]
         colour = first_value(tracker.get_slot("colour"))
         report = await call_service(stock.check_stock, item.sku, size, colour)
@@ -168,7 +176,7 @@ class ActionOpenExchange(Action):
                 response="utter_exchange_unavailable",
                 choice=describe_choice(tracker, report.size, report.colour),
             )
-            return reset
+            return []
         view = await call_service(
             returns.open_return,
             customer_id,
@@ -187,27 +195,31 @@ class ActionOpenExchange(Action):
             choice=describe_choice(tracker, options[0].size, options[0].colour),
         )
         ask_survey(dispatcher)
-        return reset
+        return []
 
 
-class ActionShowRefundStatus(Action):
+class ActionShowRefundStatus(CustomerAction):
     """The latest refund of a verified order and where it stands."""
+
+    reset_slots = (VERIFY_CONTACT,)
 
     def name(self) -> str:
         return "action_show_refund_status"
 
-    @polite_failures("verify_contact")
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
-        customer_id, number = verified_customer(tracker), tracker.get_slot("order_number")
-        reset = [SlotSet("verify_contact", None)]
-        if customer_id is None or not number:
-            return reset
-        found = await call_service(refunds.list_refunds, customer_id, number)
+        number = tracker.get_slot("order_number")
+        if identity is None or not number:
+            return []
+        found = await call_service(refunds.list_refunds, identity.customer_id, number)
         if not found:
             dispatcher.utter_message(response="utter_no_refund", order_number=number)
-            return reset
+            return []
         latest = found[0]
         status = latest.status if latest.status in REFUND_STATUSES else "requested"
         dispatcher.utter_message(
@@ -216,4 +228,4 @@ class ActionShowRefundStatus(Action):
             order_number=latest.order_number,
             amount=money(latest.amount_cents, latest.currency),
         )
-        return reset
+        return []

@@ -9,8 +9,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call_service, lang, money, pick, polite_failures, verified_customer
+from actions.common import call_service, lang, money, pick, polite_failures
 from actions.identity import KefuFormValidation, first_value
+from actions.session import identify
 from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
 from commerce.services import stock
 from commerce.services.identity import normalize_email
@@ -181,6 +182,8 @@ class ActionSubscribeRestock(Action):
         if not product or not email:
             return [SlotSet(RESTOCK_EMAIL, None)]
         size, colour = first_value(tracker.get_slot(SIZE)), first_value(tracker.get_slot(COLOUR))
+        resolved = await identify(tracker)
+        identity = resolved.identity
         try:
             result = await call_service(
                 stock.subscribe_back_in_stock,
@@ -188,11 +191,11 @@ class ActionSubscribeRestock(Action):
                 email,
                 size=size,
                 colour=colour,
-                customer_id=verified_customer(tracker),
+                customer_id=identity.customer_id if identity else None,
             )
         except VariantNotFound:
             dispatcher.utter_message(response="utter_error_variant_not_found")
-            return [SlotSet(RESTOCK_EMAIL, None)]
+            return [*resolved.events, SlotSet(RESTOCK_EMAIL, None)]
         response = "utter_restock_subscribed" if result.created else "utter_restock_already"
         dispatcher.utter_message(response=response, sku=result.sku)
-        return [SlotSet(RESTOCK_EMAIL, None)]
+        return [*resolved.events, SlotSet(RESTOCK_EMAIL, None)]

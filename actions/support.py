@@ -14,8 +14,16 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call_service, lang, polite_failures, verified_customer
+from actions.common import (
+    ServiceUnavailable,
+    call_service,
+    error_params,
+    lang,
+    utter_for_exception,
+)
 from actions.identity import HUMAN_OFFERED, offer_human
+from actions.session import CustomerAction, Identity, client_of
+from commerce.errors import CommerceError, TooManyAttempts
 from commerce.services import support
 
 logger = logging.getLogger(__name__)
@@ -126,15 +134,18 @@ def _latest_text(tracker: Tracker) -> str:
     return ((tracker.latest_message or {}).get("text") or "").strip()
 
 
-class ActionOpenComplaint(Action):
+class ActionOpenComplaint(CustomerAction):
     """Logs a complaint ticket (category and severity from the words and the sentiment)."""
 
     def name(self) -> str:
         return "action_open_complaint"
 
-    @polite_failures()
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
         text = _latest_text(tracker) or "complaint"
         repeated = frustrated_messages(tracker) >= REPEATED_FRUSTRATION
@@ -145,7 +156,7 @@ class ActionOpenComplaint(Action):
             category=category_for(text),
             severity=severity_for(frustration, repeated),
             transcript=transcript_of(tracker),
-            customer_id=verified_customer(tracker),
+            customer_id=identity.customer_id if identity else None,
             conversation_id=tracker.sender_id[:100],
             language=lang(tracker),
         )
@@ -157,30 +168,41 @@ class ActionOpenComplaint(Action):
         return [SlotSet(key, value) for key, value in offer_human(dispatcher).items()]
 
 
-class ActionHandoff(Action):
+class ActionHandoff(CustomerAction):
     """Queues the conversation, with its transcript, for a human agent and pauses the bot."""
 
     def name(self) -> str:
         return "action_handoff"
 
-    @polite_failures(HUMAN_OFFERED)
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+        identity: Identity | None,
     ) -> list[EventType]:
         repeated = frustrated_messages(tracker) >= REPEATED_FRUSTRATION
-        customer_id = verified_customer(tracker)
-        handoff = await call_service(
-            support.conversation_handoff,
-            tracker.sender_id[:100],
-            "frustrated customer" if repeated else "customer asked for a person",
-            transcript=transcript_of(tracker),
-            customer_id=customer_id,
-            # Link the order only when this conversation proved it owns it.
-            order_number=tracker.get_slot("verified_order") if customer_id else None,
-            language=lang(tracker),
-            category="complaint" if repeated else "other",
-            severity=severity_for(frustration_of(tracker.latest_message), repeated),
-        )
+        try:
+            handoff = await call_service(
+                support.conversation_handoff,
+                tracker.sender_id[:100],
+                "frustrated customer" if repeated else "customer asked for a person",
+                transcript=transcript_of(tracker),
+                customer_id=identity.customer_id if identity else None,
+                # Link the order only when this conversation proved it owns it.
+                order_number=identity.order_number if identity else None,
+                language=lang(tracker),
+                category="complaint" if repeated else "other",
+                severity=severity_for(frustration_of(tracker.latest_message), repeated),
+                client=client_of(tracker),
+            )
+        except TooManyAttempts as e:
+            # This client opened its hourly share of handoffs: the offer is used up.
+            dispatcher.utter_message(response="utter_handoff_too_many", **error_params(e))
+            return [SlotSet(HUMAN_OFFERED, None)]
+        except (CommerceError, ServiceUnavailable) as e:
+            utter_for_exception(dispatcher, e)
+            return [SlotSet(HUMAN_OFFERED, None)]
         dispatcher.utter_message(
             response="utter_handoff_queued",
             ticket_number=handoff.ticket_number,

@@ -7,8 +7,10 @@ fresh copy of the seeded file, so tests never see each other's writes.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +43,65 @@ def database_down(tmp_path, monkeypatch):
     common.reset_session_factory()
     yield
     common.reset_session_factory()
+
+
+@pytest.fixture
+def outbox_log(tmp_path, monkeypatch) -> Path:
+    """Where one-time codes go in tests: the outbox's LogSender writes them to this file."""
+    path = tmp_path / "outbox.log"
+    monkeypatch.setenv("KEFU_OUTBOX_LOG", str(path))
+    monkeypatch.delenv("KEFU_SMTP_HOST", raising=False)
+    monkeypatch.delenv("KEFU_SMS_SENDER", raising=False)
+    return path
+
+
+def latest_code(outbox: Path) -> str:
+    """The 6-digit code of the latest message in the outbox log, as the customer reads it."""
+    blocks = outbox.read_text(encoding="utf-8").split("\n--- ")
+    [code] = re.findall(r"(?<!\d)\d{6}(?!\d)", blocks[-1].split("\n", 1)[1])
+    return code
+
+
+@pytest.fixture
+def token_secret(monkeypatch) -> str:
+    """The secret the channels sign identity claims with."""
+    monkeypatch.setenv("KEFU_CUSTOMER_TOKEN_SECRET", "s3cret-for-tests")
+    return "s3cret-for-tests"
+
+
+def verified(
+    customer_id: float,
+    method: str = "email",
+    *,
+    second_factor: bool = False,
+    order: str | None = None,
+    until: float | None = None,
+) -> dict[str, Any]:
+    """Identity slots of a conversation verified a moment ago by ``method``.
+
+    ``second_factor=True`` with an email check means the one-time code was confirmed too.
+    """
+    now = time.time()
+    if second_factor and method in ("email", "phone"):
+        method = "code"
+    return {
+        "verified_customer_id": float(customer_id),
+        "verified_method": method,
+        "verified_order": order,
+        "verified_at": now - 5,
+        "verified_until": now + 600 if until is None else until,
+        "second_factor": second_factor or None,
+    }
+
+
+def slot_events(events) -> dict[str, Any]:
+    """The slots the events set, last value wins."""
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def without_refresh(events) -> list[dict[str, Any]]:
+    """The events less the idle-TTL refresh of ``verified_until`` every use brings."""
+    return [e for e in events if not (e.get("event") == "slot" and e["name"] == "verified_until")]
 
 
 @pytest.fixture

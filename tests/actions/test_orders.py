@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rasa_sdk.events import SlotSet
 from sqlalchemy import create_engine, text
@@ -16,13 +18,27 @@ from actions.orders import (
     parse_address,
 )
 from commerce.errors import InvalidInput
-from commerce.services.identity import issue_customer_token
-from tests.actions.conftest import cards, domain_for, kwargs_of, make_tracker, responses
+from commerce.privacy import is_sealed, seal, unseal
+from commerce.services.identity import sign_identity_claim
+from tests.actions.conftest import (
+    cards,
+    domain_for,
+    kwargs_of,
+    make_tracker,
+    responses,
+    slot_events,
+    verified,
+    without_refresh,
+)
 
 ALICE, BOB = 1.0, 2.0
 STATUS_DOMAIN = domain_for("order_status_form", ["order_number", "verify_contact"])
-CANCEL_DOMAIN = domain_for("cancel_form", ["order_number", "verify_contact", "cancel_confirmed"])
-ADDRESS_DOMAIN = domain_for("address_form", ["order_number", "verify_contact", "new_address"])
+CANCEL_DOMAIN = domain_for(
+    "cancel_form", ["order_number", "verify_contact", "verify_code", "cancel_confirmed"]
+)
+ADDRESS_DOMAIN = domain_for(
+    "address_form", ["order_number", "verify_contact", "verify_code", "new_address"]
+)
 
 
 def order_status(url: str, number: str) -> str:
@@ -35,25 +51,20 @@ def order_status(url: str, number: str) -> str:
     return status
 
 
-def slot_events(events) -> dict:
-    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
-
-
 async def test_verification_with_order_number_and_email(database, dispatcher):
     tracker = make_tracker(
         {"order_number": "kf-100004", "verify_contact": "Alice@Example.com"},
         active_loop="order_status_form",
     )
     events = await ValidateOrderStatusForm().run(dispatcher, tracker, STATUS_DOMAIN)
-    assert events == [
-        SlotSet("order_number", "KF-100004"),
-        SlotSet("verify_contact", "alice@example.com"),
-        SlotSet("failed_validations", None),
-        SlotSet("verified_customer_id", ALICE),
-        SlotSet("verified_order", "KF-100004"),
-        SlotSet("verified_method", "email"),
-        SlotSet("requested_slot", None),  # identity was all this form needed
-    ]
+    slots = slot_events(events)
+    assert slots["order_number"] == "KF-100004"
+    assert slots["verify_contact"] is None  # used, not kept
+    assert slots["verified_customer_id"] == ALICE and slots["verified_method"] == "email"
+    assert slots["verified_order"] == "KF-100004"
+    assert slots["second_factor"] is False  # enough to read an order, not to change one
+    assert slots["verified_at"] < slots["verified_until"] <= slots["verified_at"] + 900
+    assert slots["requested_slot"] is None  # identity was all this form needed
     assert responses(dispatcher) == ["utter_verified"]
 
 
@@ -119,26 +130,25 @@ async def test_third_failure_offers_a_human_and_stops_the_form(database, dispatc
     assert slots["verify_contact"] is None and slots["failed_validations"] is None
 
 
-async def test_customer_token_skips_the_contact_question(database, dispatcher, monkeypatch):
-    monkeypatch.setenv("KEFU_CUSTOMER_TOKEN_SECRET", "s3cret")
-    token = issue_customer_token(1)
+async def test_signed_claim_skips_the_contact_question(database, dispatcher, token_secret):
+    claim = sign_identity_claim("test-user", 1, int(time.time()) + 600)
     tracker = make_tracker(
         {"order_number": "KF-100004"},
-        metadata={"customer_token": token},
+        metadata={"kefu_identity": claim},
         active_loop="order_status_form",
     )
     events = await ValidateOrderStatusForm().run(dispatcher, tracker, STATUS_DOMAIN)
     slots = slot_events(events)
     assert slots["verified_customer_id"] == ALICE and slots["verified_method"] == "token"
+    assert slots["verified_until"] == claim["exp"] and slots["second_factor"] is True
     assert slots["requested_slot"] is None  # nothing left to ask
 
 
-async def test_forged_token_falls_back_to_asking(database, dispatcher, monkeypatch):
-    monkeypatch.setenv("KEFU_CUSTOMER_TOKEN_SECRET", "s3cret")
-    forged = issue_customer_token(1, secret="other-secret")
+async def test_forged_claim_falls_back_to_asking(database, dispatcher, token_secret):
+    forged = sign_identity_claim("test-user", 1, int(time.time()) + 600, secret="other-secret")
     tracker = make_tracker(
         {"order_number": "KF-100004"},
-        metadata={"customer_token": forged},
+        metadata={"kefu_identity": forged},
         active_loop="order_status_form",
     )
     events = await ValidateOrderStatusForm().run(dispatcher, tracker, STATUS_DOMAIN)
@@ -147,9 +157,20 @@ async def test_forged_token_falls_back_to_asking(database, dispatcher, monkeypat
     assert slot_events(events) == {"order_number": "KF-100004", "failed_validations": None}
 
 
+async def test_claim_made_for_another_conversation_is_ignored(database, dispatcher, token_secret):
+    claim = sign_identity_claim("someone-else", 1, int(time.time()) + 600)
+    tracker = make_tracker(
+        {"order_number": "KF-100004"},
+        metadata={"kefu_identity": claim},
+        active_loop="order_status_form",
+    )
+    events = await ValidateOrderStatusForm().run(dispatcher, tracker, STATUS_DOMAIN)
+    assert "verified_customer_id" not in slot_events(events)
+
+
 async def test_verified_customer_asking_for_someone_elses_order(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100010", "verified_customer_id": ALICE},
+        {"order_number": "KF-100010", **verified(ALICE)},
         active_loop="order_status_form",
     )
     events = await ValidateOrderStatusForm().run(dispatcher, tracker, STATUS_DOMAIN)
@@ -158,9 +179,9 @@ async def test_verified_customer_asking_for_someone_elses_order(database, dispat
 
 
 async def test_order_status_with_tracking(database, dispatcher):
-    tracker = make_tracker({"order_number": "KF-100004", "verified_customer_id": ALICE})
+    tracker = make_tracker({"order_number": "KF-100004", **verified(ALICE)})
     events = await ActionShowOrderStatus().run(dispatcher, tracker, {})
-    assert events == [SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [SlotSet("verify_contact", None)]
     assert responses(dispatcher)[0] == "utter_order_status_shipped"
     assert kwargs_of(dispatcher, "utter_order_status_shipped")["order_number"] == "KF-100004"
     tracking = kwargs_of(dispatcher, "utter_order_tracking")
@@ -174,25 +195,23 @@ async def test_order_status_with_tracking(database, dispatcher):
 
 
 async def test_order_status_in_chinese_uses_chinese_tracking_text(database, dispatcher):
-    tracker = make_tracker(
-        {"language": "zh", "order_number": "KF-200002", "verified_customer_id": 11.0}
-    )
+    tracker = make_tracker({"language": "zh", "order_number": "KF-200002", **verified(11.0)})
     await ActionShowOrderStatus().run(dispatcher, tracker, {})
     last_event = kwargs_of(dispatcher, "utter_order_tracking")["last_event"]
     assert any("\u4e00" <= c <= "\u9fff" for c in last_event)
 
 
 async def test_order_status_refuses_another_customers_order(database, dispatcher):
-    tracker = make_tracker({"order_number": "KF-100004", "verified_customer_id": BOB})
+    tracker = make_tracker({"order_number": "KF-100004", **verified(BOB)})
     await ActionShowOrderStatus().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_error_order_not_found"]
 
 
 async def test_order_status_when_the_database_is_down(database_down, dispatcher):
-    tracker = make_tracker({"order_number": "KF-100004", "verified_customer_id": ALICE})
+    tracker = make_tracker({"order_number": "KF-100004", **verified(ALICE)})
     events = await ActionShowOrderStatus().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_try_again_later"]
-    assert events == [SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [SlotSet("verify_contact", None)]
 
 
 async def test_verification_when_the_database_is_down(database_down, dispatcher):
@@ -205,9 +224,19 @@ async def test_verification_when_the_database_is_down(database_down, dispatcher)
     assert slot_events(events)["requested_slot"] is None
 
 
-async def test_cancel_asks_for_confirmation_after_checking_the_order(database, dispatcher):
+async def test_cancel_asks_for_the_code_after_an_email_check(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100002", "verified_customer_id": ALICE}, active_loop="cancel_form"
+        {"order_number": "KF-100002", **verified(ALICE)}, active_loop="cancel_form"
+    )
+    events = await ValidateCancelForm().run(dispatcher, tracker, CANCEL_DOMAIN)
+    assert slot_events(events)["requested_slot"] == "verify_code"
+    assert responses(dispatcher) == []
+
+
+async def test_cancel_asks_for_confirmation_once_the_code_is_confirmed(database, dispatcher):
+    tracker = make_tracker(
+        {"order_number": "KF-100002", **verified(ALICE, second_factor=True)},
+        active_loop="cancel_form",
     )
     events = await ValidateCancelForm().run(dispatcher, tracker, CANCEL_DOMAIN)
     assert slot_events(events)["requested_slot"] == "cancel_confirmed"
@@ -216,7 +245,7 @@ async def test_cancel_asks_for_confirmation_after_checking_the_order(database, d
 
 async def test_cancel_of_a_shipped_order_explains_and_suggests_a_return(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100004", "verified_customer_id": ALICE}, active_loop="cancel_form"
+        {"order_number": "KF-100004", **verified(ALICE)}, active_loop="cancel_form"
     )
     events = await ValidateCancelForm().run(dispatcher, tracker, CANCEL_DOMAIN)
     assert responses(dispatcher) == ["utter_error_order_not_cancellable"]
@@ -229,7 +258,11 @@ async def test_cancel_of_a_shipped_order_explains_and_suggests_a_return(database
 
 async def test_cancel_denied_keeps_the_order(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100002", "verified_customer_id": ALICE, "cancel_confirmed": False},
+        {
+            "order_number": "KF-100002",
+            **verified(ALICE, second_factor=True),
+            "cancel_confirmed": False,
+        },
         intent="deny",
         active_loop="cancel_form",
     )
@@ -249,10 +282,17 @@ def tracker_after(events, tracker):
 
 async def test_cancel_confirmed_opens_a_refund(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100002", "verified_customer_id": ALICE, "cancel_confirmed": True}
+        {
+            "order_number": "KF-100002",
+            **verified(ALICE, second_factor=True),
+            "cancel_confirmed": True,
+        }
     )
     events = await ActionCancelOrder().run(dispatcher, tracker, {})
-    assert events == [SlotSet("cancel_confirmed", None), SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [
+        SlotSet("cancel_confirmed", None),
+        SlotSet("verify_contact", None),
+    ]
     assert responses(dispatcher) == ["utter_order_cancelled_refund", "utter_ask_rating"]
     refund = kwargs_of(dispatcher, "utter_order_cancelled_refund")
     assert refund["order_number"] == "KF-100002" and refund["refund_number"].startswith("RF-")
@@ -261,14 +301,36 @@ async def test_cancel_confirmed_opens_a_refund(database, dispatcher):
 
 async def test_cancel_of_an_unpaid_order_has_no_refund(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100001", "verified_customer_id": ALICE, "cancel_confirmed": True}
+        {
+            "order_number": "KF-100001",
+            **verified(ALICE, second_factor=True),
+            "cancel_confirmed": True,
+        }
     )
     await ActionCancelOrder().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_order_cancelled", "utter_ask_rating"]
 
 
+async def test_cancel_without_a_second_factor_is_refused(database, dispatcher):
+    # Order number + email are enough to read an order, never to cancel it, whatever the form did.
+    tracker = make_tracker(
+        {"order_number": "KF-100002", **verified(ALICE), "cancel_confirmed": True}
+    )
+    events = await ActionCancelOrder().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_second_factor_required"]
+    assert slot_events(events)["cancel_confirmed"] is None
+    assert order_status(database, "KF-100002") == "paid"
+
+
+async def test_cancel_with_nobody_verified_is_refused(database, dispatcher):
+    tracker = make_tracker({"order_number": "KF-100002", "cancel_confirmed": True})
+    await ActionCancelOrder().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_second_factor_required"]
+    assert order_status(database, "KF-100002") == "paid"
+
+
 async def test_cancel_without_confirmation_does_nothing(database, dispatcher):
-    tracker = make_tracker({"order_number": "KF-100002", "verified_customer_id": ALICE})
+    tracker = make_tracker({"order_number": "KF-100002", **verified(ALICE)})
     await ActionCancelOrder().run(dispatcher, tracker, {})
     assert dispatcher.messages == []
     assert order_status(database, "KF-100002") == "paid"
@@ -276,17 +338,24 @@ async def test_cancel_without_confirmation_does_nothing(database, dispatcher):
 
 async def test_cancel_someone_elses_order_changes_nothing(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100002", "verified_customer_id": BOB, "cancel_confirmed": True}
+        {"order_number": "KF-100002", **verified(BOB, second_factor=True), "cancel_confirmed": True}
     )
     events = await ActionCancelOrder().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_error_order_not_found"]
-    assert events == [SlotSet("cancel_confirmed", None), SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [
+        SlotSet("cancel_confirmed", None),
+        SlotSet("verify_contact", None),
+    ]
     assert order_status(database, "KF-100002") == "paid"
 
 
 async def test_cancel_when_the_database_is_down(database_down, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100002", "verified_customer_id": ALICE, "cancel_confirmed": True}
+        {
+            "order_number": "KF-100002",
+            **verified(ALICE, second_factor=True),
+            "cancel_confirmed": True,
+        }
     )
     await ActionCancelOrder().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_try_again_later"]
@@ -320,12 +389,15 @@ async def test_address_change_before_packing(database, dispatcher):
     tracker = make_tracker(
         {
             "order_number": "KF-100001",
-            "verified_customer_id": ALICE,
-            "new_address": "1 Market St, San Francisco, 94105",
+            **verified(ALICE, second_factor=True),
+            "new_address": seal("1 Market St, San Francisco, 94105"),
         }
     )
     events = await ActionChangeAddress().run(dispatcher, tracker, {})
-    assert events == [SlotSet("new_address", None), SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [
+        SlotSet("new_address", None),
+        SlotSet("verify_contact", None),
+    ]
     changed = kwargs_of(dispatcher, "utter_address_changed")
     assert changed["address"] == "1 Market St, San Francisco, 94105"
     engine = create_engine(database)
@@ -342,7 +414,7 @@ async def test_address_change_before_packing(database, dispatcher):
 
 async def test_address_change_after_packing_is_refused_up_front(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100003", "verified_customer_id": ALICE}, active_loop="address_form"
+        {"order_number": "KF-100003", **verified(ALICE)}, active_loop="address_form"
     )
     events = await ValidateAddressForm().run(dispatcher, tracker, ADDRESS_DOMAIN)
     assert responses(dispatcher) == ["utter_error_address_change_not_allowed"]
@@ -351,9 +423,32 @@ async def test_address_change_after_packing_is_refused_up_front(database, dispat
 
 async def test_malformed_address_is_re_asked(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100001", "verified_customer_id": ALICE, "new_address": "nowhere"},
+        {"order_number": "KF-100001", **verified(ALICE), "new_address": "nowhere"},
         active_loop="address_form",
     )
     events = await ValidateAddressForm().run(dispatcher, tracker, ADDRESS_DOMAIN)
     assert responses(dispatcher) == ["utter_invalid_address"]
     assert slot_events(events)["new_address"] is None
+
+
+async def test_new_address_is_kept_sealed(database, dispatcher):
+    tracker = make_tracker(
+        {
+            "order_number": "KF-100001",
+            **verified(ALICE, second_factor=True),
+            "new_address": "1 Market St, San Francisco",
+        },
+        active_loop="address_form",
+    )
+    events = await ValidateAddressForm().run(dispatcher, tracker, ADDRESS_DOMAIN)
+    stored = slot_events(events)["new_address"]
+    assert is_sealed(stored) and unseal(stored) == "1 Market St, San Francisco"
+    assert slot_events(events)["requested_slot"] is None
+
+
+async def test_address_change_without_a_second_factor_is_refused(database, dispatcher):
+    tracker = make_tracker(
+        {"order_number": "KF-100001", **verified(ALICE), "new_address": "1 Market St, Oakland"}
+    )
+    await ActionChangeAddress().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_second_factor_required"]

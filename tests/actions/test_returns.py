@@ -14,11 +14,22 @@ from actions.returns import (
     ValidateExchangeForm,
     ValidateReturnForm,
 )
-from tests.actions.conftest import domain_for, kwargs_of, make_tracker, responses
+from tests.actions.conftest import (
+    domain_for,
+    kwargs_of,
+    make_tracker,
+    responses,
+    verified,
+    without_refresh,
+)
 
 ALICE, BOB, CAROL, WANG = 1.0, 2.0, 3.0, 11.0
-RETURN_DOMAIN = domain_for("return_form", ["order_number", "verify_contact", "return_reason"])
-EXCHANGE_DOMAIN = domain_for("exchange_form", ["order_number", "verify_contact", "exchange_size"])
+RETURN_DOMAIN = domain_for(
+    "return_form", ["order_number", "verify_contact", "verify_code", "return_reason"]
+)
+EXCHANGE_DOMAIN = domain_for(
+    "exchange_form", ["order_number", "verify_contact", "verify_code", "exchange_size"]
+)
 REFUND_DOMAIN = domain_for("refund_form", ["order_number", "verify_contact"])
 
 
@@ -42,7 +53,8 @@ def slots_of(events) -> dict:
 
 async def test_eligible_order_says_until_when_then_asks_the_reason(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100006", "verified_customer_id": ALICE}, active_loop="return_form"
+        {"order_number": "KF-100006", **verified(ALICE, second_factor=True)},
+        active_loop="return_form",
     )
     events = await ValidateReturnForm().run(dispatcher, tracker, RETURN_DOMAIN)
     assert responses(dispatcher) == ["utter_return_eligible"]
@@ -52,7 +64,7 @@ async def test_eligible_order_says_until_when_then_asks_the_reason(database, dis
 
 async def test_china_store_order_mentions_the_no_reason_return(database, dispatcher):
     tracker = make_tracker(
-        {"language": "zh", "order_number": "KF-200003", "verified_customer_id": WANG},
+        {"language": "zh", "order_number": "KF-200003", **verified(WANG, second_factor=True)},
         active_loop="return_form",
     )
     await ValidateReturnForm().run(dispatcher, tracker, RETURN_DOMAIN)
@@ -71,7 +83,8 @@ async def test_china_store_order_mentions_the_no_reason_return(database, dispatc
 )
 async def test_ineligible_orders_say_why_and_stop(database, dispatcher, number, customer, reason):
     tracker = make_tracker(
-        {"order_number": number, "verified_customer_id": customer}, active_loop="return_form"
+        {"order_number": number, **verified(customer, second_factor=True)},
+        active_loop="return_form",
     )
     events = await ValidateReturnForm().run(dispatcher, tracker, RETURN_DOMAIN)
     assert responses(dispatcher) == [f"utter_return_not_eligible_{reason}"]
@@ -80,7 +93,7 @@ async def test_ineligible_orders_say_why_and_stop(database, dispatcher, number, 
 
 async def test_a_reason_too_short_is_re_asked(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100006", "verified_customer_id": ALICE, "return_reason": " "},
+        {"order_number": "KF-100006", **verified(ALICE, second_factor=True), "return_reason": " "},
         active_loop="return_form",
     )
     events = await ValidateReturnForm().run(dispatcher, tracker, RETURN_DOMAIN)
@@ -92,12 +105,15 @@ async def test_open_return_gives_the_rma_and_next_steps(database, dispatcher):
     tracker = make_tracker(
         {
             "order_number": "KF-100006",
-            "verified_customer_id": ALICE,
+            **verified(ALICE, second_factor=True),
             "return_reason": "too small",
         }
     )
     events = await ActionOpenReturn().run(dispatcher, tracker, {})
-    assert events == [SlotSet("return_reason", None), SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [
+        SlotSet("return_reason", None),
+        SlotSet("verify_contact", None),
+    ]
     assert responses(dispatcher) == ["utter_return_opened", "utter_ask_rating"]
     opened = kwargs_of(dispatcher, "utter_return_opened")
     assert opened["rma_number"].startswith("RMA-") and opened["order_number"] == "KF-100006"
@@ -105,7 +121,11 @@ async def test_open_return_gives_the_rma_and_next_steps(database, dispatcher):
 
 
 async def test_a_retried_return_action_opens_one_rma(database, dispatcher):
-    slots = {"order_number": "KF-200003", "verified_customer_id": WANG, "return_reason": "不喜欢"}
+    slots = {
+        "order_number": "KF-200003",
+        **verified(WANG, second_factor=True),
+        "return_reason": "不喜欢",
+    }
     tracker = make_tracker({"language": "zh", **slots})
     await ActionOpenReturn().run(dispatcher, tracker, {})
     await ActionOpenReturn().run(dispatcher, tracker, {})  # Rasa retrying the same call
@@ -116,7 +136,11 @@ async def test_a_retried_return_action_opens_one_rma(database, dispatcher):
 
 async def test_return_of_someone_elses_order(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100006", "verified_customer_id": BOB, "return_reason": "too small"}
+        {
+            "order_number": "KF-100006",
+            **verified(BOB, second_factor=True),
+            "return_reason": "too small",
+        }
     )
     await ActionOpenReturn().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_error_order_not_found"]
@@ -125,18 +149,25 @@ async def test_return_of_someone_elses_order(database, dispatcher):
 
 async def test_return_when_the_database_is_down(database_down, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100006", "verified_customer_id": ALICE, "return_reason": "too small"}
+        {
+            "order_number": "KF-100006",
+            **verified(ALICE, second_factor=True),
+            "return_reason": "too small",
+        }
     )
     events = await ActionOpenReturn().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_try_again_later"]
-    assert events == [SlotSet("return_reason", None), SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [
+        SlotSet("return_reason", None),
+        SlotSet("verify_contact", None),
+    ]
 
 
 async def test_exchange_for_another_size(database, dispatcher):
     tracker = make_tracker(
         {
             "order_number": "KF-100006",
-            "verified_customer_id": ALICE,
+            **verified(ALICE, second_factor=True),
             "exchange_size": "43",
             "product": "Trail Runner 2",
         }
@@ -149,7 +180,8 @@ async def test_exchange_for_another_size(database, dispatcher):
 
 async def test_exchange_form_refuses_an_undelivered_order(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100004", "verified_customer_id": ALICE}, active_loop="exchange_form"
+        {"order_number": "KF-100004", **verified(ALICE, second_factor=True)},
+        active_loop="exchange_form",
     )
     await ValidateExchangeForm().run(dispatcher, tracker, EXCHANGE_DOMAIN)
     assert responses(dispatcher) == ["utter_return_not_eligible_not_delivered"]
@@ -165,16 +197,43 @@ async def test_exchange_form_refuses_an_undelivered_order(database, dispatcher):
     ],
 )
 async def test_refund_status(database, dispatcher, number, customer, response):
-    tracker = make_tracker({"order_number": number, "verified_customer_id": customer})
+    tracker = make_tracker({"order_number": number, **verified(customer)})
     events = await ActionShowRefundStatus().run(dispatcher, tracker, {})
-    assert events == [SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [SlotSet("verify_contact", None)]
     assert responses(dispatcher) == [response]
 
 
 async def test_refund_form_checks_ownership(database, dispatcher):
     tracker = make_tracker(
-        {"order_number": "KF-100013", "verified_customer_id": ALICE}, active_loop="refund_form"
+        {"order_number": "KF-100013", **verified(ALICE)},
+        active_loop="refund_form",
     )
     events = await ValidateRefundForm().run(dispatcher, tracker, REFUND_DOMAIN)
     assert responses(dispatcher) == ["utter_error_order_not_found"]
     assert SlotSet("order_number", None) in events
+
+
+async def test_return_form_asks_for_the_code_after_an_email_check(database, dispatcher):
+    tracker = make_tracker(
+        {"order_number": "KF-100006", **verified(ALICE)}, active_loop="return_form"
+    )
+    events = await ValidateReturnForm().run(dispatcher, tracker, RETURN_DOMAIN)
+    assert responses(dispatcher) == ["utter_return_eligible"]
+    assert slots_of(events)["requested_slot"] == "verify_code"
+
+
+async def test_refund_status_needs_no_code(database, dispatcher):
+    tracker = make_tracker(
+        {"order_number": "KF-100013", **verified(CAROL)}, active_loop="refund_form"
+    )
+    events = await ValidateRefundForm().run(dispatcher, tracker, REFUND_DOMAIN)
+    assert slots_of(events)["requested_slot"] is None
+
+
+@pytest.mark.parametrize("action", [ActionOpenReturn, ActionOpenExchange])
+async def test_return_or_exchange_without_a_second_factor_is_refused(database, dispatcher, action):
+    slots = {"order_number": "KF-100006", **verified(ALICE)}
+    slots.update(return_reason="too small", exchange_size="43")
+    await action().run(dispatcher, make_tracker(slots), {})
+    assert responses(dispatcher) == ["utter_second_factor_required"]
+    assert count_returns(database, "KF-100006") == 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import create_engine, text
 
 from actions.common import mask_pii
@@ -19,7 +21,15 @@ from actions.support import (
     transcript_of,
 )
 from actions.survey import ActionRecordRating, parse_rating
-from tests.actions.conftest import kwargs_of, make_tracker, responses
+from commerce.services.identity import sign_identity_claim
+from tests.actions.conftest import (
+    kwargs_of,
+    make_tracker,
+    responses,
+    slot_events,
+    verified,
+    without_refresh,
+)
 
 HISTORY = [
     {"event": "user", "text": "where is my order KF-100004", "parse_data": {}},
@@ -132,8 +142,8 @@ def test_transcript_and_category():
 
 
 async def test_recommendations_for_a_verified_customer(database, dispatcher):
-    tracker = make_tracker({"language": "zh", "verified_customer_id": 14.0})
-    assert await ActionRecommendProducts().run(dispatcher, tracker, {}) == []
+    tracker = make_tracker({"language": "zh", **verified(14.0)})
+    assert without_refresh(await ActionRecommendProducts().run(dispatcher, tracker, {})) == []
     assert responses(dispatcher) == ["utter_recommendations"]
     products = kwargs_of(dispatcher, "utter_recommendations")["products"]
     assert any("\u4e00" <= c <= "\u9fff" for c in products)
@@ -181,14 +191,39 @@ def test_log_records_are_masked(caplog):
     assert "bob@example.com" not in caplog.text and "b***@example.com" in caplog.text
 
 
-async def test_recommendations_for_a_signed_in_customer(database, dispatcher, monkeypatch):
-    from commerce.services.identity import issue_customer_token
-
-    monkeypatch.setenv("KEFU_CUSTOMER_TOKEN_SECRET", "s3cret")
-    tracker = make_tracker(metadata={"customer_token": issue_customer_token(14)})
+async def test_recommendations_for_a_signed_in_customer(database, dispatcher, token_secret):
+    claim = sign_identity_claim("test-user", 14, int(time.time()) + 600)
+    tracker = make_tracker(metadata={"kefu_identity": claim})
     events = await ActionRecommendProducts().run(dispatcher, tracker, {})
-    assert events == [SlotSet("verified_customer_id", 14.0), SlotSet("verified_method", "token")]
+    slots = slot_events(events)
+    assert slots["verified_customer_id"] == 14.0 and slots["verified_method"] == "token"
+    assert slots["verified_until"] == claim["exp"]
     assert responses(dispatcher) == ["utter_recommendations"]
+
+
+async def test_expired_identity_gets_no_recommendations(database, dispatcher):
+    tracker = make_tracker(verified(14.0, until=time.time() - 1))
+    events = await ActionRecommendProducts().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_recommend_needs_identity"]
+    assert slot_events(events)["verified_customer_id"] is None
+
+
+async def test_handoff_links_the_verified_order(database, dispatcher):
+    tracker = make_tracker(
+        verified(1.0, order="KF-100004"),
+        text="human please",
+        intent="human_handoff",
+        metadata={"kefu_client": "203.0.113.9"},
+        sender_id="h3",
+    )
+    events = await ActionHandoff().run(dispatcher, tracker, {})
+    assert ConversationPaused() in events
+    [(customer_id, order_id)] = rows(
+        database,
+        "SELECT t.customer_id, t.order_id FROM handoff_queue h "
+        "JOIN support_tickets t ON t.id = h.ticket_id WHERE h.conversation_id = 'h3'",
+    )
+    assert customer_id == 1 and order_id is not None
 
 
 async def test_frustrated_customer_gets_apology_and_offer(dispatcher):
@@ -196,3 +231,18 @@ async def test_frustrated_customer_gets_apology_and_offer(dispatcher):
     events = await ActionOfferHumanFrustrated().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_apology", "utter_offer_human"]
     assert events == [SlotSet("human_offered", True)]
+
+
+async def test_handoffs_per_client_are_limited_politely(database, monkeypatch):
+    monkeypatch.setenv("KEFU_HANDOFFS_PER_CLIENT_PER_HOUR", "2")
+    for n in range(3):
+        dispatcher = CollectingDispatcher()
+        tracker = make_tracker(
+            text="human please",
+            intent="human_handoff",
+            metadata={"kefu_client": "198.51.100.7"},
+            sender_id=f"flood-{n}",
+        )
+        events = await ActionHandoff().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_handoff_too_many"]
+    assert events == [SlotSet("human_offered", None)]  # not paused: the bot carries on

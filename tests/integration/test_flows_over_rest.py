@@ -1,27 +1,70 @@
 """Runs the action server and Rasa (scripts/serve.py) on a seeded commerce database and completes
-order-status, cancel and return conversations over REST in English and Chinese, then checks
-the database.
+order-status, cancel, address-change and return conversations over REST in English and Chinese,
+then checks the database.
+
+Reading an order takes the order number and the email; changing one also takes the one-time code,
+which the test reads where the customer would: the outbox's LogSender writes each message to
+``$KEFU_OUTBOX_LOG`` (no SMTP server configured), as the README demo does with var/log/outbox.log.
 
 Needs a trained model (``make train``); the accounts are those of docs/SEED.md.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+from commerce.services.identity import issue_customer_token
 from tests.integration.test_chat_over_rest import HAN, running_kefu
 
 pytestmark = pytest.mark.integration
+TOKEN_SECRET = "flows-token-secret"
 
 
 @pytest.fixture(scope="module")
-def kefu(tmp_path_factory, commerce_db):
+def outbox(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("outbox") / "outbox.log"
+
+
+@pytest.fixture(scope="module")
+def kefu(tmp_path_factory, commerce_db, outbox):
     with running_kefu(
-        tmp_path_factory.mktemp("kefu-flows"), KEFU_DATABASE_URL=f"sqlite:///{commerce_db}"
+        tmp_path_factory.mktemp("kefu-flows"),
+        KEFU_DATABASE_URL=f"sqlite:///{commerce_db}",
+        KEFU_OUTBOX_LOG=str(outbox),
+        KEFU_SMTP_HOST="",
+        KEFU_CUSTOMER_TOKEN_SECRET=TOKEN_SECRET,
+        # Every conversation here comes from 127.0.0.1: the per-client message limit is not
+        # what this module tests.
+        KEFU_RATE_PER_CLIENT="1000",
     ) as server:
         yield server
+
+
+def code_sent_to(outbox: Path, recipient: str) -> str:
+    """The 6-digit code of the latest message the outbox log holds for ``recipient``."""
+    for block in reversed(outbox.read_text(encoding="utf-8").split("\n--- ")):
+        header, _, body = block.partition("\n")
+        if header.rstrip().endswith(f" to {recipient}"):
+            [code] = re.findall(r"(?<!\d)\d{6}(?!\d)", body)
+            return code
+    raise AssertionError(f"no message to {recipient} in {outbox}")
+
+
+def chat_with_code(kefu, outbox: Path, sender: str, turns: list[str], email: str) -> list[str]:
+    """Sends ``turns``; after the email, types the code that arrived for it, as a customer
+    would. Returns every reply, one joined string per turn (the code's turn included)."""
+    replies = []
+    for text in turns:
+        replies.append(" ".join(kefu.say(sender, text)))
+        if text == email:
+            assert "6" in replies[-1] and ("***" in replies[-1]), replies
+            replies.append(" ".join(kefu.say(sender, code_sent_to(outbox, email))))
+    return replies
 
 
 def query(db, sql: str, *params):
@@ -60,12 +103,14 @@ CANCEL = {
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
-def test_cancel(kefu, commerce_db, language):
+def test_cancel(kefu, commerce_db, outbox, language):
     sender, turns, number = CANCEL[language]
-    replies = chat(kefu, sender, turns)
-    assert number in replies[2], replies  # the confirmation question names the order
-    assert number in replies[3] and "RF-" in replies[3], replies
-    assert bool(HAN.search(replies[3])) == (language == "zh"), replies
+    replies = chat_with_code(kefu, outbox, sender, turns, turns[2])
+    # order number, email → "code sent to a***@…", code → confirmation question, yes → done
+    assert "@" in replies[2] and turns[2] not in replies[2], replies  # masked destination
+    assert number in replies[3], replies  # the confirmation question names the order
+    assert number in replies[4] and "RF-" in replies[4], replies
+    assert bool(HAN.search(replies[4])) == (language == "zh"), replies
     assert query(commerce_db, "SELECT status FROM orders WHERE number = ?", number) == [
         ("cancelled",)
     ]
@@ -75,6 +120,56 @@ def test_cancel(kefu, commerce_db, language):
         "WHERE o.number = ? AND r.return_id IS NULL",
         number,
     ) == [(1,)]
+    assert query(
+        commerce_db,
+        "SELECT method FROM conversation_identities WHERE conversation_id = ? ORDER BY id",
+        sender,
+    )[-1] == ("code",)
+
+
+def test_a_wrong_code_changes_nothing(kefu, commerce_db, outbox):
+    sender = "en-wrong-code"
+    for text in ["cancel my order", "KF-100003", "alice@example.com"]:
+        kefu.say(sender, text)
+    right = code_sent_to(outbox, "alice@example.com")
+    wrong = "000000" if right != "000000" else "111111"
+    reply = " ".join(kefu.say(sender, wrong))
+    assert "KF-100003" not in reply and "code" in reply.lower(), reply
+    assert query(commerce_db, "SELECT status FROM orders WHERE number = ?", "KF-100003") == [
+        ("packed",)
+    ]
+    assert kefu.say(sender, "never mind")  # leaves the form
+
+
+ADDRESS = {
+    "en": (
+        "en-address",
+        ["i need to change my delivery address", "KF-100001", "alice@example.com",
+         "1 Market St, San Francisco, 94105"],
+        "KF-100001",
+        "1 Market St",
+    ),
+    "zh": (
+        "zh-address",
+        ["我想修改收货地址", "KF-200010", "zhang.wei@example.cn", "世纪大道100号，上海，200120"],
+        "KF-200010",
+        "世纪大道100号",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_change_address(kefu, commerce_db, outbox, language):
+    sender, turns, number, line1 = ADDRESS[language]
+    replies = chat_with_code(kefu, outbox, sender, turns, turns[2])
+    assert number in replies[-1] and line1 in replies[-1], replies
+    assert bool(HAN.search(replies[-1])) == (language == "zh"), replies
+    assert query(
+        commerce_db,
+        "SELECT a.line1 FROM shipping_addresses a JOIN orders o ON a.order_id = o.id "
+        "WHERE o.number = ?",
+        number,
+    ) == [(line1,)]
 
 
 RETURN = {
@@ -92,15 +187,54 @@ RETURN = {
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
-def test_return(kefu, commerce_db, language):
+def test_return(kefu, commerce_db, outbox, language):
     sender, turns, number = RETURN[language]
-    replies = chat(kefu, sender, turns)
-    assert "RMA-" in replies[3], replies
-    assert bool(HAN.search(replies[3])) == (language == "zh"), replies
+    replies = chat_with_code(kefu, outbox, sender, turns, turns[2])
+    assert "RMA-" in replies[-1], replies
+    assert bool(HAN.search(replies[-1])) == (language == "zh"), replies
     [(rma, reason)] = query(
         commerce_db,
         "SELECT r.rma_number, r.reason FROM returns r JOIN orders o ON o.id = r.order_id "
         "WHERE o.number = ?",
         number,
     )
-    assert rma in replies[3] and reason == turns[3]
+    assert rma in replies[-1] and reason == turns[3]
+
+
+def say_signed_in(kefu, sender: str, text: str, token: str) -> str:
+    """A message from a shop that signed its customer in (the JWT rides in the metadata)."""
+    body = {"sender": sender, "message": text, "metadata": {"customer_token": token}}
+    status, reply = kefu.post(json.dumps(body).encode())
+    assert status == 200, reply
+    return " ".join(message.get("text", "") for message in reply)
+
+
+def test_signed_in_customer_cancels_without_email_or_code(kefu, commerce_db, outbox):
+    token = issue_customer_token(1, secret=TOKEN_SECRET)
+    sender = "en-signed-in"
+    before = outbox.read_text(encoding="utf-8") if outbox.exists() else ""
+    question = say_signed_in(kefu, sender, "cancel order KF-100003", token)
+    assert "KF-100003" in question and "email" not in question.lower(), question
+    done = say_signed_in(kefu, sender, "yes", token)
+    assert "KF-100003" in done, done
+    assert query(commerce_db, "SELECT status FROM orders WHERE number = ?", "KF-100003") == [
+        ("cancelled",)
+    ]
+    assert (outbox.read_text(encoding="utf-8") if outbox.exists() else "") == before  # no code
+    assert query(
+        commerce_db,
+        "SELECT method FROM conversation_identities WHERE conversation_id = ?",
+        sender,
+    ) == [("token",)]
+
+
+def test_a_new_session_acts_for_nobody(kefu, commerce_db):
+    sender = "en-new-session"
+    replies = chat(kefu, sender, ["where is my order?", "KF-100004", "alice@example.com"])
+    assert "KF-100004" in replies[-1], replies
+    kefu.say(sender, "/session_start")  # what an expired session does on the next message
+    reply = " ".join(kefu.say(sender, "cancel order KF-100001"))
+    assert "email" in reply.lower(), reply  # asked who they are again
+    assert query(commerce_db, "SELECT status FROM orders WHERE number = ?", "KF-100001")[0] != (
+        "cancelled",
+    )
