@@ -480,7 +480,9 @@ class ConversationIdentity(Base):
     """Who a conversation was verified as, by what, and until when (for audit and forgetting)."""
 
     __tablename__ = "conversation_identities"
-    __table_args__ = (Index("ix_conversation_identities_conv_at", "conversation_id", "verified_at"),)
+    __table_args__ = (
+        Index("ix_conversation_identities_conv_at", "conversation_id", "verified_at"),
+    )
 
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(100), nullable=False)
@@ -509,6 +511,8 @@ class OutboxMessage(Base):
     attempts = Column(Integer, nullable=False, default=0)
     last_error = Column(String(200), nullable=True)
     created_at = Column(DateTime, nullable=False)
+    #: When a sender took it (status "sending"); a claim older than a few minutes is retried.
+    claimed_at = Column(DateTime, nullable=True)
     sent_at = Column(DateTime, nullable=True)
 
 

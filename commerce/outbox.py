@@ -23,11 +23,11 @@ import logging
 import os
 import smtplib
 import ssl
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from commerce.config import outbox_log_path, sms_sender_path, smtp_settings
 from commerce.db import begin_write
@@ -46,6 +46,8 @@ STATUS_FAILED = "failed"
 #: A message that failed this often stays failed (and loses its body): five tries spread over
 #: the operator's retries is plenty for a transient SMTP outage, and a code is dead after 10 min.
 MAX_DELIVERY_ATTEMPTS = 5
+#: A message claimed for sending longer ago than this (its sender crashed) is claimed again.
+STALE_CLAIM = timedelta(minutes=5)
 SMTP_TIMEOUT_S = 10
 
 
@@ -165,18 +167,28 @@ def _summary(row, outcome: str) -> str:
     return f"[{row.kind} {outcome} to {mask_recipient(row.channel, row.recipient)}; body removed]"
 
 
+def _deliverable(now: datetime):
+    """Pending or failed messages with tries left, and claims whose sender died (stale)."""
+    return and_(
+        OutboxMessage.attempts < MAX_DELIVERY_ATTEMPTS,
+        or_(
+            OutboxMessage.status.in_((STATUS_PENDING, STATUS_FAILED)),
+            and_(
+                OutboxMessage.status == STATUS_SENDING,
+                OutboxMessage.claimed_at < now - STALE_CLAIM,
+            ),
+        ),
+    )
+
+
 def _deliver_one(session_factory, message_id: int, senders: dict | None) -> bool:
     # Claim first (pending/failed → sending) so two drainers never send the same message.
     with session_factory.begin() as session:
         begin_write(session)
         claimed = session.execute(
             update(OutboxMessage)
-            .where(
-                OutboxMessage.id == message_id,
-                OutboxMessage.status.in_((STATUS_PENDING, STATUS_FAILED)),
-                OutboxMessage.attempts < MAX_DELIVERY_ATTEMPTS,
-            )
-            .values(status=STATUS_SENDING, attempts=OutboxMessage.attempts + 1)
+            .where(OutboxMessage.id == message_id, _deliverable(now := utcnow()))
+            .values(status=STATUS_SENDING, attempts=OutboxMessage.attempts + 1, claimed_at=now)
         ).rowcount
         if not claimed:
             return False
@@ -221,10 +233,7 @@ def deliver_pending(session_factory, *, limit: int = 50, senders: dict | None = 
         ids = (
             session.execute(
                 select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.status.in_((STATUS_PENDING, STATUS_FAILED)),
-                    OutboxMessage.attempts < MAX_DELIVERY_ATTEMPTS,
-                )
+                .where(_deliverable(utcnow()))
                 .order_by(OutboxMessage.created_at, OutboxMessage.id)
                 .limit(limit)
             )

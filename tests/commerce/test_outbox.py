@@ -165,6 +165,21 @@ def test_undeliverable_message_gives_up_and_drops_its_body(session_factory):
     assert deliver_pending(session_factory, senders={"email": Broken()}) == 0
 
 
+def test_a_message_whose_sender_died_mid_send_is_sent_again_later(session_factory, outbox_log):
+    queue(session_factory)
+    [row] = rows(session_factory)
+    with session_factory.begin() as session:  # a drainer claimed it, then crashed
+        session.get(OutboxMessage, row.id).status = "sending"
+        session.get(OutboxMessage, row.id).claimed_at = outbox.utcnow()
+    assert deliver_pending(session_factory) == 0  # a fresh claim: someone may still be sending
+    with session_factory.begin() as session:
+        session.get(OutboxMessage, row.id).claimed_at = (
+            outbox.utcnow() - outbox.STALE_CLAIM - outbox.timedelta(seconds=1)
+        )
+    assert deliver_pending(session_factory) == 1
+    assert [r.status for r in rows(session_factory)] == ["sent"]
+
+
 def test_deliver_pending_respects_the_limit(session_factory, outbox_log):
     for i in range(3):
         queue(session_factory, body=f"message {i}")

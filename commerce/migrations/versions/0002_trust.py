@@ -26,11 +26,15 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_verification_attempts_contact_at", ["contact_key", "at"], unique=False
         )
-        batch_op.create_index("ix_verification_attempts_client_at", ["client_key", "at"], unique=False)
+        batch_op.create_index(
+            "ix_verification_attempts_client_at", ["client_key", "at"], unique=False
+        )
 
     with op.batch_alter_table("handoff_queue", schema=None) as batch_op:
         batch_op.add_column(sa.Column("client_key", sa.String(length=64), nullable=True))
-        batch_op.create_index(batch_op.f("ix_handoff_queue_client_key"), ["client_key"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_handoff_queue_client_key"), ["client_key"], unique=False
+        )
 
     op.create_table(
         "verification_codes",
@@ -97,6 +101,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(), nullable=True),
         sa.Column("sent_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_messages")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_outbox_messages_dedupe_key")),
