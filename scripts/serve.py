@@ -11,7 +11,8 @@ Server settings it applies (environment):
   buffered (default 1 MiB here; Sanic reads ``SANIC_*`` settings from the environment when the
   app is made). The action server, which receives whole trackers from Rasa on localhost, keeps
   Sanic's default.
-- ``KEFU_DEMO_LINKS=0``: leave the demo customer's signed-in chat link out of the banner.
+- ``KEFU_DEMO_LINKS=0``: make no signed-in chat link for the demo customer (by default it is
+  written to ``var/demo-link``, ``KEFU_DEMO_LINK_FILE``, and the banner names the file).
 
 The agent console needs an account: a local run makes one named ``demo`` (``python -m commerce
 agent add demo --token-file var/agent-token --if-missing``); the banner names the file, never
@@ -148,6 +149,9 @@ AGENT_TOKEN_FILE_ENV = "KEFU_AGENT_TOKEN_FILE"
 DEFAULT_AGENT_TOKEN_FILE = "var/agent-token"
 CORS_ENV = "KEFU_CORS_ORIGINS"
 DEMO_LINKS_ENV = "KEFU_DEMO_LINKS"
+#: Where the demo customer's signed-in link is written (it carries a token, so never printed).
+DEMO_LINK_FILE_ENV = "KEFU_DEMO_LINK_FILE"
+DEFAULT_DEMO_LINK_FILE = "var/demo-link"
 MAX_REQUEST_ENV = "SANIC_REQUEST_MAX_SIZE"
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -211,6 +215,20 @@ def agent_token_file(env: dict[str, str]) -> str:
     return env.get(AGENT_TOKEN_FILE_ENV) or DEFAULT_AGENT_TOKEN_FILE
 
 
+def demo_link_file(env: dict[str, str]) -> str:
+    return env.get(DEMO_LINK_FILE_ENV) or DEFAULT_DEMO_LINK_FILE
+
+
+def write_secret_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` readable by this user only (0600), creating its folder."""
+    target = ROOT / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.chmod(target, 0o600)
+
+
 def _demo_agent(env: dict[str, str]) -> bool:
     """Make the demo agent account (its token goes to the token file, mode 0600) unless it
     exists with its file; False when that failed (the banner then says how to make one)."""
@@ -236,15 +254,17 @@ def banner(
     demo_token: str | None,
     agent_ready: bool,
 ) -> str:
-    """The startup banner. It names where secrets are, never prints one; the demo customer's
-    signed-in link (a convenience that carries a token) only when KEFU_DEMO_LINKS is not 0."""
+    """The startup banner. It names where secrets are, never prints one: the demo customer's
+    signed-in link carries a token, so it is written to a file (mode 0600) that the banner
+    names, and only when KEFU_DEMO_LINKS is not 0."""
     base = f"http://{args.host}:{args.port}"
-    signed_in = (
-        f"  Demo customer ({DEMO_CUSTOMER}), signed in:\n"
-        f"                         {base}/webhooks/webchat/#token={demo_token}\n"
-        if demo_token and env.get(DEMO_LINKS_ENV, "1") != "0"
-        else ""
-    )
+    signed_in = ""
+    if demo_token and env.get(DEMO_LINKS_ENV, "1") != "0":
+        write_secret_file(demo_link_file(env), f"{base}/webhooks/webchat/#token={demo_token}")
+        signed_in = (
+            f"  Demo customer ({DEMO_CUSTOMER}), signed in: open the link in "
+            f"{demo_link_file(env)}\n"
+        )
     generated = (
         "  (generated for this run: " + ", ".join(made_up) + "; set them to keep them)\n"
         if made_up

@@ -150,12 +150,17 @@ def test_the_banner_names_where_secrets_are_and_prints_none():
     assert "Cross-origin callers:  none (same origin only)" in failed
 
 
-def test_the_demo_customer_link_is_labelled_and_can_be_turned_off():
-    text = banner(ARGS, {}, [], demo_token=DEMO_TOKEN, agent_ready=True)
-    assert "Demo customer (alice@example.com), signed in:" in text
-    assert f"/webhooks/webchat/#token={DEMO_TOKEN}" in text
-    off = banner(ARGS, {"KEFU_DEMO_LINKS": "0"}, [], demo_token=DEMO_TOKEN, agent_ready=True)
-    assert DEMO_TOKEN not in off and "Demo customer" not in off
+def test_the_demo_customer_link_goes_to_a_private_file_and_can_be_turned_off(tmp_path):
+    link_file = tmp_path / "demo-link"
+    env = {"KEFU_DEMO_LINK_FILE": str(link_file)}
+    text = banner(ARGS, env, [], demo_token=DEMO_TOKEN, agent_ready=True)
+    assert DEMO_TOKEN not in text
+    assert f"Demo customer (alice@example.com), signed in: open the link in {link_file}" in text
+    assert link_file.read_text().strip().endswith(f"/webhooks/webchat/#token={DEMO_TOKEN}")
+    assert link_file.stat().st_mode & 0o777 == 0o600
+    link_file.unlink()
+    off = banner(ARGS, {**env, "KEFU_DEMO_LINKS": "0"}, [], demo_token=DEMO_TOKEN, agent_ready=True)
+    assert DEMO_TOKEN not in off and "Demo customer" not in off and not link_file.exists()
 
 
 def test_rasa_runs_without_wildcard_cors():
