@@ -199,10 +199,12 @@ class ActionHandoff(CustomerAction):
         except TooManyAttempts as e:
             # This client opened its hourly share of handoffs: the offer is used up.
             dispatcher.utter_message(response="utter_handoff_too_many", **error_params(e))
-            return [SlotSet(HUMAN_OFFERED, None)]
+            # False, as after a handoff: the offer is used up and the handoff rule completes
+            # (None would leave the rule unfinished and the fallback would speak next).
+            return [SlotSet(HUMAN_OFFERED, False)]
         except (CommerceError, ServiceUnavailable) as e:
             utter_for_exception(dispatcher, e)
-            return [SlotSet(HUMAN_OFFERED, None)]
+            return [SlotSet(HUMAN_OFFERED, False)]
         dispatcher.utter_message(
             response="utter_handoff_queued",
             ticket_number=handoff.ticket_number,

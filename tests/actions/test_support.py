@@ -117,7 +117,7 @@ async def test_handoff_when_the_database_is_down_does_not_pause(database_down, d
     tracker = make_tracker(text="agent", intent="human_handoff")
     events = await ActionHandoff().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_try_again_later"]
-    assert events == [SlotSet("human_offered", None)]
+    assert events == [SlotSet("human_offered", False)]
 
 
 async def test_complaint_when_the_database_is_down(database_down, dispatcher):
@@ -245,4 +245,4 @@ async def test_handoffs_per_client_are_limited_politely(database, monkeypatch):
         )
         events = await ActionHandoff().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_handoff_too_many"]
-    assert events == [SlotSet("human_offered", None)]  # not paused: the bot carries on
+    assert events == [SlotSet("human_offered", False)]  # not paused: the bot carries on
