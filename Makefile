@@ -27,7 +27,7 @@ export KEFU_ACTION_TOKEN
 
 
 .PHONY: help install model db reset-db catalog train run shell test lint format pytest validate test-stories browser \
-        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce clean
+        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -97,7 +97,10 @@ bench-nlu: install model ## CLINC150 accuracy: our classifier vs DIET on our fea
 bench-commerce: install ## Order lookup and stock query latency on 100k seeded orders
 	$(PY) -m bench.commerce_bench --orders 100000
 
-bench: bench-encoder bench-nlu bench-commerce ## All benchmarks (long: run on an idle machine)
+bench-abuse: install ## Guesses an attacker gets per email and per client before lock-out, before vs after
+	$(PY) -m bench.abuse_bench
+
+bench: bench-encoder bench-nlu bench-commerce bench-abuse ## All benchmarks (long: run on an idle machine)
 
 retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store
 	$(PY) scripts/privacy.py --endpoints $${KEFU_ENDPOINTS:-endpoints.yml} purge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -70,4 +71,12 @@ def seeded_db_file(tmp_path_factory):
     engine = make_engine(url)
     seed(engine)
     engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="module")
+def commerce_db(seeded_db_file, tmp_path_factory):
+    """A private, writable copy of the seeded commerce database for one test module."""
+    path = tmp_path_factory.mktemp("commerce") / "kefu.db"
+    shutil.copy(seeded_db_file, path)
     return path

@@ -34,17 +34,24 @@ class KefuProcess:
         self.port = free_port()
         self.actions_port = free_port()
         self.tracker_db = tmp_path / "tracker.db"
+        self.broker_db = tmp_path / "broker.db"
         self.log_dir = tmp_path / "log"
         self.endpoints = tmp_path / "endpoints.yml"
+        # The stores a shop deploys: the masking SQL tracker store (endpoints.yml) and an event
+        # broker, here Rasa's SQL broker so tests can read what was published.
         self.endpoints.write_text(
             f"""
 action_endpoint:
   url: "http://127.0.0.1:{self.actions_port}/webhook"
   token: ${{KEFU_ACTION_TOKEN}}
 tracker_store:
-  type: SQL
+  type: channels.tracker_store.MaskingSQLTrackerStore
   dialect: sqlite
   db: {self.tracker_db}
+event_broker:
+  type: sql
+  dialect: sqlite
+  db: {self.broker_db}
 """
         )
         self.process: subprocess.Popen | None = None
@@ -55,7 +62,14 @@ tracker_store:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 300) -> None:
-        env = {**os.environ, "KEFU_ACTION_TOKEN": "integration-test-token", "PYTHONPATH": str(ROOT)}
+        env = {
+            # serve.py writes the demo agent's console token here, not to the developer's var/.
+            "KEFU_AGENT_TOKEN_FILE": str(self.log_dir.parent / "agent-token"),
+            "KEFU_DEMO_LINK_FILE": str(self.log_dir.parent / "demo-link"),
+            **os.environ,
+            "KEFU_ACTION_TOKEN": "integration-test-token",
+            "PYTHONPATH": str(ROOT),
+        }
         # The log is appended across restarts: only what this start writes counts.
         offset = self.output.stat().st_size if self.output.exists() else 0
         self.process = subprocess.Popen(

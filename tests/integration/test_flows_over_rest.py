@@ -96,6 +96,25 @@ def test_order_status(kefu, commerce_db, language):
     ) == [(1,)]
 
 
+#: The phone formats docs/SEED.md documents, typed by a US and a China-store customer.
+PHONES = [
+    ("KF-100010", "+1 415 555 0102"),
+    ("KF-100010", "4155550102"),
+    ("KF-100010", "415-555-0102"),
+    ("KF-100010", "(415) 555-0102"),
+    ("KF-200005", "+86 138 0013 8002"),
+    ("KF-200005", "13800138002"),
+    ("KF-200005", "138 0013 8002"),
+]
+
+
+@pytest.mark.parametrize("number, phone", PHONES)
+def test_order_status_with_the_phone_in_every_documented_format(kefu, number, phone):
+    sender = "phone-" + re.sub(r"\W", "_", phone)
+    replies = chat(kefu, sender, ["where is my order?", number, phone])
+    assert number in replies[-1] and "couldn't match" not in replies[-1], replies
+
+
 CANCEL = {
     "en": ("en-cancel", ["cancel my order", "KF-100002", "alice@example.com", "yes"], "KF-100002"),
     "zh": ("zh-cancel", ["取消订单", "KF-200001", "wang.fang@example.cn", "是的"], "KF-200001"),

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import sqlite3
 import urllib.error
 import urllib.request
@@ -26,7 +27,9 @@ from tests.integration.test_chat_over_rest import HAN, running_kefu
 
 pytestmark = pytest.mark.integration
 
-AGENT_TOKEN = "console-test-token"
+AGENTS = ("Anna", "Bob", "Li")
+#: Each agent's own console token, made with `python -m commerce agent add` (agent_accounts).
+TOKENS: dict[str, str] = {}
 SECRET = "web-channel-test-secret-long-enough-for-hs256"
 ALICE, WANG = 1, 11  # docs/SEED.md
 CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
@@ -39,10 +42,30 @@ def kefu(tmp_path_factory, commerce_db):
     env = {
         DATABASE_URL_ENV: f"sqlite:///{commerce_db}",
         TOKEN_SECRET_ENV: SECRET,
-        "KEFU_AGENT_TOKEN": AGENT_TOKEN,
+        "KEFU_TRUSTED_PROXIES": "127.0.0.1",  # the console's throttle test poses as a proxy
+        # Every test here chats from 127.0.0.1: the client limit is for the rate-limit tests
+        # to reach with their own X-Forwarded-For address, not for the module as a whole.
+        "KEFU_RATE_PER_CLIENT": "400",
+        # serve.py's demo agent token goes here, not to the developer's var/agent-token.
+        "KEFU_AGENT_TOKEN_FILE": str(tmp_path_factory.mktemp("demo-agent") / "agent-token"),
     }
     with running_kefu(tmp_path_factory.mktemp("kefu-web"), **env) as server:
         yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def agent_accounts(commerce_db, tmp_path_factory):
+    """Console accounts for Anna, Bob and Li, made as an operator would (the CLI)."""
+    from commerce.__main__ import main
+
+    folder = tmp_path_factory.mktemp("agent-tokens")
+    for name in AGENTS:
+        token_file = folder / f"{name}.token"
+        args = ["agent", "add", name, "--token-file", str(token_file)]
+        assert main([*args, "--url", f"sqlite:///{commerce_db}"]) == 0
+        TOKENS[name] = token_file.read_text().strip()
+    yield TOKENS
+    TOKENS.clear()
 
 
 def query(db: Path, sql: str, *params):
@@ -69,8 +92,13 @@ class ChatClient:
     async def next(self, timeout: float = 60.0) -> tuple[str, object]:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
-    async def open(self, session_id: str | None = None, token: str | None = None) -> dict:
-        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
+    async def open(
+        self, session_id: str | None = None, token: str | None = None, headers=None
+    ) -> dict:
+        if not self.sio.connected:
+            await self.sio.connect(
+                self.url, socketio_path="/socket.io", transports=["polling"], headers=headers
+            )
         await self.sio.emit(
             "session_request", {"session_id": session_id, "customData": {"customer_token": token}}
         )
@@ -107,8 +135,16 @@ def texts(replies: list[dict]) -> str:
     return " ".join(r.get("text", "") for r in replies if r["event"] == "bot_uttered")
 
 
-def console(kefu, method: str, path: str, body=None, token=AGENT_TOKEN, agent="Anna"):
-    headers = {"X-Kefu-Agent": agent, "Content-Type": "application/json"}
+def console(
+    kefu, method, path, body=None, agent="Anna", token="", forged_name=None, forwarded_for=None
+):
+    """Call the console API with ``agent``'s token (or ``token``: None sends none)."""
+    token = TOKENS[agent] if token == "" else token
+    headers = {"Content-Type": "application/json"}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
+    if forged_name is not None:  # the old way of naming the agent: must be ignored
+        headers["X-Kefu-Agent"] = forged_name
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
@@ -234,10 +270,118 @@ async def test_a_signed_customer_skips_verification_and_a_forged_one_does_not(ke
     await alice.close()
 
 
+def tracker_events(kefu, sender_id: str) -> list[dict]:
+    rows = query(
+        kefu.tracker_db, "select data from events where sender_id = ? order by id", sender_id
+    )
+    return [json.loads(data) for (data,) in rows]
+
+
+async def test_a_signed_in_conversation_is_never_resumed_by_someone_else(kefu):
+    alice_token = issue_customer_token(ALICE, secret=SECRET)
+    alice = ChatClient(kefu.url)
+    session_id = (await alice.open(token=alice_token))["session_confirm"]
+    replies = await alice.say("where is my order KF-100004?")
+    assert any(r.get("custom", {}).get("order_number") == "KF-100004" for r in replies)
+    await alice.close()
+
+    # The same browser later: a guest, then another signed-in customer, with Alice's session id.
+    for token in (None, issue_customer_token(WANG, secret=SECRET)):
+        other = ChatClient(kefu.url)
+        opened = await other.open(session_id=session_id, token=token)
+        assert opened["session_confirm"] != session_id
+        assert opened["history"] == {"messages": []}
+        replies = texts(await other.say("where is my order KF-100004?"))
+        assert "UPS" not in replies and "shipped" not in replies.lower()
+        await other.close()
+
+    # A REST caller cannot pick the web conversation's sender id either.
+    status, reply = kefu.post(
+        json.dumps({"sender": f"web-{session_id}", "message": "cancel my order"}).encode()
+    )
+    assert (status, reply["error"]) == (400, "reserved_sender")
+
+    # Alice herself continues where she was.
+    again = ChatClient(kefu.url)
+    opened = await again.open(session_id=session_id, token=alice_token)
+    assert opened["session_confirm"] == session_id
+    assert opened["history"]["messages"][0]["text"] == "where is my order KF-100004?"
+    await again.close()
+
+    # Only the signed claim was stored, never the token.
+    events = tracker_events(kefu, f"web-{session_id}")
+    stored = json.dumps(events)
+    assert alice_token not in stored and "customer_token" not in stored
+    user = [e for e in events if e.get("event") == "user"]
+    assert user and all(e["metadata"]["kefu_identity"]["customer_id"] == ALICE for e in user)
+
+
+async def test_a_flood_is_refused_per_conversation_with_a_bilingual_answer(kefu):
+    flood = ChatClient(kefu.url)
+    await flood.open(headers={"X-Forwarded-For": "198.51.100.20"})
+    # Refused messages are cheap to send; they count all the same.
+    for _ in range(20):
+        await flood.sio.emit("user_uttered", {"message": ""})
+        assert (await flood.next())[1]["error"] == "empty_message"
+    await flood.sio.emit("user_uttered", {"message": "hi"})
+    event, error = await flood.next()
+    assert (event, error["error"]) == ("kefu_error", "rate_limited")
+    assert "too quickly" in error["message"] and "太频繁" in error["message"]
+    await flood.close()
+
+    polite = ChatClient(kefu.url)
+    await polite.open(headers={"X-Forwarded-For": "198.51.100.21"})
+    assert "Kefu" in texts(await polite.say("hi"))  # others are served as usual
+    await polite.close()
+
+
+async def test_unreadable_frames_and_bodies_get_json_errors(kefu):
+    rude = ChatClient(kefu.url)
+    await rude.open()
+    await rude.sio.eio.send('2["user_uttered",' + "[" * 30_000 + "]" * 30_000 + "]")
+    event, error = await rude.next()
+    assert (event, error["error"]) == ("kefu_error", "invalid_json")
+    assert "Kefu" in texts(await rude.say("hi"))
+    await rude.close()
+
+    status, reply = kefu.post(b"[" * 30_000 + b"]" * 30_000)
+    assert (status, reply["error"]) == (400, "invalid_json")
+    status, _ = kefu.post(b"[" * 100_000 + b"]" * 100_000)
+    assert status == 413  # larger than the channel's 64 KiB body limit
+    # Bodies beyond SANIC_REQUEST_MAX_SIZE (1 MiB) are refused on their headers, unread.
+    assert refused_before_the_body(kefu.port, 2 * 1024 * 1024).startswith(b"HTTP/1.1 413")
+    assert kefu.say("still-alive-after-big-bodies", "hi")
+
+
+def refused_before_the_body(port: int, length: int) -> bytes:
+    """What the server answers to request headers announcing ``length`` bytes, none sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % length
+        )
+        return conn.recv(200)
+
+
+def test_other_origins_get_no_cors_headers(kefu):
+    request = urllib.request.Request(
+        kefu.url + "/webhooks/rest/webhook",
+        method="OPTIONS",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 - localhost
+            headers = dict(reply.headers)
+    except urllib.error.HTTPError as error:
+        headers = dict(error.headers)
+    assert "Access-Control-Allow-Origin" not in headers
+
+
 async def test_handoff_agent_reply_and_handback(kefu, commerce_db):
     assert console(kefu, "GET", "/queue", token=None)[0] == 401
     assert console(kefu, "GET", "/queue", token="wrong")[0] == 401
-    assert console(kefu, "GET", "/queue", agent="<script>")[0] == 400
+    # The name is the account's: a header claiming another one changes nothing.
+    assert console(kefu, "GET", "/me", forged_name="Bob")[1]["agent"] == "Anna"
 
     customer = ChatClient(kefu.url)
     session_id = (await customer.open())["session_confirm"]
@@ -255,11 +399,17 @@ async def test_handoff_agent_reply_and_handback(kefu, commerce_db):
     assert said == ["my parcel arrived damaged, this is unacceptable", "I want to talk to a human"]
     assert detail["sentiment"]["peak"] > 0
     # Replying before claiming is refused; so is claiming what another agent holds.
-    assert console(kefu, "POST", f"/handoffs/{handoff}/reply", {"text": "hi"})[0] == 409
-    assert console(kefu, "POST", f"/handoffs/{handoff}/claim")[0] == 200
+    assert console(kefu, "POST", f"/handoffs/{handoff}/reply", {"text": "hi"})[0] == 403
+    assert console(kefu, "POST", f"/handoffs/{handoff}/claim", forged_name="Bob")[0] == 200
     joined = texts(await customer.collect())
-    assert "Anna" in joined
+    assert "Anna" in joined and "Bob" not in joined
     assert console(kefu, "POST", f"/handoffs/{handoff}/claim", agent="Bob")[0] == 409
+    # Bob cannot speak or hand back for Anna, even calling himself Anna.
+    for action in ("reply", "handback"):
+        status, refused = console(
+            kefu, "POST", f"/handoffs/{handoff}/{action}", {"text": "hi"}, "Bob", forged_name="Anna"
+        )
+        assert (status, refused["error"]) == (403, "not_assignee")
     assert console(kefu, "POST", f"/handoffs/{handoff}/reply", {"text": " "})[0] == 400
     assert console(kefu, "POST", f"/handoffs/{handoff}/reply", {"text": "x" * 3000})[0] == 413
     assert console(kefu, "POST", "/handoffs/999999/claim")[0] == 404
@@ -293,6 +443,39 @@ async def test_handoff_agent_reply_and_handback(kefu, commerce_db):
         " on h.ticket_id = t.id where h.id = ?",
         handoff,
     ) == [("resolved", "Anna")]
+    trail = query(
+        commerce_db,
+        "select agent_name, action from agent_audit_log where handoff_id = ? order by id",
+        handoff,
+    )
+    assert trail == [
+        ("Anna", "denied"),
+        ("Anna", "claim"),
+        ("Bob", "denied"),
+        ("Bob", "denied"),
+        ("Anna", "reply"),
+        ("Anna", "handback"),
+    ]
+
+
+def test_a_disabled_agent_and_wrong_tokens_are_refused(kefu, commerce_db):
+    from commerce.db import make_session_factory
+    from commerce.services import agents
+
+    factory = make_session_factory(f"sqlite:///{commerce_db}")
+    _, token = agents.create_agent(factory, "Temp")
+    assert console(kefu, "GET", "/me", token=token)[1]["agent"] == "Temp"
+    agents.disable_agent(factory, "Temp")
+    assert console(kefu, "GET", "/me", token=token)[0] == 401
+    factory.kw["bind"].dispose()
+    # Failed logins are throttled per client: one behind the (trusted) local proxy here, so the
+    # other tests, on the proxy's own address, are not.
+    guesser = "198.51.100.7"
+    for i in range(agents.MAX_LOGIN_FAILURES):
+        assert console(kefu, "GET", "/me", token=f"guess-{i}", forwarded_for=guesser)[0] == 401
+    status, throttled = console(kefu, "GET", "/me", forwarded_for=guesser)  # even a right token
+    assert status == 429 and throttled["retry_after_s"] > 0
+    assert console(kefu, "GET", "/me")[0] == 200
 
 
 # ---- in a real browser ------------------------------------------------------------------
@@ -327,10 +510,10 @@ def type_message(page, text: str) -> None:
 def agent_console(browser, kefu, name: str):
     page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
     page.goto(f"{kefu.url}/webhooks/agent/")
-    page.get_by_label("Your name").fill(name)
-    page.get_by_label("Agent token").fill(AGENT_TOKEN)
+    page.get_by_label("Your agent token").fill(TOKENS[name])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#whoami:not([hidden])")
+    assert page.locator("#whoami-name").inner_text() == f"Signed in as {name}"
     return page
 
 
@@ -375,6 +558,32 @@ def test_browser_english_order_lookup_and_handoff(browser, kefu):
     page.screenshot(path=ARTIFACTS / "en-after-handback.png", full_page=True)
     page.context.close()
     agent.context.close()
+
+
+def test_browser_new_conversation_and_another_customer_signing_in(browser, kefu):
+    context = browser.new_context(locale="en-US", viewport={"width": 900, "height": 900})
+    page = context.new_page()
+    page.goto(f"{kefu.url}/webhooks/webchat/#token={issue_customer_token(ALICE, secret=SECRET)}")
+    page.wait_for_selector("body[data-ready='true']")
+    type_message(page, "where is my order KF-100004?")
+    page.locator(".card--order_card").wait_for()
+    alice_session = page.locator("body").get_attribute("data-session")
+
+    # "New conversation": a fresh session id, an empty log, still signed in.
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_selector("body[data-fresh='true']")
+    assert page.locator("body").get_attribute("data-session") != alice_session
+    assert page.locator(".msg").count() == 0
+    assert page.locator("#identity").inner_text().startswith("Signed in as")
+
+    # Another customer signs in on this browser (same localStorage): not Alice's conversation.
+    other = context.new_page()
+    other.goto(f"{kefu.url}/webhooks/webchat/#token={issue_customer_token(WANG, secret=SECRET)}")
+    other.wait_for_selector("body[data-ready='true']")
+    assert other.locator("body").get_attribute("data-session") != alice_session
+    assert not other.locator(".card--order_card").count()
+    other.screenshot(path=ARTIFACTS / "en-another-customer.png", full_page=True)
+    context.close()
 
 
 def test_browser_chinese_signed_in_reload_toggle_and_restart(browser, kefu):
