@@ -175,7 +175,10 @@ def code_guessing(attacker: Attacker, interval: float) -> dict:
         conversation += 1
         try:
             identity.send_verification_code(
-                attacker.sf, customer_id, conversation_id=f"c-{conversation}", client="198.51.100.20"
+                attacker.sf,
+                customer_id,
+                conversation_id=f"c-{conversation}",
+                client="198.51.100.20",
             )
         except identity.TooManyAttempts:
             sends_refused += 1
