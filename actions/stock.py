@@ -13,6 +13,7 @@ from actions.common import call_service, lang, money, pick, polite_failures
 from actions.identity import KefuFormValidation, first_value
 from actions.session import identify
 from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
+from commerce.privacy import is_sealed, seal, unseal
 from commerce.services import stock
 from commerce.services.identity import normalize_email
 from commerce.vocabulary import COLOURS
@@ -165,7 +166,8 @@ class ValidateRestockForm(KefuFormValidation):
             email = normalize_email(first_value(slot_value))
         except InvalidInput:
             return self.failed(RESTOCK_EMAIL, dispatcher, tracker, "utter_invalid_email")
-        return self.passed(RESTOCK_EMAIL, email, tracker)
+        # Kept sealed until the subscription is made: stored events never hold it in clear.
+        return self.passed(RESTOCK_EMAIL, seal(email), tracker)
 
 
 class ActionSubscribeRestock(Action):
@@ -179,6 +181,8 @@ class ActionSubscribeRestock(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         product, email = first_value(tracker.get_slot(PRODUCT)), tracker.get_slot(RESTOCK_EMAIL)
+        if is_sealed(email):
+            email = unseal(email)  # None when the key changed since: the form asks again
         if not product or not email:
             return [SlotSet(RESTOCK_EMAIL, None)]
         size, colour = first_value(tracker.get_slot(SIZE)), first_value(tracker.get_slot(COLOUR))

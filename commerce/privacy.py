@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 #: Slots whose values are personal data: stored sealed, masked entirely otherwise.
-PII_SLOTS = ("verify_contact", "new_address", "verify_code")
+PII_SLOTS = ("verify_contact", "new_address", "verify_code", "restock_email")
 #: Env var with the Fernet key(s) for sealed values (comma-separated: first encrypts, all
 #: decrypt, for rotation); any other string is stretched into a key.
 DATA_KEY_ENV = "KEFU_DATA_KEY"

@@ -11,6 +11,7 @@ from actions.stock import (
     ValidateStockForm,
     describe_choice,
 )
+from commerce.privacy import unseal
 from tests.actions.conftest import cards, domain_for, kwargs_of, make_tracker, responses
 
 STOCK_DOMAIN = domain_for("stock_form", ["product"])
@@ -106,6 +107,21 @@ async def test_restock_form_rejects_a_malformed_email(database, dispatcher):
     events = await ValidateRestockForm().run(dispatcher, tracker, RESTOCK_DOMAIN)
     assert SlotSet("restock_email", None) in events
     assert responses(dispatcher) == ["utter_invalid_email"]
+
+
+async def test_the_email_for_a_restock_alert_is_kept_sealed_until_used(database, dispatcher):
+    choice = {"product": "Trail Runner 2", "size": "42", "colour": "black"}
+    tracker = make_tracker(
+        {**choice, "restock_email": "New.Customer@example.com"}, active_loop="restock_form"
+    )
+    events = await ValidateRestockForm().run(dispatcher, tracker, RESTOCK_DOMAIN)
+    [kept] = [e["value"] for e in events if e.get("name") == "restock_email"]
+    assert kept.startswith("sealed:") and unseal(kept) == "new.customer@example.com"
+    subscribe = make_tracker({**choice, "restock_email": kept})
+    assert await ActionSubscribeRestock().run(dispatcher, subscribe, {}) == [
+        SlotSet("restock_email", None)
+    ]
+    assert responses(dispatcher) == ["utter_restock_subscribed"]
 
 
 async def test_subscribe_then_subscribe_again_is_idempotent(database, dispatcher):

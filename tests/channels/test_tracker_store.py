@@ -273,9 +273,10 @@ def test_the_wrapped_broker_masks_whatever_publishes_through_it():
         ({"event": "slot", "name": "verify_code", "value": "123456"}, "***"),
         ({"event": "slot", "name": "verify_contact", "value": None}, None),
         ({"event": "slot", "name": "order_number", "value": "KF-100023"}, "KF-100023"),
+        ({"event": "slot", "name": "restock_email", "value": "bob@example.com"}, "***"),
         (
-            {"event": "slot", "name": "restock_email", "value": "bob@example.com"},
-            "b***@example.com",
+            {"event": "slot", "name": "email_note", "value": "write to bob@example.com"},
+            "write to b***@example.com",
         ),
     ],
 )

@@ -153,7 +153,7 @@ def test_a_fernet_key_in_kefu_data_key_is_used_as_is(monkeypatch):
 
 
 def test_pii_slots():
-    assert PII_SLOTS == ("verify_contact", "new_address", "verify_code")
+    assert PII_SLOTS == ("verify_contact", "new_address", "verify_code", "restock_email")
 
 
 def test_log_records_are_masked(caplog):
