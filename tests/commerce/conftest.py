@@ -6,44 +6,26 @@ fresh schema per test session; it is skipped with the reason when the server is 
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import commerce_factories as factories
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 
 from commerce.db import make_engine, make_session_factory
 from commerce.models import Base
-
-PG_USERS = ("postgres", "root")
-PG_HOST = os.environ.get("KEFU_TEST_PG_HOST", "127.0.0.1:5432")
-
-
-def _pg_url(user: str) -> str:
-    return f"postgresql+psycopg2://{user}@{PG_HOST}/test"
+from tests.postgres import admin_engine, pg_url
 
 
 @pytest.fixture(scope="session")
 def pg_engine():
     """Engine bound to a fresh schema on the local PostgreSQL; dropped at the end."""
-    last_error = None
-    for user in PG_USERS:
-        admin = create_engine(_pg_url(user), future=True, connect_args={"connect_timeout": 3})
-        try:
-            with admin.connect() as conn:
-                conn.execute(text("select 1"))
-            break
-        except Exception as e:  # noqa: BLE001 - any failure means "no server for us"
-            last_error = e
-            admin.dispose()
-    else:
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}/test as {PG_USERS}: {last_error}")
+    admin, user = admin_engine()
     schema = f"kefu_test_{uuid.uuid4().hex[:10]}"
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine = make_engine(
-        _pg_url(user),
+        pg_url(user),
         connect_args={"options": f"-csearch_path={schema} -csynchronous_commit=off"},
         pool_size=10,
     )

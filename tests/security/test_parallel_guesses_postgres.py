@@ -6,12 +6,11 @@ drops it at the end; skipped with the reason when PostgreSQL is not reachable.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
 import tests.commerce.commerce_factories as factories
 from commerce.db import make_engine, make_session_factory
@@ -19,42 +18,22 @@ from commerce.errors import TooManyAttempts, VerificationFailed
 from commerce.models import Base, VerificationAttempt
 from commerce.services import identity
 from commerce.services.identity import client_key, contact_key, verify_order_owner
+from tests.postgres import admin_engine, pg_url
 
 pytestmark = pytest.mark.postgres
 
 THREADS = 20
-PG_USERS = ("postgres", "root")
-PG_HOST = os.environ.get("KEFU_TEST_PG_HOST", "127.0.0.1:5432")
-
-
-def _pg_url(user: str, database: str = "test") -> str:
-    return f"postgresql+psycopg2://{user}@{PG_HOST}/{database}"
 
 
 @pytest.fixture(scope="module")
 def scratch_pg():
     """A sessionmaker on a freshly created database, dropped afterwards."""
-    last_error = None
-    for user in PG_USERS:
-        admin = create_engine(
-            _pg_url(user),
-            future=True,
-            isolation_level="AUTOCOMMIT",  # CREATE DATABASE cannot run in a transaction
-            connect_args={"connect_timeout": 3},
-        )
-        try:
-            with admin.connect() as conn:
-                conn.execute(text("select 1"))
-            break
-        except Exception as e:  # noqa: BLE001 - any failure means "no server for us"
-            last_error = e
-            admin.dispose()
-    else:
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST} as {PG_USERS}: {last_error}")
+    # CREATE DATABASE cannot run in a transaction.
+    admin, user = admin_engine(isolation_level="AUTOCOMMIT")
     name = f"kefu_identity_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(_pg_url(user, name), pool_size=THREADS + 5, max_overflow=0)
+    engine = make_engine(pg_url(user, name), pool_size=THREADS + 5, max_overflow=0)
     try:
         Base.metadata.create_all(engine)
         sf = make_session_factory(engine)
