@@ -332,7 +332,7 @@ class ChatClient:
     async def _keep_resume_key(self, data=None):
         self.resume_key = data
 
-    async def next(self, timeout: float = 10.0) -> tuple[str, object]:
+    async def next(self, timeout: float = 30.0) -> tuple[str, object]:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
     async def open(self, session_id=None, token=None, headers=None, resume_key=None) -> dict:
