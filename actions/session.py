@@ -37,15 +37,17 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import ServiceUnavailable, call_service, utter_for_exception
 from commerce.errors import CommerceError
-from commerce.services.identity import bind_token_identity, check_identity_claim
+from commerce.services.identity import (
+    CLAIM_METADATA_KEY,
+    CLIENT_METADATA_KEY,
+    bind_token_identity,
+    check_identity_claim,
+)
 
 logger = logging.getLogger(__name__)
 
 IDLE_ENV = "KEFU_IDENTITY_IDLE_S"
 DEFAULT_IDLE_S = 900.0
-#: Metadata keys only Kefu's channels set (they strip them from what a client sends).
-IDENTITY_CLAIM_KEY = "kefu_identity"
-CLIENT_KEY = "kefu_client"
 
 VERIFIED_CUSTOMER_ID = "verified_customer_id"
 VERIFIED_METHOD = "verified_method"
@@ -145,7 +147,7 @@ def latest_metadata(tracker: Tracker) -> dict[str, Any]:
 
 def client_of(tracker: Tracker) -> str | None:
     """The client address the channel saw (``metadata.kefu_client``), for rate limits."""
-    value = latest_metadata(tracker).get(CLIENT_KEY)
+    value = latest_metadata(tracker).get(CLIENT_METADATA_KEY)
     return value if isinstance(value, str) and value else None
 
 
@@ -176,7 +178,7 @@ def resolve_identity(tracker: Tracker, *, now: float | None = None) -> Resolved:
     """Check the stored identity against its proof in this turn (pure: no database)."""
     now = time.time() if now is None else now
     stored = stored_identity(tracker)
-    claim = latest_metadata(tracker).get(IDENTITY_CLAIM_KEY)
+    claim = latest_metadata(tracker).get(CLAIM_METADATA_KEY)
     checked = check_identity_claim(claim, tracker.sender_id, now=now) if claim else None
     if checked is not None:
         customer_id, exp = int(checked[0]), float(checked[1])

@@ -33,10 +33,11 @@ from typing import Any
 
 import jwt
 
+from commerce.services.identity import CLAIM_METADATA_KEY as IDENTITY_KEY
+from commerce.services.identity import CLIENT_METADATA_KEY as CLIENT_KEY
+
 logger = logging.getLogger(__name__)
 
-IDENTITY_KEY = "kefu_identity"
-CLIENT_KEY = "kefu_client"
 TOKEN_KEY = "customer_token"
 #: Metadata keys only Kefu's channels set; dropped from anything a client sends.
 RESERVED_KEYS = frozenset({IDENTITY_KEY, CLIENT_KEY, TOKEN_KEY})

@@ -46,13 +46,13 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy.orm import sessionmaker
 
+from channels.identity import CLIENT_KEY, IDENTITY_KEY, TOKEN_KEY
 from commerce.privacy import MASK, PII_SLOTS, install_pii_masking, is_sealed, mask_value, pii_values
 
 logger = logging.getLogger(__name__)
 
 #: Metadata keys that must never be stored (the customer JWT; the channels strip it anyway).
-DROPPED_METADATA_KEYS = ("customer_token", "kefu_client")
-IDENTITY_CLAIM_KEY = "kefu_identity"
+DROPPED_METADATA_KEYS = (TOKEN_KEY, CLIENT_KEY)
 #: Tracker store types this module can open for deletion (endpoints ``tracker_store.type``).
 SQL_TYPES = ("sql", "channels.tracker_store.maskingsqltrackerstore")
 SECONDS_PER_DAY = 86_400
@@ -79,7 +79,7 @@ def scrub_metadata(metadata: Any) -> Any:
     for key, value in metadata.items():
         if key in DROPPED_METADATA_KEYS:
             continue
-        if key == IDENTITY_CLAIM_KEY and isinstance(value, dict):
+        if key == IDENTITY_KEY and isinstance(value, dict):
             # Who and until when is enough afterwards; the signature would only help a replay.
             value = {k: v for k, v in value.items() if k in ("customer_id", "exp", "sid")}
         clean[key] = scrub_metadata(value)

@@ -92,6 +92,11 @@ CODE_CHANNELS = ("email", "sms")
 LANGUAGES = ("en", "zh")
 
 _CLAIM_DOMAIN = "kefu-identity-claim:v1"
+#: Message metadata keys only Kefu's channels set (they strip them from what a client sends):
+#: the signed identity claim and the client address. The one home of the conversation contract
+#: between channels, the actions and the masking tracker store.
+CLAIM_METADATA_KEY = "kefu_identity"
+CLIENT_METADATA_KEY = "kefu_client"
 
 _ORDER_NUMBER = re.compile(r"^(?:KF)?[\s\-_]*([0-9]{6,12})$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
