@@ -8,6 +8,7 @@ the same data; dates are relative to the day of seeding so return windows stay m
 from __future__ import annotations
 
 import random
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import insert, text
@@ -214,37 +215,58 @@ def clear(conn: Connection) -> None:
 
 def seed(engine: Engine, today: date | None = None) -> dict[str, int]:
     """Empty the commerce tables and insert the demo data; returns row counts per table."""
-    today = today or date.today()
-    now = datetime.combine(today, datetime.min.time()) + timedelta(hours=12)
-    rng = random.Random(RNG_SEED)
-    products, variants = build_catalog()
-    by_sku = {v["sku"]: v for v in variants}
-    rows: dict[type, list[dict]] = {
-        m: [] for m in Base.registry._class_registry.values() if isinstance(m, type)
-    }
-    rows = {}
+    rows = _SeedRows(today or date.today())
+    _seed_warehouses(rows)
+    _seed_return_policies(rows)
+    _seed_customers(rows)
+    _seed_catalog(rows)
+    _seed_stock(rows)
+    _seed_orders(rows)
+    _seed_returns_and_refunds(rows)
+    _seed_tickets(rows)
+    _seed_subscriptions(rows)
+    _reserve_stock_for_open_orders(rows)
+    _write(engine, rows.tables)
+    return {m.__tablename__: len(r) for m, r in rows.tables.items()}
 
-    def add(model, **values):
-        rows.setdefault(model, []).append(values)
+
+@dataclass
+class _SeedRows:
+    """The rows being built, table by table, and what later steps look up."""
+
+    today: date
+    tables: dict[type, list[dict]] = field(default_factory=dict)
+    customers: dict[str, dict] = field(default_factory=dict)  # email -> customer row
+    by_sku: dict[str, dict] = field(default_factory=dict)  # sku -> variant row
+    order_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # number -> (id, total)
+    last_ids: dict[str, int] = field(default_factory=dict)  # rows numbered while seeding
+
+    def __post_init__(self) -> None:
+        self.now = datetime.combine(self.today, datetime.min.time()) + timedelta(hours=12)
+        self.rng = random.Random(RNG_SEED)
+
+    def add(self, model: type, **values) -> dict:
+        self.tables.setdefault(model, []).append(values)
         return values
 
+    def next_id(self, kind: str) -> int:
+        self.last_ids[kind] = self.last_ids.get(kind, 0) + 1
+        return self.last_ids[kind]
+
+
+def _seed_warehouses(rows: _SeedRows) -> None:
     for wid, code, en, zh, region in WAREHOUSES:
-        add(Warehouse, id=wid, code=code, name_en=en, name_zh=zh, region=region)
-    for i, r in enumerate(DEFAULT_POLICIES, 1):
-        add(
-            ReturnPolicy,
-            id=i,
-            region=r.region,
-            category=r.category,
-            returnable=r.returnable,
-            window_days=r.window_days,
-            no_reason=r.no_reason,
-            description_en=r.description_en,
-            description_zh=r.description_zh,
-        )
-    customers = {}
+        rows.add(Warehouse, id=wid, code=code, name_en=en, name_zh=zh, region=region)
+
+
+def _seed_return_policies(rows: _SeedRows) -> None:
+    for i, rule in enumerate(DEFAULT_POLICIES, 1):
+        rows.add(ReturnPolicy, id=i, **asdict(rule))
+
+
+def _seed_customers(rows: _SeedRows) -> None:
     for cid, (name, email, phone, region, lang) in enumerate(CUSTOMERS, 1):
-        customers[email] = add(
+        rows.customers[email] = rows.add(
             Customer,
             id=cid,
             name=name,
@@ -252,158 +274,61 @@ def seed(engine: Engine, today: date | None = None) -> dict[str, int]:
             phone=phone,
             region=region,
             language=lang,
-            created_at=now - timedelta(days=400 - cid),
+            created_at=rows.now - timedelta(days=400 - cid),
         )
-    rows[Product] = products
-    rows[ProductVariant] = variants
-    inv_id = 0
-    for v in variants:
+
+
+def _seed_catalog(rows: _SeedRows) -> None:
+    products, variants = build_catalog()
+    rows.tables[Product] = products
+    rows.tables[ProductVariant] = variants
+    rows.by_sku = {v["sku"]: v for v in variants}
+
+
+def _seed_stock(rows: _SeedRows) -> None:
+    """Stock per variant and warehouse; out-of-stock variants get a restock date."""
+    rng = rows.rng
+    for v in rows.tables[ProductVariant]:
         out = v["sku"] in OUT_OF_STOCK_SKUS or rng.random() < 0.08
         for wid, *_ in WAREHOUSES:
             if rng.random() < 0.3 and not out:
                 continue
-            inv_id += 1
-            add(
+            rows.add(
                 Inventory,
-                id=inv_id,
+                id=rows.next_id("inventory"),
                 variant_id=v["id"],
                 warehouse_id=wid,
                 on_hand=0 if out else rng.randint(1, 40),
                 reserved=0,
-                restock_date=today + timedelta(days=7 + wid * 3) if out else None,
+                restock_date=rows.today + timedelta(days=7 + wid * 3) if out else None,
             )
 
-    ids = {"order": 0, "item": 0, "event": 0, "ship": 0, "track": 0}
 
-    def next_id(kind):
-        ids[kind] += 1
-        return ids[kind]
+# Filler orders draw from bundles that co-occur (shoes + socks + waist pack, dress + tote ...).
+FILLER_BUNDLES = [
+    ["TRAIL-RUNNER-2-42-BLUE", "RUN-SOCKS-M-WHITE", "WAIST-PACK-BLACK"],
+    ["ROAD-RUNNER-41-GREY", "DRY-FIT-TEE-M-BLACK", "EARBUDS-PRO-BLACK"],
+    ["SUMMER-DRESS-M-WHITE", "TOTE-BAG-BEIGE", "SUNGLASSES-BLACK"],
+    ["RAIN-JACKET-L-YELLOW", "DAY-BACKPACK-GREY", "HIKING-BOOT-42-BROWN"],
+    ["DOWN-JACKET-L-RED", "WOOL-BEANIE-RED", "SCARF-GREY"],
+    ["BASIC-TEE-M-GREY", "CAP-WHITE", "CITY-SNEAKER-42-BLACK"],
+]
 
-    def make_order(number, email, status, items, placed_ago, delivered_ago):
-        c = customers[email]
-        cn = c["region"] == "CN"
-        placed = now - timedelta(days=placed_ago, hours=3)
-        delivered = now - timedelta(days=delivered_ago) if delivered_ago is not None else None
-        oid = next_id("order")
-        total = 0
-        for sku, qty in items:
-            v = by_sku[sku]
-            price = v["price_cents"] * (CNY_PER_USD if cn else 1)
-            total += price * qty
-            add(
-                OrderItem,
-                id=next_id("item"),
-                order_id=oid,
-                variant_id=v["id"],
-                warehouse_id=1 if cn else 3,
-                quantity=qty,
-                unit_price_cents=price,
-                final_sale=v["final_sale"],
-            )
-        add(
-            Order,
-            id=oid,
-            number=number,
-            customer_id=c["id"],
-            region=c["region"],
-            currency="CNY" if cn else "USD",
-            status=status,
-            total_cents=total,
-            placed_at=placed,
-            delivered_at=delivered if status in ("delivered", "returned") else None,
-            updated_at=now,
-        )
-        if status in ("cancelled",):
-            path = ["placed", "paid", "cancelled"]
-        elif status == "returned":
-            path = list(ORDER_STATUSES[:6]) + ["returned"]
-        else:
-            path = list(ORDER_STATUSES[: ORDER_STATUSES.index(status) + 1])
-        step = (placed_ago * 24 - 4) / max(len(path), 1)
-        for i, st in enumerate(path):
-            at = placed + timedelta(hours=i * step) if st != "delivered" else delivered
-            add(OrderStatusEvent, id=next_id("event"), order_id=oid, status=st, at=at, note=None)
-        add(
-            ShippingAddress,
-            id=oid,
-            order_id=oid,
-            recipient=c["name"],
-            phone=c["phone"],
-            line1="浦东新区世纪大道100号" if cn else f"{100 + oid} Sunset Blvd",
-            line2=None,
-            city="上海" if cn else "Los Angeles",
-            province="上海市" if cn else "CA",
-            postcode="200120" if cn else "90028",
-            country="CN" if cn else "US",
-            updated_at=placed,
-        )
-        if status in ("shipped", "out_for_delivery", "delivered", "returned"):
-            sid = next_id("ship")
-            shipped = placed + timedelta(hours=step * 3)
-            add(
-                Shipment,
-                id=sid,
-                order_id=oid,
-                carrier="SF Express 顺丰速运" if cn else "UPS",
-                tracking_number=(f"SF{1400000000 + oid}" if cn else f"1Z999AA1{10000000 + oid}"),
-                shipped_at=shipped,
-                estimated_delivery=(shipped + timedelta(days=2 if cn else 4)).date(),
-                delivered_at=delivered,
-            )
-            hub = ("上海转运中心", "Shanghai hub") if cn else ("Ontario, CA hub", "Ontario, CA hub")
-            events = [
-                ("picked_up", shipped, "Warehouse", "Picked up by carrier", "快递员已揽收"),
-                (
-                    "in_transit",
-                    shipped + timedelta(hours=10),
-                    hub[1],
-                    "In transit",
-                    f"运输中，已到达{hub[0]}",
-                ),
-            ]
-            if status in ("out_for_delivery", "delivered", "returned"):
-                events.append(
-                    (
-                        "out_for_delivery",
-                        (delivered or now) - timedelta(hours=5),
-                        "Local depot",
-                        "Out for delivery",
-                        "派送中",
-                    )
-                )
-            if delivered:
-                events.append(("delivered", delivered, "Front door", "Delivered", "已签收"))
-            for st, at, loc, en, zh in events:
-                add(
-                    TrackingEvent,
-                    id=next_id("track"),
-                    shipment_id=sid,
-                    at=at,
-                    status=st,
-                    location=loc,
-                    description_en=en,
-                    description_zh=zh,
-                )
-        return oid, total
 
-    order_ids = {}
+def _seed_orders(rows: _SeedRows) -> None:
+    """The showcase orders, then filler purchases by other customers."""
     for number, email, status, items, placed_ago, delivered_ago in SHOWCASE:
-        order_ids[number] = make_order(number, email, status, items, placed_ago, delivered_ago)
-    # Filler: bundles that co-occur (shoes + socks + waist pack, dress + tote ...).
-    bundles = [
-        ["TRAIL-RUNNER-2-42-BLUE", "RUN-SOCKS-M-WHITE", "WAIST-PACK-BLACK"],
-        ["ROAD-RUNNER-41-GREY", "DRY-FIT-TEE-M-BLACK", "EARBUDS-PRO-BLACK"],
-        ["SUMMER-DRESS-M-WHITE", "TOTE-BAG-BEIGE", "SUNGLASSES-BLACK"],
-        ["RAIN-JACKET-L-YELLOW", "DAY-BACKPACK-GREY", "HIKING-BOOT-42-BROWN"],
-        ["DOWN-JACKET-L-RED", "WOOL-BEANIE-RED", "SCARF-GREY"],
-        ["BASIC-TEE-M-GREY", "CAP-WHITE", "CITY-SNEAKER-42-BLACK"],
-    ]
+        rows.order_ids[number] = _add_order(
+            rows, number, email, status, items, placed_ago, delivered_ago
+        )
+    rng = rows.rng
     emails = [c[1] for c in CUSTOMERS[2:]]
     for i in range(1, FILLER_ORDERS + 1):
-        bundle = rng.choice(bundles)
+        bundle = rng.choice(FILLER_BUNDLES)
         picks = rng.sample(bundle, rng.randint(2, 3))
         days = rng.randint(20, 200)
-        make_order(
+        _add_order(
+            rows,
             f"KF-{300000 + i}",
             rng.choice(emails),
             "delivered",
@@ -412,115 +337,234 @@ def seed(engine: Engine, today: date | None = None) -> dict[str, int]:
             days - 4,
         )
 
-    # Returns, refunds and their histories.
-    def refund(rid, number, order_key, amount_status, return_id=None, reason="order cancelled"):
-        oid, total = order_ids[order_key]
-        status, path = amount_status
-        add(
-            Refund,
-            id=rid,
-            refund_number=number,
-            order_id=oid,
-            return_id=return_id,
-            amount_cents=total,
-            currency="CNY" if order_key.startswith("KF-2") else "USD",
-            status=status,
-            reason=reason,
-            idempotency_key=None,
-            created_at=now - timedelta(days=len(path) + 1),
-            updated_at=now - timedelta(days=1),
-        )
-        for j, st in enumerate(path):
-            add(
-                RefundEvent,
-                id=rid * 10 + j,
-                refund_id=rid,
-                status=st,
-                at=now - timedelta(days=len(path) + 1 - j),
-                note=None,
-            )
 
-    def ret(rid, rma, order_key, kind, status, reason, exchange_sku=None):
-        oid, _ = order_ids[order_key]
-        email = next(s[1] for s in SHOWCASE if s[0] == order_key)
-        add(
-            Return,
-            id=rid,
-            rma_number=rma,
-            order_id=oid,
-            customer_id=customers[email]["id"],
-            kind=kind,
-            reason=reason,
-            status=status,
-            idempotency_key=None,
-            created_at=now - timedelta(days=2),
-            updated_at=now - timedelta(days=1),
+def _status_path(status: str) -> list[str]:
+    """The statuses an order went through to reach ``status``."""
+    if status == "cancelled":
+        return ["placed", "paid", "cancelled"]
+    if status == "returned":
+        return list(ORDER_STATUSES[:6]) + ["returned"]
+    return list(ORDER_STATUSES[: ORDER_STATUSES.index(status) + 1])
+
+
+def _add_order(rows, number, email, status, items, placed_ago, delivered_ago) -> tuple[int, int]:
+    """One order with its items, status history, address and shipment; returns (id, total)."""
+    c = rows.customers[email]
+    cn = c["region"] == "CN"
+    now = rows.now
+    placed = now - timedelta(days=placed_ago, hours=3)
+    delivered = now - timedelta(days=delivered_ago) if delivered_ago is not None else None
+    oid = rows.next_id("order")
+    total = _add_order_items(rows, oid, items, cn)
+    rows.add(
+        Order,
+        id=oid,
+        number=number,
+        customer_id=c["id"],
+        region=c["region"],
+        currency="CNY" if cn else "USD",
+        status=status,
+        total_cents=total,
+        placed_at=placed,
+        delivered_at=delivered if status in ("delivered", "returned") else None,
+        updated_at=now,
+    )
+    path = _status_path(status)
+    step = (placed_ago * 24 - 4) / max(len(path), 1)
+    for i, st in enumerate(path):
+        at = placed + timedelta(hours=i * step) if st != "delivered" else delivered
+        rows.add(
+            OrderStatusEvent, id=rows.next_id("event"), order_id=oid, status=st, at=at, note=None
         )
-        item = next(r for r in rows[OrderItem] if r["order_id"] == oid)
-        add(
-            ReturnItem,
-            id=rid,
-            return_id=rid,
-            order_item_id=item["id"],
-            quantity=item["quantity"],
-            exchange_variant_id=by_sku[exchange_sku]["id"] if exchange_sku else None,
-            exchange_warehouse_id=1 if exchange_sku else None,
+    _add_address(rows, oid, c, cn, placed)
+    if status in ("shipped", "out_for_delivery", "delivered", "returned"):
+        _add_shipment(rows, oid, cn, status, placed + timedelta(hours=step * 3), delivered)
+    return oid, total
+
+
+def _add_order_items(rows: _SeedRows, oid: int, items, cn: bool) -> int:
+    """The order's lines, priced in CNY for the China store; returns the order total."""
+    total = 0
+    for sku, qty in items:
+        v = rows.by_sku[sku]
+        price = v["price_cents"] * (CNY_PER_USD if cn else 1)
+        total += price * qty
+        rows.add(
+            OrderItem,
+            id=rows.next_id("item"),
+            order_id=oid,
+            variant_id=v["id"],
+            warehouse_id=1 if cn else 3,
+            quantity=qty,
+            unit_price_cents=price,
+            final_sale=v["final_sale"],
+        )
+    return total
+
+
+def _add_address(rows: _SeedRows, oid: int, c: dict, cn: bool, placed: datetime) -> None:
+    rows.add(
+        ShippingAddress,
+        id=oid,
+        order_id=oid,
+        recipient=c["name"],
+        phone=c["phone"],
+        line1="浦东新区世纪大道100号" if cn else f"{100 + oid} Sunset Blvd",
+        line2=None,
+        city="上海" if cn else "Los Angeles",
+        province="上海市" if cn else "CA",
+        postcode="200120" if cn else "90028",
+        country="CN" if cn else "US",
+        updated_at=placed,
+    )
+
+
+def _add_shipment(rows, oid, cn, status, shipped: datetime, delivered: datetime | None) -> None:
+    """The shipment and its tracking events, as far as ``status`` has come."""
+    sid = rows.next_id("ship")
+    rows.add(
+        Shipment,
+        id=sid,
+        order_id=oid,
+        carrier="SF Express 顺丰速运" if cn else "UPS",
+        tracking_number=(f"SF{1400000000 + oid}" if cn else f"1Z999AA1{10000000 + oid}"),
+        shipped_at=shipped,
+        estimated_delivery=(shipped + timedelta(days=2 if cn else 4)).date(),
+        delivered_at=delivered,
+    )
+    hub = ("上海转运中心", "Shanghai hub") if cn else ("Ontario, CA hub", "Ontario, CA hub")
+    events = [
+        ("picked_up", shipped, "Warehouse", "Picked up by carrier", "快递员已揽收"),
+        (
+            "in_transit",
+            shipped + timedelta(hours=10),
+            hub[1],
+            "In transit",
+            f"运输中，已到达{hub[0]}",
+        ),
+    ]
+    if status in ("out_for_delivery", "delivered", "returned"):
+        out_at = (delivered or rows.now) - timedelta(hours=5)
+        events.append(("out_for_delivery", out_at, "Local depot", "Out for delivery", "派送中"))
+    if delivered:
+        events.append(("delivered", delivered, "Front door", "Delivered", "已签收"))
+    for st, at, loc, en, zh in events:
+        rows.add(
+            TrackingEvent,
+            id=rows.next_id("track"),
+            shipment_id=sid,
+            at=at,
+            status=st,
+            location=loc,
+            description_en=en,
+            description_zh=zh,
         )
 
-    full = ["requested", "approved", "processing", "completed"]
-    refund(1, "RF-SEED0001", "KF-100008", ("completed", full))
-    ret(1, "RMA-SEED0001", "KF-100009", "return", "completed", "Too small")
-    refund(
-        2,
-        "RF-SEED0002",
-        "KF-100009",
-        ("completed", full),
-        return_id=1,
-        reason="return RMA-SEED0001",
+
+_FULL_REFUND = ["requested", "approved", "processing", "completed"]
+
+
+def _seed_returns_and_refunds(rows: _SeedRows) -> None:
+    _add_refund(rows, 1, "RF-SEED0001", "KF-100008", "completed", _FULL_REFUND)
+    _add_return(rows, 1, "RMA-SEED0001", "KF-100009", "return", "completed", "Too small")
+    _add_refund(
+        rows, 2, "RF-SEED0002", "KF-100009", "completed", _FULL_REFUND,
+        return_id=1, reason="return RMA-SEED0001",
+    )  # fmt: skip
+    _add_return(rows, 2, "RMA-SEED0002", "KF-100012", "return", "requested", "Changed my mind")
+    _add_return(
+        rows, 3, "RMA-SEED0003", "KF-100013", "return", "received", "Colour differs from photo"
     )
-    ret(2, "RMA-SEED0002", "KF-100012", "return", "requested", "Changed my mind")
-    ret(3, "RMA-SEED0003", "KF-100013", "return", "received", "Colour differs from photo")
-    refund(
-        3,
-        "RF-SEED0003",
-        "KF-100013",
-        ("processing", full[:3]),
-        return_id=3,
-        reason="return RMA-SEED0003",
-    )
-    refund(
-        4, "RF-SEED0004", "KF-100014", ("failed", ["requested", "approved", "processing", "failed"])
-    )
-    refund(5, "RF-SEED0005", "KF-200006", ("requested", ["requested"]))
-    ret(
-        4,
-        "RMA-SEED0004",
-        "KF-200007",
-        "exchange",
-        "approved",
-        "尺码偏小，换大一码",
+    _add_refund(
+        rows, 3, "RF-SEED0003", "KF-100013", "processing", _FULL_REFUND[:3],
+        return_id=3, reason="return RMA-SEED0003",
+    )  # fmt: skip
+    _add_refund(rows, 4, "RF-SEED0004", "KF-100014", "failed", [*_FULL_REFUND[:3], "failed"])
+    _add_refund(rows, 5, "RF-SEED0005", "KF-200006", "requested", ["requested"])
+    _add_return(
+        rows, 4, "RMA-SEED0004", "KF-200007", "exchange", "approved", "尺码偏小，换大一码",
         exchange_sku="CITY-SNEAKER-41-WHITE",
+    )  # fmt: skip
+
+
+def _add_refund(
+    rows, rid, number, order_key, status, path, return_id=None, reason="order cancelled"
+):
+    """A refund of the whole order, with one event per status on ``path`` (a day apart)."""
+    oid, total = rows.order_ids[order_key]
+    now = rows.now
+    rows.add(
+        Refund,
+        id=rid,
+        refund_number=number,
+        order_id=oid,
+        return_id=return_id,
+        amount_cents=total,
+        currency="CNY" if order_key.startswith("KF-2") else "USD",
+        status=status,
+        reason=reason,
+        idempotency_key=None,
+        created_at=now - timedelta(days=len(path) + 1),
+        updated_at=now - timedelta(days=1),
+    )
+    for j, st in enumerate(path):
+        at = now - timedelta(days=len(path) + 1 - j)
+        rows.add(RefundEvent, id=rid * 10 + j, refund_id=rid, status=st, at=at, note=None)
+
+
+def _add_return(rows, rid, rma, order_key, kind, status, reason, exchange_sku=None) -> None:
+    """A return (or exchange) of the order's first line."""
+    oid, _ = rows.order_ids[order_key]
+    email = next(s[1] for s in SHOWCASE if s[0] == order_key)
+    rows.add(
+        Return,
+        id=rid,
+        rma_number=rma,
+        order_id=oid,
+        customer_id=rows.customers[email]["id"],
+        kind=kind,
+        reason=reason,
+        status=status,
+        idempotency_key=None,
+        created_at=rows.now - timedelta(days=2),
+        updated_at=rows.now - timedelta(days=1),
+    )
+    item = next(r for r in rows.tables[OrderItem] if r["order_id"] == oid)
+    rows.add(
+        ReturnItem,
+        id=rid,
+        return_id=rid,
+        order_item_id=item["id"],
+        quantity=item["quantity"],
+        exchange_variant_id=rows.by_sku[exchange_sku]["id"] if exchange_sku else None,
+        exchange_warehouse_id=1 if exchange_sku else None,
     )
 
-    def ticket(
-        tid,
-        number,
-        email,
-        order_key,
-        category,
-        severity,
-        subject,
-        transcript,
-        status,
-        lang,
-        handoff=None,
-    ):
-        add(
+
+# (number, customer email, order, category, severity, subject, transcript, status, language,
+# handoff status or None)
+TICKETS = [
+    ("TK-SEED0001", "bob@example.com", "KF-100011", "product", "normal", "Earbuds do not pair", "user: my earbuds won't pair\nbot: ...", "open", "en", "waiting"),
+    ("TK-SEED0002", "wang.fang@example.cn", "KF-200002", "delivery", "high", "快递三天没有更新", "用户：我的快递三天没动了", "open", "zh", "waiting"),
+    ("TK-SEED0003", "carol@example.com", "KF-100014", "refund", "urgent", "Refund failed", "user: my refund failed", "in_progress", "en", "assigned"),
+    ("TK-SEED0004", None, None, "other", "low", "Do you ship to Canada?", "user: do you ship to canada", "resolved", "en", None),
+]  # fmt: skip
+_PRIORITY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+
+
+def _seed_tickets(rows: _SeedRows) -> None:
+    """Support tickets, some waiting in (or taken from) the human-handoff queue."""
+    for tid, ticket in enumerate(TICKETS, 1):
+        number, email, order_key, category, severity, subject, transcript, status, lang, handoff = (
+            ticket
+        )
+        created, updated = rows.now - timedelta(hours=tid * 3), rows.now - timedelta(hours=tid)
+        rows.add(
             SupportTicket,
             id=tid,
             ticket_number=number,
-            customer_id=customers[email]["id"] if email else None,
-            order_id=order_ids[order_key][0] if order_key else None,
+            customer_id=rows.customers[email]["id"] if email else None,
+            order_id=rows.order_ids[order_key][0] if order_key else None,
             conversation_id=f"seed-conv-{tid}",
             category=category,
             severity=severity,
@@ -529,102 +573,54 @@ def seed(engine: Engine, today: date | None = None) -> dict[str, int]:
             language=lang,
             assignee="agent.li" if status == "in_progress" else None,
             status=status,
-            created_at=now - timedelta(hours=tid * 3),
-            updated_at=now - timedelta(hours=tid),
+            created_at=created,
+            updated_at=updated,
         )
         if handoff:
-            add(
+            rows.add(
                 HandoffRequest,
                 id=tid,
                 ticket_id=tid,
                 conversation_id=f"seed-conv-{tid}",
                 language=lang,
                 reason=subject,
-                priority={"urgent": 0, "high": 1, "normal": 2, "low": 3}[severity],
+                priority=_PRIORITY[severity],
                 status=handoff,
                 assigned_to="agent.li" if handoff == "assigned" else None,
-                enqueued_at=now - timedelta(hours=tid * 3),
-                assigned_at=now - timedelta(hours=tid) if handoff == "assigned" else None,
+                enqueued_at=created,
+                assigned_at=updated if handoff == "assigned" else None,
                 closed_at=None,
             )
 
-    ticket(
-        1,
-        "TK-SEED0001",
-        "bob@example.com",
-        "KF-100011",
-        "product",
-        "normal",
-        "Earbuds do not pair",
-        "user: my earbuds won't pair\nbot: ...",
-        "open",
-        "en",
-        handoff="waiting",
-    )
-    ticket(
-        2,
-        "TK-SEED0002",
-        "wang.fang@example.cn",
-        "KF-200002",
-        "delivery",
-        "high",
-        "快递三天没有更新",
-        "用户：我的快递三天没动了",
-        "open",
-        "zh",
-        handoff="waiting",
-    )
-    ticket(
-        3,
-        "TK-SEED0003",
-        "carol@example.com",
-        "KF-100014",
-        "refund",
-        "urgent",
-        "Refund failed",
-        "user: my refund failed",
-        "in_progress",
-        "en",
-        handoff="assigned",
-    )
-    ticket(
-        4,
-        "TK-SEED0004",
-        None,
-        None,
-        "other",
-        "low",
-        "Do you ship to Canada?",
-        "user: do you ship to canada",
-        "resolved",
-        "en",
-    )
-    add(
+
+def _seed_subscriptions(rows: _SeedRows) -> None:
+    rows.add(
         BackInStockSubscription,
         id=1,
-        variant_id=by_sku["TRAIL-RUNNER-2-42-BLACK"]["id"],
-        customer_id=customers["alice@example.com"]["id"],
+        variant_id=rows.by_sku["TRAIL-RUNNER-2-42-BLACK"]["id"],
+        customer_id=rows.customers["alice@example.com"]["id"],
         contact="alice@example.com",
-        created_at=now,
+        created_at=rows.now,
         notified_at=None,
     )
 
-    # Reservations for orders not yet shipped, so stock numbers add up.
+
+def _reserve_stock_for_open_orders(rows: _SeedRows) -> None:
+    """Reservations for orders not yet shipped, so stock numbers add up."""
     reserved: dict[tuple[int, int], int] = {}
-    for o in rows[Order]:
+    for o in rows.tables[Order]:
         if o["status"] in ("placed", "paid", "packed"):
-            for it in rows[OrderItem]:
+            for it in rows.tables[OrderItem]:
                 if it["order_id"] == o["id"]:
                     key = (it["variant_id"], it["warehouse_id"])
                     reserved[key] = reserved.get(key, 0) + it["quantity"]
-    inv_by_key = {(r["variant_id"], r["warehouse_id"]): r for r in rows[Inventory]}
+    inv_by_key = {(r["variant_id"], r["warehouse_id"]): r for r in rows.tables[Inventory]}
     for (vid, wid), qty in reserved.items():
         row = inv_by_key.get((vid, wid))
         if row is None:
-            inv_id += 1
-            row = add(
+            row = rows.add(
                 Inventory,
-                id=inv_id,
+                id=rows.next_id("inventory"),
                 variant_id=vid,
                 warehouse_id=wid,
                 on_hand=0,
@@ -634,19 +630,18 @@ def seed(engine: Engine, today: date | None = None) -> dict[str, int]:
             inv_by_key[(vid, wid)] = row
         row["on_hand"] = max(row["on_hand"], qty)
         row["reserved"] = qty
+    variants = rows.tables[ProductVariant]
     for (vid, _), row in inv_by_key.items():
-        if by_sku_id(variants, vid) in OUT_OF_STOCK_SKUS:
+        if variants[vid - 1]["sku"] in OUT_OF_STOCK_SKUS:
             row["on_hand"] = row["reserved"]
 
+
+def _write(engine: Engine, tables: dict[type, list[dict]]) -> None:
+    """Replace every commerce table's rows with ``tables``, in one transaction."""
     with engine.begin() as conn:
         clear(conn)
         for table in Base.metadata.sorted_tables:
-            model = next((m for m in rows if m.__table__ is table), None)
-            if model is not None and rows[model]:
-                conn.execute(insert(table), rows[model])
+            model = next((m for m in tables if m.__table__ is table), None)
+            if model is not None and tables[model]:
+                conn.execute(insert(table), tables[model])
         _reset_sequences(conn)
-    return {m.__tablename__: len(r) for m, r in rows.items()}
-
-
-def by_sku_id(variants: list[dict], vid: int) -> str:
-    return variants[vid - 1]["sku"]
