@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from alembic import command
 from alembic.config import Config
@@ -53,18 +54,34 @@ def _has_customers(engine) -> bool:
         return connection.execute(select(func.count()).select_from(Customer)).scalar_one() > 0
 
 
+def _with_factory(url: str, work: Callable) -> int:
+    """Run ``work(session_factory)``; a CommerceError prints ``error: ...`` and exits 1.
+
+    The engine is disposed afterwards either way.
+    """
+    from commerce.db import make_session_factory
+    from commerce.errors import CommerceError
+
+    factory = make_session_factory(url)
+    try:
+        return work(factory)
+    except CommerceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        factory.kw["bind"].dispose()
+
+
 def _print_token(parser: argparse.ArgumentParser, url: str, email: str | None, ttl: int) -> int:
     from sqlalchemy import select
 
-    from commerce.db import make_session_factory
-    from commerce.errors import CommerceError
     from commerce.models import Customer
     from commerce.services.identity import issue_customer_token, normalize_email
 
     if not email:
         parser.error("token needs the customer's email")
-    factory = make_session_factory(url)
-    try:
+
+    def print_token(factory) -> int:
         with factory() as session:
             customer_id = session.execute(
                 select(Customer.id).where(Customer.email == normalize_email(email))
@@ -73,12 +90,9 @@ def _print_token(parser: argparse.ArgumentParser, url: str, email: str | None, t
             print(f"error: no customer with email {email}", file=sys.stderr)
             return 1
         print(issue_customer_token(customer_id, ttl))
-    except CommerceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        factory.kw["bind"].dispose()
-    return 0
+        return 0
+
+    return _with_factory(url, print_token)
 
 
 def _write_token_file(path: str, token: str) -> None:
@@ -99,8 +113,6 @@ def agent_command(argv: list[str]) -> int:
     """``python -m commerce agent {add,list,disable,rotate}``: agent console accounts."""
     import os
 
-    from commerce.db import make_session_factory
-    from commerce.errors import CommerceError
     from commerce.services import agents
 
     parser = argparse.ArgumentParser(
@@ -118,7 +130,6 @@ def agent_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.action != "list" and not args.name:
         parser.error(f"agent {args.action} needs the agent's NAME")
-    factory = make_session_factory(args.url or database_url())
 
     def hand_out(token: str) -> None:
         if args.token_file:
@@ -127,7 +138,7 @@ def agent_command(argv: list[str]) -> int:
         else:
             print(token)
 
-    try:
+    def run(factory) -> int:
         if args.action == "list":
             for account in agents.list_agents(factory):
                 state = (
@@ -152,12 +163,9 @@ def agent_command(argv: list[str]) -> int:
         else:
             agents.disable_agent(factory, args.name)
             print(f"agent {args.name} disabled")
-    except CommerceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        factory.kw["bind"].dispose()
-    return 0
+        return 0
+
+    return _with_factory(args.url or database_url(), run)
 
 
 def _drain_outbox(url: str, limit: int) -> int:
