@@ -1,8 +1,13 @@
-"""Builders for test data: a handful of small functions and one standard world."""
+"""Builders for test data: a handful of small functions and one standard world.
+
+The world's orders are numbered in their own range, KF-19xxxx (US) and KF-29xxxx (China), which
+the demo seed (KF-1000xx, KF-2000xx, KF-3xxxxx) never uses: a test that passes against the world
+cannot pass by finding a seeded order of the same number.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
 from commerce.models import (
@@ -185,18 +190,7 @@ def add_order(
 
 
 def add_policies(s):
-    for r in DEFAULT_POLICIES:
-        s.add(
-            ReturnPolicy(
-                region=r.region,
-                category=r.category,
-                returnable=r.returnable,
-                window_days=r.window_days,
-                no_reason=r.no_reason,
-                description_en=r.description_en,
-                description_zh=r.description_zh,
-            )
-        )
+    s.add_all(ReturnPolicy(**asdict(rule)) for rule in DEFAULT_POLICIES)
     s.flush()
 
 
@@ -295,26 +289,26 @@ def build_world(sf) -> World:
             add_order(s, number, cust, items, warehouse=la, **kw)
             w.orders[label] = number
 
-        order("placed", "KF-100001", alice, [(v["tee-M-white"], 1)], status="placed")
+        order("placed", "KF-190001", alice, [(v["tee-M-white"], 1)], status="placed")
         order(
             "paid",
-            "KF-100002",
+            "KF-190002",
             alice,
             [(v["tee-M-white"], 1), (v["runner-42-white"], 1)],
             status="paid",
         )
-        order("packed", "KF-100003", alice, [(v["tee-L-white"], 2)], status="packed")
-        order("shipped", "KF-100004", alice, [(v["road-42-black"], 1)], status="shipped")
+        order("packed", "KF-190003", alice, [(v["tee-L-white"], 2)], status="packed")
+        order("shipped", "KF-190004", alice, [(v["road-42-black"], 1)], status="shipped")
         order(
             "out_for_delivery",
-            "KF-100005",
+            "KF-190005",
             alice,
             [(v["tee-M-white"], 1)],
             status="out_for_delivery",
         )
         order(
             "delivered",
-            "KF-100006",
+            "KF-190006",
             alice,
             [
                 (v["runner-41-black"], 1),
@@ -327,17 +321,17 @@ def build_world(sf) -> World:
         )
         order(
             "delivered_old",
-            "KF-100007",
+            "KF-190007",
             alice,
             [(v["tee-L-white"], 1)],
             status="delivered",
             delivered_days_ago=45,
             placed_days_ago=50,
         )
-        order("cancelled", "KF-100008", alice, [(v["tee-M-white"], 1)], status="cancelled")
+        order("cancelled", "KF-190008", alice, [(v["tee-M-white"], 1)], status="cancelled")
         order(
             "returned",
-            "KF-100009",
+            "KF-190009",
             alice,
             [(v["tee-M-white"], 1)],
             status="returned",
@@ -345,7 +339,7 @@ def build_world(sf) -> World:
         )
         order(
             "earbuds_20d",
-            "KF-100010",
+            "KF-190010",
             alice,
             [(v["earbuds"], 1)],
             status="delivered",
@@ -354,7 +348,7 @@ def build_world(sf) -> World:
         )
         order(
             "cn_delivered",
-            "KF-200001",
+            "KF-290001",
             wang,
             [(v["runner-41-white"], 1)],
             status="delivered",
@@ -362,14 +356,14 @@ def build_world(sf) -> World:
         )
         order(
             "cn_delivered_old",
-            "KF-200002",
+            "KF-290002",
             wang,
             [(v["tee-M-white"], 1)],
             status="delivered",
             delivered_days_ago=9,
             placed_days_ago=12,
         )
-        order("cn_paid", "KF-200003", wang, [(v["road-42-black"], 1)], status="paid")
+        order("cn_paid", "KF-290003", wang, [(v["road-42-black"], 1)], status="paid")
     return w
 
 

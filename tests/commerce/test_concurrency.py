@@ -51,7 +51,7 @@ def count(sf, model, *where):
 
 
 def test_concurrent_cancels_one_refund(session_factory, world):
-    results, errors = race(lambda i: cancel_order(session_factory, world.alice_id, "KF-100002"))
+    results, errors = race(lambda i: cancel_order(session_factory, world.alice_id, "KF-190002"))
     assert errors == []
     assert sum(not r.already_cancelled for r in results) == 1
     assert len({r.refund_number for r in results}) == 1
@@ -60,7 +60,7 @@ def test_concurrent_cancels_one_refund(session_factory, world):
 
 def test_concurrent_returns_one_rma(session_factory, world):
     results, errors = race(
-        lambda i: open_return(session_factory, world.alice_id, "KF-100006", "dup", ["TR2-41-BLA"])
+        lambda i: open_return(session_factory, world.alice_id, "KF-190006", "dup", ["TR2-41-BLA"])
     )
     assert len(results) == 1
     assert all(getattr(e, "reason", None) == "already_returned" for e in errors), errors
@@ -72,7 +72,7 @@ def test_concurrent_returns_same_idempotency_key(session_factory, world):
         lambda i: open_return(
             session_factory,
             world.alice_id,
-            "KF-100006",
+            "KF-190006",
             "dup",
             ["TR2-41-BLA"],
             idempotency_key="same",
@@ -83,7 +83,7 @@ def test_concurrent_returns_same_idempotency_key(session_factory, world):
 
 
 def test_concurrent_refund_requests_one_refund(session_factory, world):
-    results, errors = race(lambda i: request_refund(session_factory, world.alice_id, "KF-100009"))
+    results, errors = race(lambda i: request_refund(session_factory, world.alice_id, "KF-190009"))
     assert len(results) == 1
     assert all(
         isinstance(e, CommerceError) and e.reason == "refund_already_open" for e in errors

@@ -121,21 +121,21 @@ def test_normalize_phone_rejects_junk(raw):
 
 def test_verify_with_email_returns_customer(session_factory, world):
     v = verify_order_owner(
-        session_factory, " #kf-100001", email="ALICE@example.com", conversation_id="c1"
+        session_factory, " #kf-190001", email="ALICE@example.com", conversation_id="c1"
     )
-    assert v.customer_id == world.alice_id and v.order_number == "KF-100001"
+    assert v.customer_id == world.alice_id and v.order_number == "KF-190001"
     assert v.method == "email"
 
 
 @pytest.mark.parametrize("phone", ["+86 138 0013 8000", "13800138000", "8613800138000"])
 def test_verify_with_phone_in_any_form(session_factory, world, phone):
-    v = verify_order_owner(session_factory, "KF-200001", phone=phone, conversation_id="c1")
+    v = verify_order_owner(session_factory, "KF-290001", phone=phone, conversation_id="c1")
     assert v.customer_id == world.wang_id and v.method == "phone"
 
 
 def test_verify_with_us_phone(session_factory, world):
     v = verify_order_owner(
-        session_factory, "KF-100001", phone="(415) 555-0100", conversation_id="c"
+        session_factory, "KF-190001", phone="(415) 555-0100", conversation_id="c"
     )
     assert v.customer_id == world.alice_id
 
@@ -143,7 +143,7 @@ def test_verify_with_us_phone(session_factory, world):
 def test_wrong_email_fails(session_factory, world):
     with pytest.raises(VerificationFailed) as e:
         verify_order_owner(
-            session_factory, "KF-100001", email="wang.fang@example.cn", conversation_id="c"
+            session_factory, "KF-190001", email="wang.fang@example.cn", conversation_id="c"
         )
     assert e.value.code == "verification_failed"
 
@@ -158,12 +158,12 @@ def test_unknown_order_fails_like_a_mismatch(session_factory, world):
 
 def test_needs_email_or_phone(session_factory, world):
     with pytest.raises(InvalidInput):
-        verify_order_owner(session_factory, "KF-100001", conversation_id="c")
+        verify_order_owner(session_factory, "KF-190001", conversation_id="c")
 
 
 @pytest.mark.parametrize(
     "number, email",
-    [("KF-1' OR 1=1 --", "alice@example.com"), ("KF-100001", "' OR ''='"), ("", "a@b.co")],
+    [("KF-1' OR 1=1 --", "alice@example.com"), ("KF-190001", "' OR ''='"), ("", "a@b.co")],
 )
 def test_malformed_input_writes_nothing(session_factory, world, count_statements, number, email):
     with pytest.raises(InvalidInput):
@@ -175,17 +175,17 @@ def test_rate_limit_per_conversation(session_factory, world):
     for _ in range(identity.MAX_FAILURES):
         with pytest.raises(VerificationFailed):
             verify_order_owner(
-                session_factory, "KF-100001", email="x@example.com", conversation_id="bad"
+                session_factory, "KF-190001", email="x@example.com", conversation_id="bad"
             )
     with pytest.raises(TooManyAttempts) as e:
         # Even correct credentials are refused once the limit is hit.
         verify_order_owner(
-            session_factory, "KF-100002", email=world.alice_email, conversation_id="bad"
+            session_factory, "KF-190002", email=world.alice_email, conversation_id="bad"
         )
     assert e.value.code == "too_many_attempts" and 0 < e.value.retry_after_s <= 15 * 60
     # Another conversation with another order is not affected.
     assert verify_order_owner(
-        session_factory, "KF-100002", email=world.alice_email, conversation_id="ok"
+        session_factory, "KF-190002", email=world.alice_email, conversation_id="ok"
     )
 
 
@@ -194,10 +194,10 @@ def test_failures_on_an_order_number_do_not_lock_its_owner_out(session_factory, 
     for i in range(identity.MAX_FAILURES + 3):
         with pytest.raises(VerificationFailed):
             verify_order_owner(
-                session_factory, "KF-100001", email=f"x{i}@example.com", conversation_id=f"c{i}"
+                session_factory, "KF-190001", email=f"x{i}@example.com", conversation_id=f"c{i}"
             )
     v = verify_order_owner(
-        session_factory, "KF-100001", email=world.alice_email, conversation_id="fresh"
+        session_factory, "KF-190001", email=world.alice_email, conversation_id="fresh"
     )
     assert v.customer_id == world.alice_id
 
@@ -206,16 +206,16 @@ def test_old_failures_leave_the_window(session_factory, world, monkeypatch):
     for _ in range(identity.MAX_FAILURES):
         with pytest.raises(VerificationFailed):
             verify_order_owner(
-                session_factory, "KF-100001", email="x@example.com", conversation_id="c"
+                session_factory, "KF-190001", email="x@example.com", conversation_id="c"
             )
     monkeypatch.setattr(identity, "FAILURE_WINDOW", timedelta(seconds=0))
     assert verify_order_owner(
-        session_factory, "KF-100001", email=world.alice_email, conversation_id="c"
+        session_factory, "KF-190001", email=world.alice_email, conversation_id="c"
     )
 
 
 def test_purge_verification_attempts(session_factory, world):
-    verify_order_owner(session_factory, "KF-100001", email=world.alice_email, conversation_id="c")
+    verify_order_owner(session_factory, "KF-190001", email=world.alice_email, conversation_id="c")
     assert identity.purge_verification_attempts(session_factory, older_than=timedelta(0)) == 1
 
 
@@ -424,13 +424,13 @@ def test_demo_phone_through_both_normalisations(session_factory, world):
     """What the chat does: normalise the typed phone, keep "+digits", then verify with that."""
     for typed in ("+1 415 555 0100", "4155550100", "415-555-0100", "(415) 555-0100"):
         kept = "+" + normalize_phone(typed)
-        v = verify_order_owner(session_factory, "KF-100001", phone=kept, conversation_id="c")
+        v = verify_order_owner(session_factory, "KF-190001", phone=kept, conversation_id="c")
         assert v.customer_id == world.alice_id
 
 
 def test_other_customers_phone_does_not_verify(session_factory, world):
     with pytest.raises(VerificationFailed):
-        verify_order_owner(session_factory, "KF-100001", phone="13800138000", conversation_id="c")
+        verify_order_owner(session_factory, "KF-190001", phone="13800138000", conversation_id="c")
 
 
 # --- limits on keys the attacker cannot choose -------------------------------------------------
@@ -459,12 +459,12 @@ def test_enumeration_with_a_known_email_stops_at_the_contact_cap(session_factory
     with pytest.raises(TooManyAttempts) as e:
         # Even the right order is refused: the attacker cannot tell a hit from the cap.
         verify_order_owner(
-            session_factory, "KF-100001", email="ALICE@example.com", conversation_id="enum-last"
+            session_factory, "KF-190001", email="ALICE@example.com", conversation_id="enum-last"
         )
     assert 0 < e.value.retry_after_s <= 24 * 3600
     # The cap is on the email tried, not on the order or on the customer's phone.
     v = verify_order_owner(
-        session_factory, "KF-100001", phone="+1 415 555 0100", conversation_id="owner"
+        session_factory, "KF-190001", phone="+1 415 555 0100", conversation_id="owner"
     )
     assert v.customer_id == world.alice_id
 
@@ -475,7 +475,7 @@ def test_per_client_cap_with_fresh_conversations_and_contacts(session_factory, w
         with pytest.raises(VerificationFailed):
             verify_order_owner(
                 session_factory,
-                "KF-100001",
+                "KF-190001",
                 email=f"guess{i}@example.com",
                 conversation_id=f"cl-{i}",
                 client=client,
@@ -483,7 +483,7 @@ def test_per_client_cap_with_fresh_conversations_and_contacts(session_factory, w
     with pytest.raises(TooManyAttempts):
         verify_order_owner(
             session_factory,
-            "KF-100001",
+            "KF-190001",
             email=world.alice_email,
             conversation_id="cl-new",
             client=client,
@@ -491,7 +491,7 @@ def test_per_client_cap_with_fresh_conversations_and_contacts(session_factory, w
     # Another address (the real customer at home) is not affected.
     assert verify_order_owner(
         session_factory,
-        "KF-100001",
+        "KF-190001",
         email=world.alice_email,
         conversation_id="home",
         client="198.51.100.2",
@@ -502,25 +502,25 @@ def test_attempts_store_keys_not_contacts(session_factory, world):
     with pytest.raises(VerificationFailed):
         verify_order_owner(
             session_factory,
-            "KF-100001",
+            "KF-190001",
             email="x@example.com",
             conversation_id="c",
             client="203.0.113.7",
         )
     with session_factory() as s:
         row = s.execute(select(VerificationAttempt)).scalar_one()
-    assert row.order_number == "KF-100001" and row.kind == "order" and not row.success
+    assert row.order_number == "KF-190001" and row.kind == "order" and not row.success
     assert row.contact_key == contact_key("x@example.com")
     assert row.client_key == client_key("203.0.113.7")
     assert "example" not in row.contact_key and "203" not in row.client_key
 
 
 def test_success_records_the_conversation_identity(session_factory, world):
-    verify_order_owner(session_factory, "KF-100001", email=world.alice_email, conversation_id="c")
+    verify_order_owner(session_factory, "KF-190001", email=world.alice_email, conversation_id="c")
     with session_factory() as s:
         row = s.execute(select(ConversationIdentity)).scalar_one()
     assert (row.conversation_id, row.customer_id, row.method) == ("c", world.alice_id, "email")
-    assert row.order_number == "KF-100001" and row.verified_at is not None
+    assert row.order_number == "KF-190001" and row.verified_at is not None
 
 
 def test_failure_rate_alarm_is_logged_once_per_window(session_factory, world, monkeypatch, caplog):
@@ -530,7 +530,7 @@ def test_failure_rate_alarm_is_logged_once_per_window(session_factory, world, mo
         for i in range(6):
             with pytest.raises(VerificationFailed):
                 verify_order_owner(
-                    session_factory, "KF-100001", email=f"a{i}@example.com", conversation_id=f"{i}"
+                    session_factory, "KF-190001", email=f"a{i}@example.com", conversation_id=f"{i}"
                 )
     alarms = [r for r in caplog.records if "verification failure alarm" in r.getMessage()]
     assert len(alarms) == 1

@@ -23,8 +23,8 @@ from commerce.services.orders import (
 
 
 def test_get_order_for_owner(session_factory, world):
-    o = get_order(session_factory, world.alice_id, "kf-100006")
-    assert o.number == "KF-100006" and o.status == "delivered" and o.currency == "USD"
+    o = get_order(session_factory, world.alice_id, "kf-190006")
+    assert o.number == "KF-190006" and o.status == "delivered" and o.currency == "USD"
     assert {i.sku for i in o.items} >= {"TR2-41-BLA", "TEE-M-WHI"}
     assert [h.status for h in o.history][-1] == "delivered"
     assert o.address.city == "Los Angeles" and not o.can_cancel
@@ -33,7 +33,7 @@ def test_get_order_for_owner(session_factory, world):
 def test_someone_elses_order_is_not_found(session_factory, world):
     """Never disclosed, and indistinguishable from an unknown order."""
     with pytest.raises(OrderNotFound) as e:
-        get_order(session_factory, world.wang_id, "KF-100006")
+        get_order(session_factory, world.wang_id, "KF-190006")
     assert e.value.code == "order_not_found" and isinstance(e.value, LookupError)
     with pytest.raises(OrderNotFound):
         get_order(session_factory, world.alice_id, "KF-999999")
@@ -48,7 +48,7 @@ def test_malformed_order_number(session_factory, world, bad):
 @pytest.mark.parametrize("bad", [0, -1, "1", None, True])
 def test_bad_customer_id(session_factory, world, bad):
     with pytest.raises(InvalidInput):
-        get_order(session_factory, bad, "KF-100001")
+        get_order(session_factory, bad, "KF-190001")
 
 
 def test_list_orders_newest_first(session_factory, world):
@@ -58,19 +58,19 @@ def test_list_orders_newest_first(session_factory, world):
 
 
 def test_track_shipped_order(session_factory, world):
-    t = track_order(session_factory, world.alice_id, "KF-100006")
-    assert t.carrier == "UPS" and t.tracking_number == "TRK100006"
+    t = track_order(session_factory, world.alice_id, "KF-190006")
+    assert t.carrier == "UPS" and t.tracking_number == "TRK190006"
     assert t.latest_event.status == "delivered" and t.latest_event.description_zh == "已签收"
 
 
 def test_track_unshipped_order_has_no_carrier(session_factory, world):
-    t = track_order(session_factory, world.alice_id, "KF-100001")
+    t = track_order(session_factory, world.alice_id, "KF-190001")
     assert t.status == "placed" and t.carrier is None and t.events == ()
 
 
 def test_track_other_customer_order(session_factory, world):
     with pytest.raises(OrderNotFound):
-        track_order(session_factory, world.wang_id, "KF-100004")
+        track_order(session_factory, world.wang_id, "KF-190004")
 
 
 def _reserved(sf, sku):
@@ -84,21 +84,21 @@ def _reserved(sf, sku):
 
 def test_cancel_paid_order_refunds_and_releases_stock(session_factory, world):
     before = _reserved(session_factory, "TEE-M-WHI")
-    r = cancel_order(session_factory, world.alice_id, "KF-100002")
+    r = cancel_order(session_factory, world.alice_id, "KF-190002")
     assert r.status == "cancelled" and not r.already_cancelled
     assert r.refund_number.startswith("RF-") and r.refund_amount_cents == 14000
     assert _reserved(session_factory, "TEE-M-WHI") == max(before - 1, 0)
-    assert get_order(session_factory, world.alice_id, "KF-100002").history[-1].status == "cancelled"
+    assert get_order(session_factory, world.alice_id, "KF-190002").history[-1].status == "cancelled"
 
 
 def test_cancel_unpaid_order_makes_no_refund(session_factory, world):
-    r = cancel_order(session_factory, world.alice_id, "KF-100001")
+    r = cancel_order(session_factory, world.alice_id, "KF-190001")
     assert r.refund_number is None and r.refund_amount_cents == 0
 
 
 def test_cancel_is_idempotent(session_factory, world):
-    first = cancel_order(session_factory, world.alice_id, "KF-100003")
-    again = cancel_order(session_factory, world.alice_id, "KF-100003")
+    first = cancel_order(session_factory, world.alice_id, "KF-190003")
+    again = cancel_order(session_factory, world.alice_id, "KF-190003")
     assert again.already_cancelled and again.refund_number == first.refund_number
     with session_factory() as s:
         assert len(s.execute(select(Refund)).scalars().all()) == 1
@@ -114,7 +114,7 @@ def test_cannot_cancel_after_shipment(session_factory, world, count_statements, 
 
 def test_cancel_other_customers_order(session_factory, world, count_statements):
     with pytest.raises(OrderNotFound):
-        cancel_order(session_factory, world.wang_id, "KF-100002")
+        cancel_order(session_factory, world.wang_id, "KF-190002")
     assert count_statements == []
 
 
@@ -122,7 +122,7 @@ def test_change_address_before_packing(session_factory, world):
     a = change_shipping_address(
         session_factory,
         world.wang_id,
-        "KF-200003",
+        "KF-290003",
         line1="浦东新区世纪大道100号",
         city="上海",
         province="上海市",
@@ -130,7 +130,7 @@ def test_change_address_before_packing(session_factory, world):
         phone="+86 139 0000 0000",
     )
     assert a.line1 == "浦东新区世纪大道100号" and a.phone == "8613900000000" and a.country == "CN"
-    assert get_order(session_factory, world.wang_id, "KF-200003").address.city == "上海"
+    assert get_order(session_factory, world.wang_id, "KF-290003").address.city == "上海"
 
 
 @pytest.mark.parametrize("label", ["packed", "shipped", "delivered", "cancelled"])
@@ -153,11 +153,11 @@ def test_address_change_refused_once_packed(session_factory, world, label):
 )
 def test_address_change_bad_input_changes_nothing(session_factory, world, count_statements, kwargs):
     with pytest.raises(InvalidInput):
-        change_shipping_address(session_factory, world.alice_id, "KF-100001", **kwargs)
+        change_shipping_address(session_factory, world.alice_id, "KF-190001", **kwargs)
     assert count_statements == []
 
 
 def test_purchase_history_skips_cancelled(session_factory, world):
     items = purchase_history(session_factory, world.alice_id)
     numbers = {i.order_number for i in items}
-    assert "KF-100006" in numbers and "KF-100008" not in numbers
+    assert "KF-190006" in numbers and "KF-190008" not in numbers

@@ -38,7 +38,7 @@ def test_error_codes_are_unique_snake_case():
 
 
 def test_refund_lifecycle(session_factory, world):
-    r = cancel_order(session_factory, world.alice_id, "KF-100002")
+    r = cancel_order(session_factory, world.alice_id, "KF-190002")
     for step in ("approved", "processing", "failed", "processing", "completed"):
         view = advance_refund(session_factory, r.refund_number, step)
     assert view.status == "completed"
@@ -51,7 +51,7 @@ def test_refund_lifecycle(session_factory, world):
 
 
 def test_refund_of_someone_else_is_not_found(session_factory, world):
-    r = cancel_order(session_factory, world.alice_id, "KF-100002")
+    r = cancel_order(session_factory, world.alice_id, "KF-190002")
     with pytest.raises(RefundNotFound):
         get_refund(session_factory, world.wang_id, r.refund_number)
     with pytest.raises(InvalidInput):
@@ -59,18 +59,18 @@ def test_refund_of_someone_else_is_not_found(session_factory, world):
 
 
 def test_request_refund_on_returned_order_once(session_factory, world):
-    v = request_refund(session_factory, world.alice_id, "KF-100009", idempotency_key="rq-1")
+    v = request_refund(session_factory, world.alice_id, "KF-190009", idempotency_key="rq-1")
     assert v.amount_cents == 2000 and v.status == "requested"
-    again = request_refund(session_factory, world.alice_id, "KF-100009", idempotency_key="rq-1")
+    again = request_refund(session_factory, world.alice_id, "KF-190009", idempotency_key="rq-1")
     assert again.refund_number == v.refund_number and not again.created
     with pytest.raises(RefundNotAllowed) as e:
-        request_refund(session_factory, world.alice_id, "KF-100009")
+        request_refund(session_factory, world.alice_id, "KF-190009")
     assert e.value.reason == "refund_already_open"
     advance_refund(session_factory, v.refund_number, "approved")
     advance_refund(session_factory, v.refund_number, "processing")
     advance_refund(session_factory, v.refund_number, "completed")
     with pytest.raises(RefundNotAllowed) as e:
-        request_refund(session_factory, world.alice_id, "KF-100009")
+        request_refund(session_factory, world.alice_id, "KF-190009")
     assert e.value.reason == "nothing_refundable"
 
 
@@ -89,7 +89,7 @@ def test_refund_not_allowed(session_factory, world, label, reason):
 
 
 def test_list_refunds_empty(session_factory, world):
-    assert list_refunds(session_factory, world.alice_id, "KF-100001") == ()
+    assert list_refunds(session_factory, world.alice_id, "KF-190001") == ()
 
 
 def test_open_ticket_links_verified_order(session_factory, world):
@@ -99,11 +99,11 @@ def test_open_ticket_links_verified_order(session_factory, world):
         category="delivery",
         severity="high",
         customer_id=world.alice_id,
-        order_number="KF-100006",
+        order_number="KF-190006",
         transcript="user: my parcel is damaged",
     )
     assert (
-        t.ticket_number.startswith("TK-") and t.order_number == "KF-100006" and t.status == "open"
+        t.ticket_number.startswith("TK-") and t.order_number == "KF-190006" and t.status == "open"
     )
     assert get_ticket(session_factory, t.ticket_number) == t
     assert (
@@ -111,7 +111,7 @@ def test_open_ticket_links_verified_order(session_factory, world):
         == "li"
     )
     with pytest.raises(OrderNotFound):
-        open_ticket(session_factory, "x", customer_id=world.wang_id, order_number="KF-100006")
+        open_ticket(session_factory, "x", customer_id=world.wang_id, order_number="KF-190006")
     with pytest.raises(TicketNotFound):
         get_ticket(session_factory, "TK-NOPE")
 
@@ -122,7 +122,7 @@ def test_open_ticket_links_verified_order(session_factory, world):
         {"category": "weird"},
         {"severity": "apocalyptic"},
         {"language": "fr"},
-        {"order_number": "KF-100006"},
+        {"order_number": "KF-190006"},
     ],
 )
 def test_ticket_bad_input(session_factory, world, count_statements, kwargs):

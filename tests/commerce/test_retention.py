@@ -59,7 +59,7 @@ def add_trail(session, customer_id, conversation_id, *, days_ago=0, contact="ali
         [
             VerificationAttempt(
                 conversation_id=conversation_id,
-                order_number="KF-100001",
+                order_number="KF-190001",
                 contact_key=contact_key(contact),
                 kind="order",
                 success=True,

@@ -24,7 +24,7 @@ from commerce.services.returns import (
 
 
 def test_mixed_order_eligibility_per_item(session_factory, world):
-    e = check_return_eligibility(session_factory, world.alice_id, "KF-100006")
+    e = check_return_eligibility(session_factory, world.alice_id, "KF-190006")
     by_sku = {i.sku: i for i in e.items}
     assert e.eligible and e.window_days == 30 and not e.no_reason
     assert by_sku["TR2-41-BLA"].eligible and by_sku["TEE-M-WHI"].returnable_quantity == 2
@@ -50,39 +50,39 @@ def test_not_eligible_reasons(session_factory, world, label, reason):
 
 
 def test_china_store_seven_day_no_reason(session_factory, world):
-    ok = check_return_eligibility(session_factory, world.wang_id, "KF-200001")
-    late = check_return_eligibility(session_factory, world.wang_id, "KF-200002")
+    ok = check_return_eligibility(session_factory, world.wang_id, "KF-290001")
+    late = check_return_eligibility(session_factory, world.wang_id, "KF-290002")
     assert ok.eligible and ok.no_reason and ok.window_days == 7
     assert not late.eligible and late.reason == "window_expired"
 
 
 def test_open_return_gets_rma(session_factory, world):
-    r = open_return(session_factory, world.alice_id, "KF-100006", "too small", [("TEE-M-WHI", 1)])
+    r = open_return(session_factory, world.alice_id, "KF-190006", "too small", [("TEE-M-WHI", 1)])
     assert r.rma_number.startswith("RMA-") and r.status == "requested" and r.kind == "return"
     assert r.refund_estimate_cents == 2000 and r.items[0].quantity == 1
     assert get_return(session_factory, world.alice_id, r.rma_number.lower()) == r
-    assert list_returns(session_factory, world.alice_id, "KF-100006")[0].rma_number == r.rma_number
+    assert list_returns(session_factory, world.alice_id, "KF-190006")[0].rma_number == r.rma_number
 
 
 def test_same_items_cannot_be_returned_twice(session_factory, world):
-    open_return(session_factory, world.alice_id, "KF-100006", "size", ["TR2-41-BLA"])
+    open_return(session_factory, world.alice_id, "KF-190006", "size", ["TR2-41-BLA"])
     with pytest.raises(NotEligibleForReturn) as e:
-        open_return(session_factory, world.alice_id, "KF-100006", "size", ["TR2-41-BLA"])
+        open_return(session_factory, world.alice_id, "KF-190006", "size", ["TR2-41-BLA"])
     assert e.value.reason == "already_returned"
 
 
 def test_idempotency_key_returns_same_rma(session_factory, world):
     a = open_return(
-        session_factory, world.alice_id, "KF-100006", "x", ["TR2-41-BLA"], idempotency_key="k-1"
+        session_factory, world.alice_id, "KF-190006", "x", ["TR2-41-BLA"], idempotency_key="k-1"
     )
     b = open_return(
-        session_factory, world.alice_id, "KF-100006", "x", ["TR2-41-BLA"], idempotency_key="k-1"
+        session_factory, world.alice_id, "KF-190006", "x", ["TR2-41-BLA"], idempotency_key="k-1"
     )
     assert b.rma_number == a.rma_number and a.created and not b.created
 
 
 def test_default_returns_every_eligible_item(session_factory, world):
-    r = open_return(session_factory, world.alice_id, "KF-100006", "changed my mind")
+    r = open_return(session_factory, world.alice_id, "KF-190006", "changed my mind")
     assert {i.sku: i.quantity for i in r.items} == {"TR2-41-BLA": 1, "TEE-M-WHI": 2}
 
 
@@ -101,26 +101,26 @@ def test_default_returns_every_eligible_item(session_factory, world):
 )
 def test_bad_items_change_nothing(session_factory, world, count_statements, items, err):
     with pytest.raises(err):
-        open_return(session_factory, world.alice_id, "KF-100006", "x", items)
+        open_return(session_factory, world.alice_id, "KF-190006", "x", items)
     assert count_statements == []
 
 
 def test_not_delivered_suggests_cancel(session_factory, world):
     with pytest.raises(NotEligibleForReturn) as e:
-        open_return(session_factory, world.alice_id, "KF-100002", "x")
+        open_return(session_factory, world.alice_id, "KF-190002", "x")
     assert e.value.reason == "not_delivered" and e.value.code == "not_eligible_for_return"
 
 
 def test_other_customers_order(session_factory, world):
     with pytest.raises(OrderNotFound):
-        open_return(session_factory, world.wang_id, "KF-100006", "x")
+        open_return(session_factory, world.wang_id, "KF-190006", "x")
 
 
 def test_exchange_reserves_replacement(session_factory, world):
     r = open_return(
         session_factory,
         world.wang_id,
-        "KF-200001",
+        "KF-290001",
         "want the other colour",
         kind="exchange",
         exchange_for={"TR2-41-WHI": "TR2-41-BLA"},
@@ -135,7 +135,7 @@ def test_exchange_out_of_stock(session_factory, world):
         open_return(
             session_factory,
             world.wang_id,
-            "KF-200001",
+            "KF-290001",
             "size",
             kind="exchange",
             exchange_for={"TR2-41-WHI": "TR2-42-BLA"},
@@ -148,7 +148,7 @@ def test_exchange_to_another_product_is_refused(session_factory, world):
         open_return(
             session_factory,
             world.wang_id,
-            "KF-200001",
+            "KF-290001",
             "x",
             kind="exchange",
             exchange_for={"TR2-41-WHI": "RR-42-BLA"},
@@ -156,20 +156,20 @@ def test_exchange_to_another_product_is_refused(session_factory, world):
 
 
 def test_receiving_a_return_opens_refund_and_marks_order(session_factory, world):
-    r = open_return(session_factory, world.wang_id, "KF-200001", "七天无理由")
+    r = open_return(session_factory, world.wang_id, "KF-290001", "七天无理由")
     advance_return(session_factory, r.rma_number, "approved")
     received = advance_return(session_factory, r.rma_number, "received")
     assert received.status == "received"
-    (refund,) = list_refunds(session_factory, world.wang_id, "KF-200001")
+    (refund,) = list_refunds(session_factory, world.wang_id, "KF-290001")
     assert (
         refund.rma_number == r.rma_number
         and refund.amount_cents == 12000
         and refund.currency == "CNY"
     )
-    assert get_order(session_factory, world.wang_id, "KF-200001").status == "returned"
+    assert get_order(session_factory, world.wang_id, "KF-290001").status == "returned"
     # Repeating the step is a no-op, skipping back is refused.
     advance_return(session_factory, r.rma_number, "received")
-    assert len(list_refunds(session_factory, world.wang_id, "KF-200001")) == 1
+    assert len(list_refunds(session_factory, world.wang_id, "KF-290001")) == 1
     with pytest.raises(InvalidTransition):
         advance_return(session_factory, r.rma_number, "approved")
 

@@ -104,7 +104,7 @@ def test_parallel_guesses_from_one_client_stop_at_the_client_cap(pg, monkeypatch
     errors = guess_in_parallel(
         lambda i: verify_order_owner(
             sf,
-            "KF-100001",
+            "KF-190001",
             email=f"guess{i}@example.com",
             conversation_id=f"cl-{i}",
             client="203.0.113.9",
@@ -118,7 +118,7 @@ def test_parallel_guesses_in_one_conversation_stop_at_its_cap(pg):
     sf, world = pg
     guess_in_parallel(
         lambda i: verify_order_owner(
-            sf, "KF-100001", email=f"conv{i}@example.com", conversation_id="one"
+            sf, "KF-190001", email=f"conv{i}@example.com", conversation_id="one"
         )
     )
     assert failures(sf, VerificationAttempt.conversation_id == "one") == identity.MAX_FAILURES
