@@ -26,7 +26,7 @@ endif
 export KEFU_ACTION_TOKEN
 
 
-.PHONY: help install model db reset-db catalog train run shell test lint format pytest validate test-stories browser \
+.PHONY: help install model db reset-db catalog train run shell test unit lint format pytest validate test-stories browser \
         test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse clean
 
 help: ## Show this help
@@ -72,6 +72,9 @@ browser: ## Install Debian's chromium for the browser tests (skipped without roo
 
 pytest: install model db train browser ## Unit, integration and browser tests (they use the trained model)
 	$(VENV)/bin/pytest -q
+
+unit: install ## Fast tests (minutes): no trained model, no servers; skips tests/integration and tests/security
+	$(VENV)/bin/pytest -q -m "not integration" --ignore=tests/integration --ignore=tests/security
 
 validate: install ## rasa data validate --fail-on-warnings (responses uttered by actions count as used)
 	$(PY) scripts/validate_data.py
