@@ -738,7 +738,11 @@ def _secret(secret: str | None) -> str:
 
 
 def issue_customer_token(
-    customer_id: int, ttl: int | timedelta = DEFAULT_TOKEN_TTL_S, *, secret: str | None = None
+    customer_id: int,
+    ttl: int | timedelta = DEFAULT_TOKEN_TTL_S,
+    *,
+    secret: str | None = None,
+    now: datetime | None = None,
 ) -> str:
     """Sign an HS256 customer token (what a logged-in channel hands to the bot).
 
@@ -746,6 +750,7 @@ def issue_customer_token(
         customer_id: the customer the token speaks for.
         ttl: lifetime in seconds or as a timedelta.
         secret: HS256 secret; defaults to ``$KEFU_CUSTOMER_TOKEN_SECRET``.
+        now: when the token is issued (aware datetime); defaults to the current time.
 
     Raises:
         ConfigurationError: no secret configured.
@@ -754,7 +759,7 @@ def issue_customer_token(
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
     if not isinstance(seconds, (int, float)) or seconds <= 0:
         raise InvalidInput("ttl", "must be positive")
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     payload = {
         "sub": str(customer_id),
         "iss": TOKEN_ISSUER,
