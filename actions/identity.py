@@ -18,6 +18,9 @@ forms that change an order, ``verify_code``); ``verify_contact`` is dropped from
 identity is known and ``verify_code`` once it has a second factor. The pending contact is kept
 sealed (:func:`commerce.privacy.seal`), and neither the contact nor the code stays in a slot once
 used.
+
+The form base class (polite failures, stopping early with ``form_stopped``) is
+:class:`actions.forms.KefuFormValidation`; this module adds what is specific to identity.
 """
 
 from __future__ import annotations
@@ -26,16 +29,22 @@ import logging
 import re
 import time
 import unicodedata
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
+from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
 from actions.common import ServiceUnavailable, call_service, lang, utter_for_exception
+from actions.forms import (
+    KefuFormValidation,
+    first_value,
+    offer_human,
+    stopped_form_events,
+)
 from actions.session import (
     VERIFY_CODE,
     VERIFY_CODE_SENT,
@@ -68,86 +77,6 @@ from commerce.services.identity import (
 logger = logging.getLogger(__name__)
 
 ORDER_NUMBER = "order_number"
-FAILED_VALIDATIONS = "failed_validations"
-HUMAN_OFFERED = "human_offered"
-#: Failed validations of one slot before the form stops and offers a human.
-MAX_SLOT_FAILURES = 3
-# Internal marker a validator returns to stop the form; never leaves the action server.
-_HALT = "_kefu_halt"
-
-
-def offer_human(dispatcher: CollectingDispatcher) -> dict[str, Any]:
-    """Utter the offer of a human agent; the slot update that lets "yes" accept it."""
-    dispatcher.utter_message(response="utter_offer_human")
-    return {HUMAN_OFFERED: True}
-
-
-class KefuFormValidation(FormValidationAction, ABC):
-    """Form validation with polite failures and a way for validators to stop the form.
-
-    A validator returns :meth:`stop` (after uttering why) to end the form early; commerce
-    errors and outages raised while validating utter their polite answer and end it too.
-    """
-
-    #: Task slots cleared when the form stops early, so a later form starts clean.
-    task_slots: tuple[str, ...] = ()
-
-    @abstractmethod
-    def name(self) -> str:
-        """``validate_<form>``; abstract so the action server does not register this base."""
-
-    async def required_slots(
-        self,
-        domain_slots: list[str],
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> list[str]:
-        if tracker.slots.get(_HALT):
-            return []
-        return domain_slots
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        try:
-            events = await super().run(dispatcher, tracker, domain)
-        except (CommerceError, ServiceUnavailable) as e:
-            utter_for_exception(dispatcher, e)
-            return self._stop_events()
-        if any(e.get("name") == _HALT and e.get("value") for e in events):
-            events = [e for e in events if e.get("name") != _HALT]
-            events += self._stop_events()
-        return events
-
-    def _stop_events(self) -> list[EventType]:
-        resets = [SlotSet(slot, None) for slot in self.task_slots]
-        return [*resets, SlotSet(FAILED_VALIDATIONS, None), SlotSet(REQUESTED_SLOT, None)]
-
-    # --- helpers for validators ---------------------------------------------------------------
-
-    @staticmethod
-    def failed(
-        slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, response: str, **kwargs
-    ) -> dict[str, Any]:
-        """Reject a slot value: re-ask with a hint, or after three failures offer a human."""
-        counts = dict(tracker.get_slot(FAILED_VALIDATIONS) or {})
-        counts[slot] = counts.get(slot, 0) + 1
-        if counts[slot] >= MAX_SLOT_FAILURES:
-            return {slot: None, _HALT: True, **offer_human(dispatcher)}
-        dispatcher.utter_message(response=response, **kwargs)
-        return {slot: None, FAILED_VALIDATIONS: counts}
-
-    @staticmethod
-    def stop(**slots: Any) -> dict[str, Any]:
-        """Stop the form after the validator has explained why."""
-        return {**slots, _HALT: True}
-
-    @staticmethod
-    def passed(slot: str, value: Any, tracker: Tracker) -> dict[str, Any]:
-        counts = dict(tracker.get_slot(FAILED_VALIDATIONS) or {})
-        counts.pop(slot, None)
-        return {slot: value, FAILED_VALIDATIONS: counts or None}
 
 
 class IdentityFormValidation(KefuFormValidation, ABC):
@@ -398,8 +327,7 @@ class ActionAskVerifyCode(Action):
             return [
                 *resolved.events,
                 *(SlotSet(k, v) for k, v in offer.items()),
-                SlotSet(FAILED_VALIDATIONS, None),
-                SlotSet(REQUESTED_SLOT, None),  # ends the form
+                *stopped_form_events(),  # ends the form: the "stopped" rule waits
             ]
         dispatcher.utter_message(
             response="utter_code_sent_sms" if sent.channel == "sms" else "utter_code_sent_email",
@@ -449,13 +377,6 @@ def value_before_latest_message(tracker: Tracker, slot: str) -> Any:
             value = event.get("value")
         elif event.get("event") == "session_started":
             value = None
-    return value
-
-
-def first_value(value: Any) -> Any:
-    """Entities can fill a slot with a list when a message repeats them; use the first."""
-    if isinstance(value, list):
-        return value[0] if value else None
     return value
 
 

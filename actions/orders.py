@@ -61,9 +61,9 @@ class ActionShowOrderStatus(CustomerAction):
         domain: DomainDict,
         identity: Identity | None,
     ) -> list[EventType]:
-        number = tracker.get_slot("order_number")
-        if identity is None or not number:
+        if identity is None:
             return []
+        number = tracker.get_slot("order_number")
         info = await call_service(orders.track_order, identity.customer_id, number)
         status = info.status if info.status in ORDER_STATUSES else "placed"
         dispatcher.utter_message(
@@ -157,9 +157,9 @@ class ActionCancelOrder(CustomerAction):
         domain: DomainDict,
         identity: Identity | None,
     ) -> list[EventType]:
+        if tracker.get_slot(CANCEL_CONFIRMED) is not True:
+            return []  # an order is never cancelled without the customer's "yes"
         number = tracker.get_slot("order_number")
-        if not number or tracker.get_slot(CANCEL_CONFIRMED) is not True:
-            return []
         if not has_second_factor(identity, dispatcher):
             return []
         result = await call_service(orders.cancel_order, identity.customer_id, number)
@@ -256,8 +256,6 @@ class ActionChangeAddress(CustomerAction):
     ) -> list[EventType]:
         number = tracker.get_slot("order_number")
         text = address_text(tracker.get_slot(NEW_ADDRESS))
-        if not number or not text:
-            return []
         if not has_second_factor(identity, dispatcher):
             return []
         address = await call_service(

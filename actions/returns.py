@@ -10,7 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import call_service, idempotency_key, money, pick
-from actions.identity import IdentityFormValidation, first_value
+from actions.forms import first_value
+from actions.identity import IdentityFormValidation
 from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second_factor
 from actions.stock import describe_choice
 from actions.survey import ask_survey
@@ -90,8 +91,6 @@ class ActionOpenReturn(CustomerAction):
         identity: Identity | None,
     ) -> list[EventType]:
         number, reason = tracker.get_slot("order_number"), tracker.get_slot(RETURN_REASON)
-        if not number or not reason:
-            return []
         if not has_second_factor(identity, dispatcher):
             return []
         customer_id = identity.customer_id
@@ -153,8 +152,6 @@ class ActionOpenExchange(CustomerAction):
         identity: Identity | None,
     ) -> list[EventType]:
         number, size = tracker.get_slot("order_number"), tracker.get_slot(EXCHANGE_SIZE)
-        if not number or not size:
-            return []
         if not has_second_factor(identity, dispatcher):
             return []
         customer_id = identity.customer_id
@@ -213,9 +210,9 @@ class ActionShowRefundStatus(CustomerAction):
         domain: DomainDict,
         identity: Identity | None,
     ) -> list[EventType]:
-        number = tracker.get_slot("order_number")
-        if identity is None or not number:
+        if identity is None:
             return []
+        number = tracker.get_slot("order_number")
         found = await call_service(refunds.list_refunds, identity.customer_id, number)
         if not found:
             dispatcher.utter_message(response="utter_no_refund", order_number=number)

@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import call_service, lang, money, pick, polite_failures
-from actions.identity import KefuFormValidation, first_value
+from actions.forms import KefuFormValidation, first_value
 from actions.session import identify
 from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
 from commerce.privacy import is_sealed, seal, unseal
@@ -95,8 +95,6 @@ class ActionCheckStock(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         product = first_value(tracker.get_slot(PRODUCT))
-        if not product:
-            return []
         size, colour = first_value(tracker.get_slot(SIZE)), first_value(tracker.get_slot(COLOUR))
         report = await call_service(stock.check_stock, product, size, colour, _quantity(tracker))
         name = pick(tracker, report.name_en, report.name_zh)
@@ -183,7 +181,7 @@ class ActionSubscribeRestock(Action):
         product, email = first_value(tracker.get_slot(PRODUCT)), tracker.get_slot(RESTOCK_EMAIL)
         if is_sealed(email):
             email = unseal(email)  # None when the key changed since: the form asks again
-        if not product or not email:
+        if not email:
             return [SlotSet(RESTOCK_EMAIL, None)]
         size, colour = first_value(tracker.get_slot(SIZE)), first_value(tracker.get_slot(COLOUR))
         resolved = await identify(tracker)

@@ -21,7 +21,7 @@ from actions.common import (
     lang,
     utter_for_exception,
 )
-from actions.identity import HUMAN_OFFERED, offer_human
+from actions.forms import HUMAN_OFFERED, offer_human
 from actions.session import CustomerAction, Identity, client_of
 from commerce.errors import CommerceError, TooManyAttempts
 from commerce.services import support

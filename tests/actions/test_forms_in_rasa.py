@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from rasa.core.actions.action import ActionExtractSlots, RemoteAction
+from rasa.core.actions.action import ActionExecutionRejection, ActionExtractSlots, RemoteAction
 from rasa.core.actions.forms import FormAction
 from rasa.core.channels import CollectingOutputChannel
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
@@ -183,4 +183,44 @@ async def test_three_wrong_codes_end_the_form_with_a_person_offered(database, do
     said = await chat.say(wrong)
     assert said == ["utter_offer_human"]
     assert chat.tracker.active_loop_name is None and chat.slot("human_offered") is True
+    # Stopped, not completed: the "stopped" rule waits for the answer to the offer.
+    assert chat.slot("form_stopped") is True
     assert await chat.then("action_cancel_order") == []  # nothing confirmed, nothing said
+
+
+async def test_a_stopped_form_does_not_leak_its_outcome_into_the_next_form(database, domain):
+    chat = Conversation(domain, sender="stopped-then-done")
+    await chat.say("where is my order", "order_status", then="order_status_form")
+    for _ in range(3):
+        said = await chat.say("KF-12", entities=[("order_number", "KF-12")])
+    assert said == ["utter_offer_human"] and chat.slot("form_stopped") is True
+    # The next form starts clean and completes: its "done" rule reads form_stopped unset.
+    await chat.say("where is KF-100004", "order_status", [("order_number", "KF-100004")],
+                   "order_status_form")  # fmt: skip
+    assert chat.slot("form_stopped") is None and chat.slot("failed_validations") is None
+    await chat.say("alice@example.com", entities=[("email", "alice@example.com")])
+    assert chat.tracker.active_loop_name is None
+    assert chat.slot("requested_slot") is None and chat.slot("form_stopped") is None
+
+
+@pytest.mark.parametrize(
+    "text, intent",
+    [
+        ("can you speak Chinese?", "switch_language"),
+        ("what's your return policy?", "faq"),
+        ("never mind", "stop"),
+        ("I want a person", "human_handoff"),
+    ],
+)
+async def test_the_address_form_takes_no_request_as_an_address(
+    database, domain, token_secret, text, intent
+):
+    claim = sign_identity_claim("rasa-form-user", 1, int(time.time()) + 600)
+    chat = Conversation(domain, metadata={"kefu_identity": claim})
+    said = await chat.say("change the address of KF-100001", "change_address",
+                          [("order_number", "KF-100001")], "address_form")  # fmt: skip
+    assert said == ["utter_ask_new_address"]
+    # The form rejects (nothing extracted), so the rules answer the request and resume it.
+    with pytest.raises(ActionExecutionRejection):
+        await chat.say(text, intent)
+    assert chat.slot("new_address") is None and chat.slot("requested_slot") == "new_address"

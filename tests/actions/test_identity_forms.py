@@ -159,6 +159,7 @@ async def test_wrong_code_is_re_asked_then_a_person_is_offered(database, dispatc
             failures = result["failed_validations"]
     assert responses(dispatcher) == ["utter_offer_human"]
     assert result["human_offered"] is True and result["requested_slot"] is None
+    assert result["form_stopped"] is True
 
 
 async def test_no_live_code_says_so_and_sends_a_new_one(database, dispatcher, outbox_log):
@@ -200,6 +201,7 @@ async def test_too_many_codes_end_the_form_politely(database, dispatcher, outbox
     assert responses(dispatcher) == ["utter_error_too_many_attempts", "utter_offer_human"]
     result = slot_events(events)
     assert result["requested_slot"] is None and result["human_offered"] is True
+    assert result["form_stopped"] is True
 
 
 async def test_digits_of_a_code_do_not_replace_the_order_number(database, dispatcher):

@@ -127,6 +127,7 @@ async def test_third_failure_offers_a_human_and_stops_the_form(database, dispatc
     slots = slot_events(events)
     assert slots["human_offered"] is True
     assert slots["requested_slot"] is None  # ends the form
+    assert slots["form_stopped"] is True  # early: the rules wait instead of showing a status
     assert slots["verify_contact"] is None and slots["failed_validations"] is None
 
 
@@ -253,6 +254,7 @@ async def test_cancel_of_a_shipped_order_explains_and_suggests_a_return(database
         "KF-100004"
     )
     assert slot_events(events)["requested_slot"] is None
+    assert slot_events(events)["form_stopped"] is True
     assert order_status(database, "KF-100004") == "shipped"
 
 
@@ -269,6 +271,7 @@ async def test_cancel_denied_keeps_the_order(database, dispatcher):
     events = await ValidateCancelForm().run(dispatcher, tracker, CANCEL_DOMAIN)
     assert responses(dispatcher) == ["utter_cancel_kept"]
     assert slot_events(events)["requested_slot"] is None
+    assert slot_events(events)["form_stopped"] is True
     events = await ActionCancelOrder().run(dispatcher, tracker_after(events, tracker), {})
     assert order_status(database, "KF-100002") == "paid"
 
