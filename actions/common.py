@@ -31,10 +31,10 @@ from commerce.errors import (
     TooManyAttempts,
 )
 from commerce.privacy import install_pii_masking, mask_pii  # noqa: F401 - mask_pii re-exported
+from contract import LANGUAGE_SLOT, LANGUAGE_ZH, language_or_default
 
 logger = logging.getLogger(__name__)
 
-LANGUAGES = ("en", "zh")
 #: Seconds a service call may take before the customer is told to try again later.
 SERVICE_TIMEOUT_ENV = "KEFU_SERVICE_TIMEOUT_S"
 DEFAULT_SERVICE_TIMEOUT_S = 10.0
@@ -82,13 +82,12 @@ async def call_service(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
 
 def lang(tracker: Tracker) -> str:
     """The customer's language, ``en`` or ``zh`` (``en`` when unknown)."""
-    value = tracker.get_slot("language")
-    return value if value in LANGUAGES else "en"
+    return language_or_default(tracker.get_slot(LANGUAGE_SLOT))
 
 
 def pick(tracker: Tracker, en: str | None, zh: str | None) -> str:
     """Choose the ``*_en`` or ``*_zh`` field of a DTO for the customer's language."""
-    if lang(tracker) == "zh":
+    if lang(tracker) == LANGUAGE_ZH:
         return zh or en or ""
     return en or zh or ""
 

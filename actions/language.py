@@ -9,13 +9,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import LANGUAGES, lang
+from actions.common import lang
+from contract import LANGUAGE_EN, LANGUAGE_SLOT, LANGUAGE_ZH, LANGUAGES
 
 TARGET = "target_language"
 # When the extractor missed the entity, the words themselves say which language is wanted.
 _ASKS_FOR = (
-    ("zh", re.compile(r"chinese|mandarin|中文|汉语|漢語|普通话|华语", re.IGNORECASE)),
-    ("en", re.compile(r"english|英文|英语|英語", re.IGNORECASE)),
+    (LANGUAGE_ZH, re.compile(r"chinese|mandarin|中文|汉语|漢語|普通话|华语", re.IGNORECASE)),
+    (LANGUAGE_EN, re.compile(r"english|英文|英语|英語", re.IGNORECASE)),
 )
 
 
@@ -34,7 +35,7 @@ def requested_language(tracker: Tracker) -> str:
     }
     if last_mention:
         return max(last_mention, key=last_mention.get)
-    return "en" if lang(tracker) == "zh" else "zh"
+    return LANGUAGE_EN if lang(tracker) == LANGUAGE_ZH else LANGUAGE_ZH
 
 
 class ActionSwitchLanguage(Action):
@@ -46,4 +47,4 @@ class ActionSwitchLanguage(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        return [SlotSet("language", requested_language(tracker))]
+        return [SlotSet(LANGUAGE_SLOT, requested_language(tracker))]

@@ -37,19 +37,15 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import ServiceUnavailable, call_service, utter_for_exception
 from commerce.errors import CommerceError
-from commerce.services.identity import (
-    CLAIM_METADATA_KEY,
-    CLIENT_METADATA_KEY,
-    bind_token_identity,
-    check_identity_claim,
-)
+from commerce.services.identity import bind_token_identity, check_identity_claim
+from contract import CLAIM_METADATA_KEY, CLIENT_METADATA_KEY, VERIFIED_CUSTOMER_SLOT
 
 logger = logging.getLogger(__name__)
 
 IDLE_ENV = "KEFU_IDENTITY_IDLE_S"
 DEFAULT_IDLE_S = 900.0
 
-VERIFIED_CUSTOMER_ID = "verified_customer_id"
+VERIFIED_CUSTOMER_ID = VERIFIED_CUSTOMER_SLOT
 VERIFIED_METHOD = "verified_method"
 VERIFIED_ORDER = "verified_order"
 VERIFIED_AT = "verified_at"

@@ -46,6 +46,7 @@ from channels.live import (
 from channels.rest import RequestRejected
 from channels.webchat import static_file
 from commerce.dto import AgentAccount, HandoffView
+from contract import frustration_label
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +72,6 @@ def _handoff_json(view: HandoffView) -> dict[str, Any]:
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
-
-
-def _sentiment_label(score: float) -> str:
-    if score >= 0.7:
-        return "angry"
-    if score >= 0.4:
-        return "frustrated"
-    return "calm"
 
 
 class AgentConsole:
@@ -272,7 +265,7 @@ class AgentConsole:
             "sentiment": {
                 "latest": latest,
                 "peak": max(scores, default=0.0),
-                "label": _sentiment_label(latest),
+                "label": frustration_label(latest),
             },
             "customer": customer,
             "paused": bool(tracker and tracker.is_paused()),

@@ -33,8 +33,8 @@ from typing import Any
 
 import jwt
 
-from commerce.services.identity import CLAIM_METADATA_KEY as IDENTITY_KEY
-from commerce.services.identity import CLIENT_METADATA_KEY as CLIENT_KEY
+from contract import CLAIM_METADATA_KEY as IDENTITY_KEY
+from contract import CLIENT_METADATA_KEY as CLIENT_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from rasa.shared.core.events import BotUttered, Event, UserUttered
 
-from custom_components.frustration_policy import frustration_of
+from contract import frustration_of
 
 #: BotUttered metadata key naming the human agent who wrote a message.
 AGENT_KEY = "kefu_agent"

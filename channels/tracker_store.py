@@ -48,6 +48,7 @@ from sqlalchemy.orm import sessionmaker
 
 from channels.identity import CLIENT_KEY, IDENTITY_KEY, TOKEN_KEY
 from commerce.privacy import MASK, PII_SLOTS, install_pii_masking, is_sealed, mask_value, pii_values
+from contract import VERIFIED_CUSTOMER_SLOT
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ def conversations_of_customer(engine: sa.engine.Engine, customer_id: int) -> lis
     """Conversations whose tracker set ``verified_customer_id`` to ``customer_id``."""
     stmt = sa.select(events_table.c.sender_id, events_table.c.data).where(
         events_table.c.type_name == "slot",
-        events_table.c.data.like('%"verified_customer_id"%'),
+        events_table.c.data.like(f'%"{VERIFIED_CUSTOMER_SLOT}"%'),
     )
     found: set[str] = set()
     with engine.connect() as conn:
@@ -329,7 +330,7 @@ def conversations_of_customer(engine: sa.engine.Engine, customer_id: int) -> lis
             try:
                 event = json.loads(data)
                 value = event.get("value")
-                if event.get("name") == "verified_customer_id" and value is not None:
+                if event.get("name") == VERIFIED_CUSTOMER_SLOT and value is not None:
                     if int(float(value)) == int(customer_id):
                         found.add(sender_id)
             except (TypeError, ValueError):

@@ -72,6 +72,7 @@ from channels.identity import (
 from channels.limits import MessageLimits, RateLimited
 from channels.live import BOT_EVENT, WEB_SENDER_PREFIX, chat_history, live_chat
 from channels.rest import DEFAULT_MAX_MESSAGE_CHARS, nesting_exceeds
+from contract import LANGUAGES, VERIFIED_CUSTOMER_SLOT
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,8 @@ MAX_METADATA_BYTES = 4096
 MAX_FRAME_BYTES = 64 * 1024
 HISTORY_LIMIT = 100
 MAX_METADATA_DEPTH = 4
-#: The tracker slot that says a conversation acts for a verified customer.
-VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
 #: The event a socket.io frame whose JSON could not be read is dispatched as.
 UNREADABLE_EVENT = "kefu_unreadable_frame"
-LANGUAGES = ("en", "zh")
 #: Files the page may load, and their content types (nothing else under static/ is served).
 STATIC_FILES = {
     "webchat/index.html": "text/html; charset=utf-8",

@@ -241,14 +241,3 @@ def deliver_pending(session_factory, *, limit: int = 50, senders: dict | None = 
             .all()
         )
     return sum(_deliver_one(session_factory, i, senders) for i in ids)
-
-
-__all__ = [
-    "enqueue",
-    "deliver",
-    "deliver_pending",
-    "sender_for",
-    "mask_recipient",
-    "EmailSender",
-    "LogSender",
-]

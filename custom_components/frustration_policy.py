@@ -7,6 +7,9 @@ messages and, when enough of them are strongly negative, predicts the apology-an
 abstains otherwise, so every other turn is decided by rules, memoization and TED as before.
 It stays quiet inside a form (the form's own "human" path is always there) and once a person
 has been offered in the session, so an angry customer is asked once, not on every message.
+
+The score and the default cut-offs come from :mod:`contract`, which the actions and the agent
+console read too; ``config.yml`` overrides them only to experiment.
 """
 
 from __future__ import annotations
@@ -25,16 +28,13 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
+from contract import (
+    FRUSTRATION_WINDOW,
+    REPEATED_FRUSTRATION,
+    STRONG_FRUSTRATION,
+    frustration_of,
+)
 from custom_components.config import reject_unknown_keys
-
-
-def frustration_of(parse_data: dict[str, Any] | None) -> float:
-    """The SentimentAnalyzer's frustration score in a message's parse data (0 when absent)."""
-    sentiment = (parse_data or {}).get("sentiment") or {}
-    try:
-        return float(sentiment.get("frustration", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
 
 
 @DefaultV1Recipe.register(
@@ -49,10 +49,10 @@ class FrustrationPolicy(Policy):
             # Above RulePolicy (6): a rule for "complaint" must not swallow the offer.
             "priority": 7,
             # Frustration score (0-1) at or above which a message counts as strongly negative.
-            "threshold": 0.6,
+            "threshold": STRONG_FRUSTRATION,
             # How many such messages, among the last `window` customer messages, trigger it.
-            "min_strong_messages": 2,
-            "window": 4,
+            "min_strong_messages": REPEATED_FRUSTRATION,
+            "window": FRUSTRATION_WINDOW,
             # What to run: apologise, offer a person, set `human_offered`.
             "action": "action_offer_human_frustrated",
             # Actions after which the customer was already offered (or given) a person.

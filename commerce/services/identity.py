@@ -47,6 +47,7 @@ from commerce.models import (
     VerificationCode,
 )
 from commerce.services._common import check_customer_id, check_text, utcnow
+from contract import LANGUAGES
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,8 @@ CODES_PER_CONVERSATION_WINDOW = timedelta(minutes=15)
 CODES_PER_CUSTOMER = 5
 CODES_PER_CUSTOMER_WINDOW = timedelta(hours=1)
 CODE_CHANNELS = ("email", "sms")
-LANGUAGES = ("en", "zh")
 
 _CLAIM_DOMAIN = "kefu-identity-claim:v1"
-#: Message metadata keys only Kefu's channels set (they strip them from what a client sends):
-#: the signed identity claim and the client address. The one home of the conversation contract
-#: between channels, the actions and the masking tracker store.
-CLAIM_METADATA_KEY = "kefu_identity"
-CLIENT_METADATA_KEY = "kefu_client"
 
 _ORDER_NUMBER = re.compile(r"^(?:KF)?[\s\-_]*([0-9]{6,12})$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
@@ -822,21 +817,3 @@ def purge_verification_attempts(session_factory, older_than: timedelta = timedel
             delete(VerificationAttempt).where(VerificationAttempt.at < utcnow() - older_than)
         )
         return result.rowcount or 0
-
-
-__all__ = [
-    "client_key",
-    "contact_key",
-    "sign_identity_claim",
-    "check_identity_claim",
-    "bind_token_identity",
-    "send_verification_code",
-    "check_verification_code",
-    "normalize_order_number",
-    "normalize_email",
-    "normalize_phone",
-    "verify_order_owner",
-    "issue_customer_token",
-    "customer_from_token",
-    "purge_verification_attempts",
-]

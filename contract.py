@@ -1,0 +1,111 @@
+"""The conversation contract: names and numbers the channels, the NLU components, the dialogue
+policy, the action server and the commerce backend must agree on.
+
+Plain Python, importing nothing of Kefu, Rasa or SQLAlchemy, so that every part of the house
+(``channels/``, ``custom_components/``, ``actions/``, ``commerce/``) can read it without pulling
+in another part.
+
+Languages
+    :data:`LANGUAGES` are the codes the language detector sets, the ``language`` slot holds, the
+    responses are written in and the commerce backend stores; :data:`DEFAULT_LANGUAGE` is used
+    when none is known.
+
+Frustration
+    The ``SentimentAnalyzer`` puts ``{"label", "frustration"}`` under ``parse_data["sentiment"]``;
+    :func:`frustration_of` reads the score (0-1) back. One set of cut-offs serves everyone who
+    acts on it, so the customer, the agent and the ticket queue see the same mood:
+
+    - :data:`STRONG_FRUSTRATION` (0.6): a message is strongly negative. ``FrustrationPolicy``
+      counts such messages, a complaint apologises and is at least ``high`` severity, and the
+      agent console labels the customer ``angry``. 0.6 is the level the policy was tuned on
+      (below it mild irritation such as "still waiting..." would trigger offers of a person).
+    - :data:`MILD_FRUSTRATION` (0.4): the console labels the customer ``frustrated`` and marks
+      the message; nothing in the dialogue changes.
+    - :data:`URGENT_FRUSTRATION` (0.8): a repeatedly frustrated customer whose latest message
+      scores this high gets an ``urgent`` ticket.
+    - :data:`REPEATED_FRUSTRATION` (2) strongly negative messages among the last
+      :data:`FRUSTRATION_WINDOW` (4) customer messages make the policy apologise and offer a
+      person; a complaint or handoff after that many in the session counts as repeated.
+
+Message metadata and slots
+    :data:`CLAIM_METADATA_KEY` and :data:`CLIENT_METADATA_KEY` are the message metadata keys only
+    Kefu's channels set (they strip them from what a client sends): the signed identity claim
+    and the client address. :data:`VERIFIED_CUSTOMER_SLOT` is the slot whose value says which
+    verified customer a conversation acts for (the channels and the tracker store read it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ---- languages ------------------------------------------------------------------------------
+
+LANGUAGE_EN = "en"
+LANGUAGE_ZH = "zh"
+#: Every language Kefu speaks.
+LANGUAGES = (LANGUAGE_EN, LANGUAGE_ZH)
+#: The language of a conversation nobody has told us about.
+DEFAULT_LANGUAGE = LANGUAGE_EN
+#: The slot holding the conversation's language.
+LANGUAGE_SLOT = "language"
+
+
+def language_or_default(value: object) -> str:
+    """``value`` when it is one of :data:`LANGUAGES`, else :data:`DEFAULT_LANGUAGE`."""
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE  # type: ignore[return-value]
+
+
+# ---- frustration ----------------------------------------------------------------------------
+
+#: A message at or above this score is strongly negative ("angry").
+STRONG_FRUSTRATION = 0.6
+#: A message at or above this score is mildly negative ("frustrated").
+MILD_FRUSTRATION = 0.4
+#: With repeated frustration, a latest message at or above this makes a ticket urgent.
+URGENT_FRUSTRATION = 0.8
+#: Strongly negative messages that make frustration "repeated" (and a person offered).
+REPEATED_FRUSTRATION = 2
+#: How many recent customer messages the policy looks at.
+FRUSTRATION_WINDOW = 4
+
+MOOD_ANGRY = "angry"
+MOOD_FRUSTRATED = "frustrated"
+MOOD_CALM = "calm"
+
+
+def frustration_of(parse_data: dict[str, Any] | None) -> float:
+    """The SentimentAnalyzer's frustration score in a message's parse data (0 when absent).
+
+    Args:
+        parse_data: a message's parse data (``UserUttered.parse_data``, or an SDK tracker's
+            ``latest_message`` / a ``user`` event's ``parse_data``).
+    """
+    sentiment = (parse_data or {}).get("sentiment") or {}
+    try:
+        return float(sentiment.get("frustration", 0.0))
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+
+
+def is_strongly_negative(score: float) -> bool:
+    """Whether a frustration score counts as strongly negative (:data:`STRONG_FRUSTRATION`)."""
+    return score >= STRONG_FRUSTRATION
+
+
+def frustration_label(score: float) -> str:
+    """``angry`` / ``frustrated`` / ``calm`` for a frustration score (what an agent reads)."""
+    if score >= STRONG_FRUSTRATION:
+        return MOOD_ANGRY
+    if score >= MILD_FRUSTRATION:
+        return MOOD_FRUSTRATED
+    return MOOD_CALM
+
+
+# ---- message metadata and slots ---------------------------------------------------------------
+
+#: Message metadata key of the signed identity claim a channel attaches.
+CLAIM_METADATA_KEY = "kefu_identity"
+#: Message metadata key of the client address a channel attaches.
+CLIENT_METADATA_KEY = "kefu_client"
+#: The slot naming the verified customer a conversation acts for.
+VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
