@@ -2,7 +2,8 @@
 
 Money is stored as integer minor units (``*_cents``) with an ISO currency, never as floats.
 Timestamps are naive UTC. Status values are plain strings listed in the constants below so
-migrations stay simple on both SQLite and PostgreSQL.
+migrations stay simple on both SQLite and PostgreSQL; what may happen in each status (cancel,
+approve, claim ...) is in :mod:`commerce.lifecycles`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base, relationship
+
+from contract import DEFAULT_LANGUAGE
 
 # Deterministic constraint names so Alembic migrations are portable.
 NAMING_CONVENTION = {
@@ -57,9 +60,6 @@ ORDER_STATUSES = (
     ORDER_CANCELLED,
     ORDER_RETURNED,
 )
-CANCELLABLE_STATUSES = (ORDER_PLACED, ORDER_PAID, ORDER_PACKED)
-ADDRESS_CHANGE_STATUSES = (ORDER_PLACED, ORDER_PAID)
-PAID_STATUSES = (ORDER_PAID, ORDER_PACKED, ORDER_SHIPPED, ORDER_OUT_FOR_DELIVERY, ORDER_DELIVERED)
 
 # Returns (RMA) lifecycle.
 RETURN_KIND_RETURN = "return"
@@ -78,7 +78,6 @@ RETURN_STATUSES = (
     RETURN_REJECTED,
     RETURN_CANCELLED,
 )
-RETURN_OPEN_STATUSES = (RETURN_REQUESTED, RETURN_APPROVED, RETURN_RECEIVED, RETURN_COMPLETED)
 
 # Refund lifecycle.
 REFUND_REQUESTED = "requested"
@@ -93,14 +92,6 @@ REFUND_STATUSES = (
     REFUND_PROCESSING,
     REFUND_COMPLETED,
     REFUND_REJECTED,
-    REFUND_FAILED,
-)
-# Refunds that count against the order's refundable amount.
-REFUND_ACTIVE_STATUSES = (
-    REFUND_REQUESTED,
-    REFUND_APPROVED,
-    REFUND_PROCESSING,
-    REFUND_COMPLETED,
     REFUND_FAILED,
 )
 
@@ -136,7 +127,7 @@ class Customer(Base):
     email = Column(String(254), nullable=False, unique=True)  # stored lower-case
     phone = Column(String(20), nullable=True, index=True)  # digits with country code
     region = Column(String(8), nullable=False)
-    language = Column(String(8), nullable=False, default="en")
+    language = Column(String(8), nullable=False, default=DEFAULT_LANGUAGE)
     created_at = Column(DateTime, nullable=False)
 
     orders = relationship("Order", back_populates="customer")
@@ -392,7 +383,7 @@ class SupportTicket(Base):
     severity = Column(String(10), nullable=False)
     subject = Column(String(200), nullable=False)
     transcript = Column(Text, nullable=False, default="")
-    language = Column(String(8), nullable=False, default="en")
+    language = Column(String(8), nullable=False, default=DEFAULT_LANGUAGE)
     assignee = Column(String(100), nullable=True)
     status = Column(String(20), nullable=False)
     created_at = Column(DateTime, nullable=False)
@@ -407,7 +398,7 @@ class HandoffRequest(Base):
     id = Column(Integer, primary_key=True)
     ticket_id = Column(ForeignKey("support_tickets.id"), nullable=False, unique=True)
     conversation_id = Column(String(100), nullable=False, index=True)
-    language = Column(String(8), nullable=False, default="en")
+    language = Column(String(8), nullable=False, default=DEFAULT_LANGUAGE)
     reason = Column(String(200), nullable=False)
     #: Keyed hash of the client address that asked (per-client handoff limits).
     client_key = Column(String(64), nullable=True, index=True)

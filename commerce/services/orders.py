@@ -21,13 +21,9 @@ from commerce.dto import (
     TrackingInfo,
 )
 from commerce.errors import AddressChangeNotAllowed, InvalidInput, OrderNotCancellable
+from commerce.lifecycles import CANCEL, CHANGE_ADDRESS, ORDER, ORDER_PAID_STATUSES
 from commerce.models import (
-    ADDRESS_CHANGE_STATUSES,
-    CANCELLABLE_STATUSES,
     ORDER_CANCELLED,
-    ORDER_PACKED,
-    ORDER_PAID,
-    REFUND_REQUESTED,
     Inventory,
     Order,
     OrderItem,
@@ -35,7 +31,6 @@ from commerce.models import (
     Product,
     ProductVariant,
     Refund,
-    RefundEvent,
     Shipment,
     ShippingAddress,
 )
@@ -44,11 +39,11 @@ from commerce.services._common import (
     check_text,
     item_view,
     load_order,
-    new_reference,
     tracking_event_view,
     utcnow,
 )
 from commerce.services.identity import normalize_order_number, normalize_phone
+from commerce.services.refunds import open_refund
 
 _ORDER_LOAD = (
     selectinload(Order.items).selectinload(OrderItem.variant).selectinload(ProductVariant.product),
@@ -110,8 +105,8 @@ def get_order(session_factory, customer_id: int, order_number: str) -> OrderDeta
             address=_address_view(order.address),
             history=tuple(StatusChange(h.status, h.at, h.note) for h in order.history),
             shipments=tuple(_shipment_view(s) for s in order.shipments),
-            can_cancel=order.status in CANCELLABLE_STATUSES,
-            can_change_address=order.status in ADDRESS_CHANGE_STATUSES,
+            can_cancel=ORDER.can(order.status, CANCEL),
+            can_change_address=ORDER.can(order.status, CHANGE_ADDRESS),
         )
 
 
@@ -204,28 +199,11 @@ def cancel_order(
                 refund.amount_cents if refund else 0,
                 order.currency,
             )
-        if order.status not in CANCELLABLE_STATUSES:
+        if not ORDER.can(order.status, CANCEL):
             raise OrderNotCancellable(number, order.status)
-        was_paid = order.status in (ORDER_PAID, ORDER_PACKED)
-        for item in session.execute(
-            select(OrderItem).where(OrderItem.order_id == order.id)
-        ).scalars():
-            if item.warehouse_id is None:
-                continue
-            # The order's units stop being reserved; on_hand is untouched (never left the shelf).
-            session.execute(
-                update(Inventory)
-                .where(
-                    Inventory.variant_id == item.variant_id,
-                    Inventory.warehouse_id == item.warehouse_id,
-                )
-                .values(
-                    reserved=case(
-                        (Inventory.reserved > item.quantity, Inventory.reserved - item.quantity),
-                        else_=0,
-                    )
-                )
-            )
+        was_paid = order.status in ORDER_PAID_STATUSES
+        _release_reserved_stock(session, order)
+        ORDER.check(order.status, ORDER_CANCELLED)
         order.status = ORDER_CANCELLED
         order.updated_at = now
         session.add(
@@ -234,21 +212,29 @@ def cancel_order(
         refund_number = None
         amount = 0
         if was_paid and order.total_cents > 0:
-            refund = Refund(
-                refund_number=new_reference("RF"),
-                order_id=order.id,
-                amount_cents=order.total_cents,
-                currency=order.currency,
-                status=REFUND_REQUESTED,
-                reason="order cancelled",
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(refund)
-            session.flush()
-            session.add(RefundEvent(refund_id=refund.id, status=REFUND_REQUESTED, at=now))
+            refund = open_refund(session, order, order.total_cents, "order cancelled", now=now)
             refund_number, amount = refund.refund_number, refund.amount_cents
         return CancelResult(number, ORDER_CANCELLED, False, refund_number, amount, order.currency)
+
+
+def _release_reserved_stock(session, order: Order) -> None:
+    """The order's units stop being reserved; on_hand is untouched (they never left the shelf)."""
+    for item in session.execute(select(OrderItem).where(OrderItem.order_id == order.id)).scalars():
+        if item.warehouse_id is None:
+            continue
+        session.execute(
+            update(Inventory)
+            .where(
+                Inventory.variant_id == item.variant_id,
+                Inventory.warehouse_id == item.warehouse_id,
+            )
+            .values(
+                reserved=case(
+                    (Inventory.reserved > item.quantity, Inventory.reserved - item.quantity),
+                    else_=0,
+                )
+            )
+        )
 
 
 def change_shipping_address(
@@ -298,7 +284,7 @@ def change_shipping_address(
     with session_factory.begin() as session:
         begin_write(session)
         order = load_order(session, customer_id, number, lock=True)
-        if order.status not in ADDRESS_CHANGE_STATUSES:
+        if not ORDER.can(order.status, CHANGE_ADDRESS):
             raise AddressChangeNotAllowed(number, order.status)
         address = session.execute(
             select(ShippingAddress).where(ShippingAddress.order_id == order.id)

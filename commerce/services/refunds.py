@@ -1,6 +1,13 @@
-"""Refunds: follow a refund, request one for a cancelled / returned order, its lifecycle."""
+"""Refunds: follow a refund, request one for a cancelled / returned order, its lifecycle.
+
+:func:`open_refund` is the one place a refund is created: a customer's request here, a cancelled
+paid order (:mod:`commerce.services.orders`) and a return received back
+(:mod:`commerce.services.returns`) all call it inside their own transaction.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -12,24 +19,19 @@ from commerce.errors import (
     REFUND_NOTHING_REFUNDABLE,
     REFUND_ORDER_NOT_REFUNDABLE,
     InvalidInput,
-    InvalidTransition,
     RefundNotAllowed,
     RefundNotFound,
 )
+from commerce.lifecycles import (
+    ORDER_UNDONE_STATUSES,
+    REFUND,
+    REFUND_COUNTED_STATUSES,
+    RETURN_RECEIVED_STATUSES,
+)
 from commerce.models import (
-    ORDER_CANCELLED,
     ORDER_PAID,
-    ORDER_RETURNED,
-    REFUND_ACTIVE_STATUSES,
-    REFUND_APPROVED,
-    REFUND_COMPLETED,
-    REFUND_FAILED,
-    REFUND_PROCESSING,
-    REFUND_REJECTED,
     REFUND_REQUESTED,
-    RETURN_COMPLETED,
     RETURN_KIND_RETURN,
-    RETURN_RECEIVED,
     Order,
     OrderItem,
     OrderStatusEvent,
@@ -50,15 +52,44 @@ from commerce.services._common import (
 )
 from commerce.services.identity import normalize_order_number
 
-REFUND_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    REFUND_REQUESTED: (REFUND_APPROVED, REFUND_REJECTED),
-    REFUND_APPROVED: (REFUND_PROCESSING, REFUND_REJECTED),
-    REFUND_PROCESSING: (REFUND_COMPLETED, REFUND_FAILED),
-    REFUND_FAILED: (REFUND_PROCESSING,),
-    REFUND_COMPLETED: (),
-    REFUND_REJECTED: (),
-}
-_OPEN = (REFUND_REQUESTED, REFUND_APPROVED, REFUND_PROCESSING, REFUND_FAILED)
+
+def open_refund(
+    session: Session,
+    order: Order,
+    amount_cents: int,
+    reason: str,
+    *,
+    now: datetime,
+    return_id: int | None = None,
+    idempotency_key: str | None = None,
+    note: str | None = None,
+) -> Refund:
+    """Create a requested refund of ``amount_cents`` on ``order``, with its first history entry.
+
+    Runs inside the caller's write transaction; the caller has checked that the amount is owed.
+
+    Args:
+        return_id: the return whose received items it pays back, if any.
+        idempotency_key: the customer's key for a retried request.
+        note: recorded on the first history entry.
+    """
+    refund = Refund(
+        refund_number=new_reference("RF"),
+        order_id=order.id,
+        return_id=return_id,
+        amount_cents=amount_cents,
+        currency=order.currency,
+        status=REFUND_REQUESTED,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    session.add(RefundEvent(refund_id=refund.id, status=REFUND_REQUESTED, at=now, note=note))
+    session.flush()
+    return refund
 
 
 def _views(session: Session, refunds) -> tuple[RefundView, ...]:
@@ -115,7 +146,7 @@ def get_refund(session_factory, customer_id: int, refund_number: str) -> RefundV
 
 
 def _refundable_cents(session: Session, order: Order) -> int:
-    if order.status in (ORDER_CANCELLED, ORDER_RETURNED):
+    if order.status in ORDER_UNDONE_STATUSES:
         was_paid = session.execute(
             select(func.count(OrderStatusEvent.id)).where(
                 OrderStatusEvent.order_id == order.id, OrderStatusEvent.status == ORDER_PAID
@@ -133,12 +164,12 @@ def _refundable_cents(session: Session, order: Order) -> int:
             .where(
                 Return.order_id == order.id,
                 Return.kind == RETURN_KIND_RETURN,
-                Return.status.in_((RETURN_RECEIVED, RETURN_COMPLETED)),
+                Return.status.in_(RETURN_RECEIVED_STATUSES),
             )
         ).scalar_one()
     refunded = session.execute(
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-            Refund.order_id == order.id, Refund.status.in_(REFUND_ACTIVE_STATUSES)
+            Refund.order_id == order.id, Refund.status.in_(REFUND_COUNTED_STATUSES)
         )
     ).scalar_one()
     return int(basis) - int(refunded)
@@ -180,33 +211,21 @@ def request_refund(
                     raise InvalidInput("idempotency_key", "already used for another request")
                 view = _views(session, [existing])[0]
                 return refund_view(existing, view.order_number, view.rma_number, created=False)
-        open_refund = session.execute(
-            select(Refund.id).where(Refund.order_id == order.id, Refund.status.in_(_OPEN))
+        under_way = session.execute(
+            select(Refund.id).where(
+                Refund.order_id == order.id, Refund.status.in_(REFUND.open_statuses)
+            )
         ).first()
-        if open_refund is not None:
+        if under_way is not None:
             raise RefundNotAllowed(REFUND_ALREADY_OPEN, f"order {number} has a refund under way")
-        if order.status not in (ORDER_CANCELLED, ORDER_RETURNED) and not order.delivered_at:
+        if order.status not in ORDER_UNDONE_STATUSES and not order.delivered_at:
             raise RefundNotAllowed(
                 REFUND_ORDER_NOT_REFUNDABLE, f"order {number} is {order.status}; cancel it instead"
             )
         amount = _refundable_cents(session, order)
         if amount <= 0:
             raise RefundNotAllowed(REFUND_NOTHING_REFUNDABLE, f"nothing left to refund on {number}")
-        refund = Refund(
-            refund_number=new_reference("RF"),
-            order_id=order.id,
-            amount_cents=amount,
-            currency=order.currency,
-            status=REFUND_REQUESTED,
-            reason=reason,
-            idempotency_key=key,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(refund)
-        session.flush()
-        session.add(RefundEvent(refund_id=refund.id, status=REFUND_REQUESTED, at=now))
-        session.flush()
+        refund = open_refund(session, order, amount, reason, now=now, idempotency_key=key)
         return _views(session, [refund])[0]
 
 
@@ -224,8 +243,7 @@ def advance_refund(
         InvalidTransition: not allowed from the current status.
     """
     number = _normalize_refund_number(refund_number)
-    if to_status not in REFUND_TRANSITIONS:
-        raise InvalidInput("to_status", f"expected one of {sorted(REFUND_TRANSITIONS)}")
+    REFUND.check_status(to_status)
     note = check_text(note, "note", required=False, max_len=200) or None
     now = utcnow()
     with session_factory.begin() as session:
@@ -237,8 +255,7 @@ def advance_refund(
         if refund is None:
             raise RefundNotFound(number)
         if refund.status != to_status:
-            if to_status not in REFUND_TRANSITIONS[refund.status]:
-                raise InvalidTransition("refund", refund.status, to_status)
+            REFUND.check(refund.status, to_status)
             refund.status = to_status
             refund.updated_at = now
             session.add(RefundEvent(refund_id=refund.id, status=to_status, at=now, note=note))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import func, select, update
@@ -14,22 +15,22 @@ from commerce.errors import (
     REASON_ALREADY_RETURNED,
     RETURN_REASON_CODES,
     InvalidInput,
-    InvalidTransition,
     NotEligibleForReturn,
     OutOfStock,
     ReturnNotFound,
 )
+from commerce.lifecycles import (
+    ORDER,
+    RETURN,
+    RETURN_COUNTED_STATUSES,
+    RETURN_RECEIVED_STATUSES,
+    RETURN_RELEASING_STATUSES,
+)
 from commerce.models import (
     ORDER_RETURNED,
-    REFUND_REQUESTED,
-    RETURN_APPROVED,
-    RETURN_CANCELLED,
-    RETURN_COMPLETED,
     RETURN_KIND_EXCHANGE,
     RETURN_KIND_RETURN,
-    RETURN_OPEN_STATUSES,
     RETURN_RECEIVED,
-    RETURN_REJECTED,
     RETURN_REQUESTED,
     Inventory,
     Order,
@@ -37,8 +38,6 @@ from commerce.models import (
     OrderStatusEvent,
     Product,
     ProductVariant,
-    Refund,
-    RefundEvent,
     Return,
     ReturnItem,
     ReturnPolicy,
@@ -62,16 +61,7 @@ from commerce.services._common import (
     utcnow,
 )
 from commerce.services.identity import normalize_order_number
-
-# Back-office transitions of an RMA.
-RETURN_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    RETURN_REQUESTED: (RETURN_APPROVED, RETURN_REJECTED, RETURN_CANCELLED),
-    RETURN_APPROVED: (RETURN_RECEIVED, RETURN_CANCELLED),
-    RETURN_RECEIVED: (RETURN_COMPLETED,),
-    RETURN_COMPLETED: (),
-    RETURN_REJECTED: (),
-    RETURN_CANCELLED: (),
-}
+from commerce.services.refunds import open_refund
 
 
 def _policies(session: Session, region: str) -> list[PolicyRule]:
@@ -94,7 +84,7 @@ def _returned_quantities(session: Session, order_id: int) -> dict[int, int]:
     rows = session.execute(
         select(ReturnItem.order_item_id, func.sum(ReturnItem.quantity))
         .join(Return, Return.id == ReturnItem.return_id)
-        .where(Return.order_id == order_id, Return.status.in_(RETURN_OPEN_STATUSES))
+        .where(Return.order_id == order_id, Return.status.in_(RETURN_COUNTED_STATUSES))
         .group_by(ReturnItem.order_item_id)
     ).all()
     return {item_id: int(qty) for item_id, qty in rows}
@@ -204,6 +194,19 @@ def _parse_items(items) -> dict[str, int] | None:
     return parsed
 
 
+@dataclass(frozen=True)
+class _ReturnRequest:
+    """What a customer asked to return, checked before the database is touched."""
+
+    customer_id: int
+    order_number: str
+    reason: str
+    kind: str
+    items: dict[str, int] | None  # None: every eligible item in full
+    swaps: dict[str, str]  # exchanges: returned SKU -> replacement SKU
+    key: str | None
+
+
 def open_return(
     session_factory,
     customer_id: int,
@@ -238,6 +241,26 @@ def open_return(
             non-returnable category, already returned, cancelled).
         OutOfStock: the exchange variant is not available.
     """
+    request = _check_return_request(
+        customer_id, order_number, reason, items, kind, exchange_for, idempotency_key
+    )
+    now = utcnow()
+    with session_factory.begin() as session:
+        begin_write(session)
+        order = load_order(session, customer_id, request.order_number, lock=True)
+        existing = _earlier_return(session, request, order)
+        if existing is not None:
+            return _return_view(session, existing, request.order_number, created=False)
+        eligibility = _eligibility(session, order, today or now.date())
+        chosen = _chosen_items(eligibility, request)
+        ret = _new_return(session, order, request, now)
+        _add_return_items(session, ret, order, chosen, request)
+        return _return_view(session, ret, request.order_number)
+
+
+def _check_return_request(
+    customer_id, order_number, reason, items, kind, exchange_for, idempotency_key
+) -> _ReturnRequest:
     check_customer_id(customer_id)
     number = normalize_order_number(order_number)
     reason = check_text(reason, "reason", max_len=300)
@@ -253,59 +276,84 @@ def open_return(
             check_text(k, "sku", max_len=60).upper(): check_text(v, "sku", max_len=60).upper()
             for k, v in exchange_for.items()
         }
-    now = utcnow()
-    with session_factory.begin() as session:
-        begin_write(session)
-        order = load_order(session, customer_id, number, lock=True)
-        if key is not None:
-            existing = session.execute(
-                select(Return).where(Return.idempotency_key == key)
-            ).scalar_one_or_none()
-            if existing is not None:
-                if existing.customer_id != customer_id or existing.order_id != order.id:
-                    raise InvalidInput("idempotency_key", "already used for another request")
-                return _return_view(session, existing, number, created=False)
-        elig = _eligibility(session, order, today or now.date())
-        if not elig.eligible:
-            raise NotEligibleForReturn(elig.reason, f"order {number}: {elig.reason}")
-        by_sku = {i.sku.upper(): i for i in elig.items}
-        if wanted is None:
-            wanted = {sku: i.returnable_quantity for sku, i in by_sku.items() if i.eligible}
-        for sku, qty in wanted.items():
-            item = by_sku.get(sku)
-            if item is None:
-                raise InvalidInput("items", f"{sku} is not in order {number}")
-            if not item.eligible:
-                raise NotEligibleForReturn(item.reason, f"{sku}: {item.reason}")
-            if qty > item.returnable_quantity:
-                if item.returnable_quantity == 0:
-                    raise NotEligibleForReturn(REASON_ALREADY_RETURNED, sku)
-                raise InvalidInput(
-                    "items", f"{sku}: only {item.returnable_quantity} can still be returned"
-                )
-        ret = Return(
-            rma_number=new_reference("RMA"),
-            order_id=order.id,
-            customer_id=customer_id,
-            kind=kind,
-            reason=reason,
-            status=RETURN_REQUESTED,
-            idempotency_key=key,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(ret)
-        session.flush()
-        for sku, qty in wanted.items():
-            item = by_sku[sku]
-            row = ReturnItem(return_id=ret.id, order_item_id=item.order_item_id, quantity=qty)
-            if kind == RETURN_KIND_EXCHANGE:
-                row.exchange_variant_id, row.exchange_warehouse_id = _reserve_exchange(
-                    session, order, item.order_item_id, sku, swaps, qty
-                )
-            session.add(row)
-        session.flush()
-        return _return_view(session, ret, number)
+    return _ReturnRequest(customer_id, number, reason, kind, wanted, swaps, key)
+
+
+def _earlier_return(session: Session, request: _ReturnRequest, order: Order) -> Return | None:
+    """The return an earlier try with the same idempotency key opened, if any."""
+    if request.key is None:
+        return None
+    existing = session.execute(
+        select(Return).where(Return.idempotency_key == request.key)
+    ).scalar_one_or_none()
+    if existing is not None and (
+        existing.customer_id != request.customer_id or existing.order_id != order.id
+    ):
+        raise InvalidInput("idempotency_key", "already used for another request")
+    return existing
+
+
+def _chosen_items(
+    eligibility: ReturnEligibility, request: _ReturnRequest
+) -> list[tuple[str, ItemEligibility, int]]:
+    """``(sku, item, quantity)`` for each item to return, each checked to be returnable."""
+    number = request.order_number
+    if not eligibility.eligible:
+        raise NotEligibleForReturn(eligibility.reason, f"order {number}: {eligibility.reason}")
+    by_sku = {i.sku.upper(): i for i in eligibility.items}
+    wanted = request.items
+    if wanted is None:
+        wanted = {sku: i.returnable_quantity for sku, i in by_sku.items() if i.eligible}
+    chosen = []
+    for sku, qty in wanted.items():
+        item = by_sku.get(sku)
+        if item is None:
+            raise InvalidInput("items", f"{sku} is not in order {number}")
+        if not item.eligible:
+            raise NotEligibleForReturn(item.reason, f"{sku}: {item.reason}")
+        if qty > item.returnable_quantity:
+            if item.returnable_quantity == 0:
+                raise NotEligibleForReturn(REASON_ALREADY_RETURNED, sku)
+            raise InvalidInput(
+                "items", f"{sku}: only {item.returnable_quantity} can still be returned"
+            )
+        chosen.append((sku, item, qty))
+    return chosen
+
+
+def _new_return(session: Session, order: Order, request: _ReturnRequest, now) -> Return:
+    ret = Return(
+        rma_number=new_reference("RMA"),
+        order_id=order.id,
+        customer_id=request.customer_id,
+        kind=request.kind,
+        reason=request.reason,
+        status=RETURN_REQUESTED,
+        idempotency_key=request.key,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ret)
+    session.flush()
+    return ret
+
+
+def _add_return_items(
+    session: Session,
+    ret: Return,
+    order: Order,
+    chosen: list[tuple[str, ItemEligibility, int]],
+    request: _ReturnRequest,
+) -> None:
+    """One row per returned line; an exchange reserves its replacement units now."""
+    for sku, item, qty in chosen:
+        row = ReturnItem(return_id=ret.id, order_item_id=item.order_item_id, quantity=qty)
+        if request.kind == RETURN_KIND_EXCHANGE:
+            row.exchange_variant_id, row.exchange_warehouse_id = _reserve_exchange(
+                session, order, item.order_item_id, sku, request.swaps, qty
+            )
+        session.add(row)
+    session.flush()
 
 
 def _reserve_exchange(session, order, order_item_id, sku, swaps, qty) -> tuple[int, int]:
@@ -440,8 +488,7 @@ def advance_return(
         InvalidTransition: not allowed from the current status.
     """
     rma = _normalize_rma(rma_number)
-    if to_status not in RETURN_TRANSITIONS:
-        raise InvalidInput("to_status", f"expected one of {sorted(RETURN_TRANSITIONS)}")
+    RETURN.check_status(to_status)
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)
@@ -454,48 +501,39 @@ def advance_return(
         order = session.get(Order, ret.order_id)
         if ret.status == to_status:
             return _return_view(session, ret, order.number, created=False)
-        if to_status not in RETURN_TRANSITIONS[ret.status]:
-            raise InvalidTransition("return", ret.status, to_status)
+        RETURN.check(ret.status, to_status)
         ret.status = to_status
         ret.updated_at = now
         items = list(
             session.execute(select(ReturnItem).where(ReturnItem.return_id == ret.id)).scalars()
         )
-        if to_status in (RETURN_CANCELLED, RETURN_REJECTED) and ret.kind == RETURN_KIND_EXCHANGE:
-            for ri in items:
-                if ri.exchange_warehouse_id is not None:
-                    session.execute(
-                        update(Inventory)
-                        .where(
-                            Inventory.variant_id == ri.exchange_variant_id,
-                            Inventory.warehouse_id == ri.exchange_warehouse_id,
-                        )
-                        .values(reserved=Inventory.reserved - ri.quantity)
-                    )
+        if to_status in RETURN_RELEASING_STATUSES and ret.kind == RETURN_KIND_EXCHANGE:
+            _release_exchange_stock(session, items)
         if to_status == RETURN_RECEIVED and ret.kind == RETURN_KIND_RETURN:
             amount = sum(
                 session.get(OrderItem, ri.order_item_id).unit_price_cents * ri.quantity
                 for ri in items
             )
-            refund = Refund(
-                refund_number=new_reference("RF"),
-                order_id=order.id,
-                return_id=ret.id,
-                amount_cents=amount,
-                currency=order.currency,
-                status=REFUND_REQUESTED,
-                reason=f"return {rma}",
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(refund)
-            session.flush()
-            session.add(
-                RefundEvent(refund_id=refund.id, status=REFUND_REQUESTED, at=now, note=note)
+            open_refund(
+                session, order, amount, f"return {rma}", now=now, return_id=ret.id, note=note
             )
             _mark_returned_if_complete(session, order, now)
         session.flush()
         return _return_view(session, ret, order.number)
+
+
+def _release_exchange_stock(session: Session, items: list[ReturnItem]) -> None:
+    """Put the replacement units an exchange reserved back on sale."""
+    for ri in items:
+        if ri.exchange_warehouse_id is not None:
+            session.execute(
+                update(Inventory)
+                .where(
+                    Inventory.variant_id == ri.exchange_variant_id,
+                    Inventory.warehouse_id == ri.exchange_warehouse_id,
+                )
+                .values(reserved=Inventory.reserved - ri.quantity)
+            )
 
 
 def _mark_returned_if_complete(session, order: Order, now) -> None:
@@ -508,10 +546,10 @@ def _mark_returned_if_complete(session, order: Order, now) -> None:
         .where(
             Return.order_id == order.id,
             Return.kind == RETURN_KIND_RETURN,
-            Return.status.in_((RETURN_RECEIVED, RETURN_COMPLETED)),
+            Return.status.in_(RETURN_RECEIVED_STATUSES),
         )
     ).scalar_one()
-    if bought and received >= bought and order.status != ORDER_RETURNED:
+    if bought and received >= bought and ORDER.allows(order.status, ORDER_RETURNED):
         order.status = ORDER_RETURNED
         order.updated_at = now
         session.add(OrderStatusEvent(order_id=order.id, status=ORDER_RETURNED, at=now))

@@ -12,17 +12,16 @@ from commerce.dto import HandoffView, TicketView
 from commerce.errors import (
     HandoffNotFound,
     InvalidInput,
-    InvalidTransition,
     TicketNotFound,
     TooManyAttempts,
 )
+from commerce.lifecycles import HANDOFF, TICKET, TICKET_ACTIVE_STATUSES
 from commerce.models import (
     HANDOFF_ASSIGNED,
     HANDOFF_CLOSED,
     HANDOFF_STATUSES,
     HANDOFF_WAITING,
     TICKET_CATEGORIES,
-    TICKET_CLOSED,
     TICKET_IN_PROGRESS,
     TICKET_OPEN,
     TICKET_RESOLVED,
@@ -42,9 +41,9 @@ from commerce.services._common import (
     utcnow,
 )
 from commerce.services.identity import client_key, normalize_order_number
+from contract import LANGUAGES
 
 SEVERITY_PRIORITY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-LANGUAGES = ("en", "zh")
 MAX_TRANSCRIPT = 100_000
 HANDOFF_CLIENT_WINDOW = timedelta(hours=1)
 
@@ -213,9 +212,8 @@ def update_ticket(
         ).scalar_one_or_none()
         if t is None:
             raise TicketNotFound(number)
-        if status is not None:
-            if t.status == TICKET_CLOSED and status != TICKET_CLOSED:
-                raise InvalidTransition("ticket", t.status, status)
+        if status is not None and status != t.status:
+            TICKET.check(t.status, status)
             t.status = status
         if assignee is not None:
             t.assignee = assignee
@@ -291,7 +289,7 @@ def conversation_handoff(
         lock_key(session, f"handoff:{conv}")
         stmt = select(HandoffRequest).where(
             HandoffRequest.conversation_id == conv,
-            HandoffRequest.status.in_((HANDOFF_WAITING, HANDOFF_ASSIGNED)),
+            HandoffRequest.status.in_(HANDOFF.open_statuses),
         )
         existing = session.execute(stmt).scalars().first()
         if existing is not None:
@@ -368,7 +366,7 @@ def list_tickets(
         raise InvalidInput("limit", "must be an integer between 1 and 100")
     stmt = select(SupportTicket).where(SupportTicket.customer_id == customer_id)
     if open_only:
-        stmt = stmt.where(SupportTicket.status.in_((TICKET_OPEN, TICKET_IN_PROGRESS)))
+        stmt = stmt.where(SupportTicket.status.in_(TICKET_ACTIVE_STATUSES))
     stmt = stmt.order_by(SupportTicket.created_at.desc(), SupportTicket.id.desc()).limit(limit)
     with session_factory() as session:
         return tuple(_ticket_view(session, t) for t in session.execute(stmt).scalars())
@@ -396,7 +394,7 @@ def open_handoff_for(session_factory, conversation_id: str) -> HandoffView | Non
             session.execute(
                 select(HandoffRequest).where(
                     HandoffRequest.conversation_id == conv,
-                    HandoffRequest.status.in_((HANDOFF_WAITING, HANDOFF_ASSIGNED)),
+                    HandoffRequest.status.in_(HANDOFF.open_statuses),
                 )
             )
             .scalars()
@@ -428,8 +426,7 @@ def claim_handoff(session_factory, handoff_id: int, agent: str) -> HandoffView:
             raise HandoffNotFound(str(handoff_id))
         if h.status == HANDOFF_ASSIGNED and h.assigned_to == agent:
             return _handoff_view(session, h, created=False)
-        if h.status != HANDOFF_WAITING:
-            raise InvalidTransition("handoff", h.status, HANDOFF_ASSIGNED)
+        HANDOFF.check(h.status, HANDOFF_ASSIGNED)
         _assign(session, h, agent, now)
         return _handoff_view(session, h)
 
@@ -440,9 +437,15 @@ def _assign(session, h: HandoffRequest, agent: str, now) -> None:
     h.assigned_at = now
     ticket = session.get(SupportTicket, h.ticket_id)
     ticket.assignee = agent
-    ticket.status = TICKET_IN_PROGRESS
-    ticket.updated_at = now
+    _move_ticket(ticket, TICKET_IN_PROGRESS, now)
     session.flush()
+
+
+def _move_ticket(ticket: SupportTicket, status: str, now) -> None:
+    """Follow the handoff: move its ticket too, unless the ticket is already there or closed."""
+    if TICKET.allows(ticket.status, status):
+        ticket.status = status
+    ticket.updated_at = now
 
 
 def _check_handoff_id(handoff_id) -> None:
@@ -494,11 +497,10 @@ def close_handoff(session_factory, handoff_id: int, resolved: bool = True) -> Ha
         h = session.get(HandoffRequest, handoff_id)
         if h is None:
             raise HandoffNotFound(str(handoff_id))
-        if h.status != HANDOFF_CLOSED:
+        if HANDOFF.allows(h.status, HANDOFF_CLOSED):
             h.status = HANDOFF_CLOSED
             h.closed_at = now
             ticket = session.get(SupportTicket, h.ticket_id)
-            ticket.status = TICKET_RESOLVED if resolved else TICKET_OPEN
-            ticket.updated_at = now
+            _move_ticket(ticket, TICKET_RESOLVED if resolved else TICKET_OPEN, now)
         session.flush()
         return _handoff_view(session, h)
