@@ -1,15 +1,14 @@
-"""Shared pytest configuration: the `--slow` switch and service availability checks."""
+"""Shared pytest configuration: the `--slow` switch and the seeded commerce database.
+
+Helpers (the repository root, free ports, service checks) live in tests/helpers/.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,28 +32,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
-
-
-def service_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when something accepts TCP connections at host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skips the calling test with a clear reason when a local service is absent."""
-    if not service_reachable(host, port):
-        pytest.skip(f"{name} is not reachable at {host}:{port}; start it to run this test")
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago, for servers started by tests."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import yaml
 from rasa_sdk.executor import ActionExecutor
 
 from commerce.errors import ERROR_CODES
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 FILES = tuple(sorted(path.stem for path in (ROOT / "domain").glob("*.yml")))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actions.fallback import ActionDefaultAskAffirmation, intent_to_affirm
-from tests.actions.conftest import kwargs_of, make_tracker, responses
+from tests.helpers.actions import kwargs_of, make_tracker, responses
 
 
 def fallback_tracker(language: str, ranking: list[tuple[str, float]]):

@@ -25,8 +25,8 @@ from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk.executor import ActionExecutor
 
 from commerce.services.identity import sign_identity_claim
-from tests.actions.conftest import latest_code
-from tests.conftest import ROOT
+from tests.helpers import ROOT
+from tests.helpers.actions import latest_code
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 

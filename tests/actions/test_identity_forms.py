@@ -31,7 +31,7 @@ from actions.session import (
 from commerce.errors import InvalidInput
 from commerce.privacy import is_sealed, unseal
 from commerce.services.identity import sign_identity_claim
-from tests.actions.conftest import (
+from tests.helpers.actions import (
     domain_for,
     latest_code,
     make_tracker,

@@ -6,7 +6,7 @@ import pytest
 from rasa_sdk.events import SlotSet
 
 from actions.language import ActionSwitchLanguage
-from tests.actions.conftest import make_tracker
+from tests.helpers.actions import make_tracker
 
 
 @pytest.mark.parametrize(

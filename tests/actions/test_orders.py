@@ -20,7 +20,7 @@ from actions.orders import (
 from commerce.errors import InvalidInput
 from commerce.privacy import is_sealed, seal, unseal
 from commerce.services.identity import sign_identity_claim
-from tests.actions.conftest import (
+from tests.helpers.actions import (
     cards,
     domain_for,
     kwargs_of,

@@ -14,7 +14,7 @@ from actions.returns import (
     ValidateExchangeForm,
     ValidateReturnForm,
 )
-from tests.actions.conftest import (
+from tests.helpers.actions import (
     domain_for,
     kwargs_of,
     make_tracker,

@@ -12,7 +12,7 @@ from actions.stock import (
     describe_choice,
 )
 from commerce.privacy import unseal
-from tests.actions.conftest import cards, domain_for, kwargs_of, make_tracker, responses
+from tests.helpers.actions import cards, domain_for, kwargs_of, make_tracker, responses
 
 STOCK_DOMAIN = domain_for("stock_form", ["product"])
 RESTOCK_DOMAIN = domain_for("restock_form", ["product", "size", "colour", "restock_email"])

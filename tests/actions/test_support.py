@@ -22,7 +22,7 @@ from actions.support import (
 )
 from actions.survey import ActionRecordRating, parse_rating
 from commerce.services.identity import sign_identity_claim
-from tests.actions.conftest import (
+from tests.helpers.actions import (
     kwargs_of,
     make_tracker,
     responses,

@@ -27,7 +27,7 @@ from commerce.db import make_engine, make_session_factory
 from commerce.models import Base
 from commerce.services import agents, support
 from commerce.services.identity import client_key
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CONVERSATION = "web-4f1c2a"
 PREFIX = "/webhooks/agent"

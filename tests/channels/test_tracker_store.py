@@ -36,7 +36,8 @@ from channels.tracker_store import (
     tracker_store_engine,
 )
 from commerce.privacy import seal, unseal
-from tests.conftest import ROOT, service_reachable
+from tests.helpers import ROOT
+from tests.helpers.network import service_reachable
 
 EMAIL = "anna.lee@example.com"
 PHONE = "+1 415 555 0101"

@@ -46,7 +46,7 @@ from channels.webchat import (
 from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
 from commerce.db import reset_shared_session_factory
 from commerce.services.identity import check_identity_claim, issue_customer_token
-from tests.conftest import free_port
+from tests.helpers.network import free_port
 
 SECRET = "test-secret-for-customer-tokens-of-32-bytes-or-more"
 ALICE, BOB = 1, 2  # docs/SEED.md

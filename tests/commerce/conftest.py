@@ -37,13 +37,6 @@ def pg_engine():
     admin.dispose()
 
 
-def _empty_all(engine) -> None:
-    # DELETE beats TRUNCATE by 10x on tiny tables (no new relfilenodes / fsyncs).
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-
-
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
@@ -56,7 +49,10 @@ def session_factory(request, tmp_path):
         engine.dispose()
     else:
         engine = request.getfixturevalue("pg_engine")
-        _empty_all(engine)
+        # DELETE beats TRUNCATE by 10x on tiny tables (no new relfilenodes / fsyncs).
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
         yield make_session_factory(engine)
 
 

@@ -12,7 +12,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
 from custom_components.frustration_policy import FrustrationPolicy
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 OFFER = "action_offer_human_frustrated"
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.helpers import ROOT
+from tests.helpers.network import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, require_service
+from tests.helpers import ROOT
+from tests.helpers.network import require_service
 
 pytestmark = [pytest.mark.services, pytest.mark.integration]
 

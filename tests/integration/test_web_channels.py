@@ -22,7 +22,7 @@ import socketio
 
 from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
 from commerce.services.identity import issue_customer_token
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.integration.test_chat_over_rest import HAN, running_kefu
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from commerce.models import ConversationIdentity, Customer, VerificationAttempt
 from commerce.services._common import utcnow
 from commerce.services.support import conversation_handoff
 from scripts.privacy import main
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 ALICE = "alice@example.com"
 

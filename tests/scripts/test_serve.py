@@ -16,7 +16,8 @@ from scripts.serve import (
     rasa_run_command,
     server_env,
 )
-from tests.conftest import ROOT, free_port, service_reachable
+from tests.helpers import ROOT
+from tests.helpers.network import free_port, service_reachable
 
 ENDPOINTS = """action_endpoint:
   url: "http://localhost:5055/webhook"
