@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from commerce.services.identity import issue_customer_token
-from tests.integration.test_chat_over_rest import HAN, running_kefu
+from tests.helpers import HAN
+from tests.helpers.kefu_server import running_kefu
 
 pytestmark = pytest.mark.integration
 TOKEN_SECRET = "flows-token-secret"

@@ -18,12 +18,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import socketio
 
 from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
 from commerce.services.identity import issue_customer_token
-from tests.helpers import ROOT
-from tests.integration.test_chat_over_rest import HAN, running_kefu
+from tests.helpers import HAN, ROOT
+from tests.helpers.kefu_server import running_kefu
+from tests.helpers.webchat_client import ChatClient
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,6 @@ SECRET = "web-channel-test-secret-long-enough-for-hs256"
 ALICE, WANG = 1, 11  # docs/SEED.md
 CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "results" / "browser"
-QUIET_S = 2.5  # a turn is over when no message came for this long
 
 
 @pytest.fixture(scope="module")
@@ -71,64 +70,6 @@ def agent_accounts(commerce_db, tmp_path_factory):
 def query(db: Path, sql: str, *params):
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, params).fetchall()
-
-
-class ChatClient:
-    """A socket.io client speaking the web chat's events, as the page does."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        for event in ("session_confirm", "identity", "history", "bot_uttered", "kefu_error"):
-            self.sio.on(event, self._collector(event))
-
-    def _collector(self, event: str):
-        async def collect(data=None):
-            await self.inbox.put((event, data))
-
-        return collect
-
-    async def next(self, timeout: float = 60.0) -> tuple[str, object]:
-        return await asyncio.wait_for(self.inbox.get(), timeout)
-
-    async def open(
-        self, session_id: str | None = None, token: str | None = None, headers=None
-    ) -> dict:
-        if not self.sio.connected:
-            await self.sio.connect(
-                self.url, socketio_path="/socket.io", transports=["polling"], headers=headers
-            )
-        await self.sio.emit(
-            "session_request", {"session_id": session_id, "customData": {"customer_token": token}}
-        )
-        got = {}
-        while len(got) < 3:
-            event, data = await self.next()
-            got[event] = data
-        return got
-
-    async def say(self, text: str, *, expect_reply: bool = True) -> list[dict]:
-        """Send a message; the replies that came until the conversation went quiet."""
-        await self.sio.emit("user_uttered", {"message": text})
-        return await self.collect(expect_reply=expect_reply)
-
-    async def collect(self, *, expect_reply: bool = True) -> list[dict]:
-        replies = []
-        timeout = 90.0 if expect_reply else QUIET_S
-        while True:
-            try:
-                event, data = await self.next(timeout)
-            except asyncio.TimeoutError:
-                break
-            replies.append({"event": event, **(data if isinstance(data, dict) else {})})
-            timeout = QUIET_S
-        if expect_reply:
-            assert replies, "no reply"
-        return replies
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
 
 
 def texts(replies: list[dict]) -> str:

@@ -24,8 +24,8 @@ import pytest
 
 from commerce.services import identity
 from commerce.services.identity import issue_customer_token
-from tests.integration.test_chat_over_rest import running_kefu
-from tests.integration.test_web_channels import ChatClient
+from tests.helpers.kefu_server import running_kefu
+from tests.helpers.webchat_client import ChatClient
 
 pytestmark = pytest.mark.integration
 
