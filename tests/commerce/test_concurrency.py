@@ -6,8 +6,6 @@ against SQLite (single writer, BEGIN IMMEDIATE) and PostgreSQL (SELECT ... FOR U
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -17,32 +15,7 @@ from commerce.services.orders import cancel_order
 from commerce.services.refunds import request_refund
 from commerce.services.returns import open_return
 from commerce.services.support import claim_next_handoff, conversation_handoff
-
-THREADS = 4
-
-
-def race(fn, n=THREADS):
-    """Run ``fn(i)`` in n threads started together; return (results, errors)."""
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def run(i):
-        barrier.wait()
-        try:
-            r = fn(i)
-            with lock:
-                results.append(r)
-        except Exception as e:  # noqa: BLE001 - collected and asserted on
-            with lock:
-                errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results, errors
+from tests.helpers.concurrency import race
 
 
 def count(sf, model, *where):

@@ -3,6 +3,7 @@
 - ``ROOT``: the repository root; ``HAN`` matches a Han character (a Chinese reply).
 - :mod:`tests.helpers.network`: free ports and whether a local service answers.
 - :mod:`tests.helpers.actions`: trackers, identity slots and readers of what an action uttered.
+- :mod:`tests.helpers.concurrency`: ``race``, threads released together by a barrier.
 - :mod:`tests.helpers.kefu_server`: Kefu started as a user would (serve.py), for integration tests.
 - :mod:`tests.helpers.webchat_client`: a socket.io client of the web chat.
 """

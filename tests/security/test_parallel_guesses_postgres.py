@@ -6,7 +6,6 @@ drops it at the end; skipped with the reason when PostgreSQL is not reachable.
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -18,6 +17,7 @@ from commerce.errors import TooManyAttempts, VerificationFailed
 from commerce.models import Base, VerificationAttempt
 from commerce.services import identity
 from commerce.services.identity import client_key, contact_key, verify_order_owner
+from tests.helpers.concurrency import race
 from tests.postgres import admin_engine, pg_url
 
 pytestmark = pytest.mark.postgres
@@ -55,24 +55,7 @@ def pg(scratch_pg):
 
 def guess_in_parallel(fn, n=THREADS):
     """Run ``fn(i)`` in ``n`` threads released together; return the exceptions raised."""
-    barrier = threading.Barrier(n)
-    errors: list[Exception] = []
-    lock = threading.Lock()
-
-    def run(i):
-        barrier.wait()
-        try:
-            fn(i)
-        except Exception as e:  # noqa: BLE001 - collected and asserted on
-            with lock:
-                errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return errors
+    return race(fn, n)[1]
 
 
 def failures(sf, *where) -> int:
