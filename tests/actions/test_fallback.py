@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from actions.fallback import ActionDefaultAskAffirmation, intent_to_affirm
+import pytest
+from rasa.shared.core.domain import Domain
+
+from actions.fallback import ActionDefaultAskAffirmation, intent_description, intent_to_affirm
 from tests.helpers.actions import kwargs_of, make_tracker, responses
+
+# The domain as Rasa sends it with the call: the descriptions are utter_intent_<intent> responses.
+DOMAIN = Domain.load(str(Path(__file__).resolve().parents[2] / "domain")).as_dict()
 
 
 def fallback_tracker(language: str, ranking: list[tuple[str, float]]):
@@ -34,7 +40,7 @@ async def test_asks_about_the_likely_intent_in_the_customers_language(
     dispatcher, language, topic, yes, no
 ):
     tracker = fallback_tracker(language, [("nlu_fallback", 0.5), ("cancel_order", 0.4)])
-    assert await ActionDefaultAskAffirmation().run(dispatcher, tracker, {}) == []
+    assert await ActionDefaultAskAffirmation().run(dispatcher, tracker, DOMAIN) == []
     assert responses(dispatcher) == ["utter_ask_affirmation"]
     assert kwargs_of(dispatcher, "utter_ask_affirmation")["topic"] == topic
     buttons = dispatcher.messages[0]["buttons"]
@@ -47,5 +53,12 @@ async def test_asks_about_the_likely_intent_in_the_customers_language(
 @pytest.mark.parametrize("candidate", ["faq", "chitchat", "some_unknown_intent"])
 async def test_faq_or_unknown_candidate_asks_to_rephrase(dispatcher, candidate):
     tracker = fallback_tracker("en", [("nlu_fallback", 0.5), (candidate, 0.4)])
-    await ActionDefaultAskAffirmation().run(dispatcher, tracker, {})
+    await ActionDefaultAskAffirmation().run(dispatcher, tracker, DOMAIN)
     assert responses(dispatcher) == ["utter_ask_rephrase"]
+
+
+def test_an_intent_is_described_by_its_domain_response_in_the_customers_language():
+    assert intent_description(DOMAIN, "refund_status", "en") == "the status of a refund"
+    assert intent_description(DOMAIN, "refund_status", "zh") == "查询退款进度"
+    assert intent_description(DOMAIN, "no_such_intent", "en") is None
+    assert intent_description({}, "refund_status", "en") is None
