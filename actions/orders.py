@@ -22,21 +22,12 @@ from actions.identity import IdentityFormValidation
 from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second_factor
 from actions.survey import ask_survey
 from commerce.errors import InvalidInput
+from commerce.lifecycles import ORDER
 from commerce.privacy import is_sealed, seal, unseal
 from commerce.services import orders
 
 CANCEL_CONFIRMED = "cancel_confirmed"
 NEW_ADDRESS = "new_address"
-ORDER_STATUSES = (
-    "placed",
-    "paid",
-    "packed",
-    "shipped",
-    "out_for_delivery",
-    "delivered",
-    "cancelled",
-    "returned",
-)
 
 
 def address_text(value: Any) -> str | None:
@@ -65,7 +56,7 @@ class ActionShowOrderStatus(CustomerAction):
             return []
         number = tracker.get_slot("order_number")
         info = await call_service(orders.track_order, identity.customer_id, number)
-        status = info.status if info.status in ORDER_STATUSES else "placed"
+        status = info.status if info.status in ORDER.statuses else "placed"
         dispatcher.utter_message(
             response=f"utter_order_status_{status}", order_number=info.order_number
         )

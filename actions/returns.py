@@ -16,11 +16,12 @@ from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second
 from actions.stock import describe_choice
 from actions.survey import ask_survey
 from commerce.dto import ItemEligibility, ReturnView
-from commerce.services import refunds, returns, stock
+from commerce.lifecycles import REFUND
+from commerce.policies import returnable_items
+from commerce.services import refunds, returns
 
 RETURN_REASON = "return_reason"
 EXCHANGE_SIZE = "exchange_size"
-REFUND_STATUSES = ("requested", "approved", "processing", "completed", "rejected", "failed")
 
 
 async def _eligibility_or_stop(form, customer_id, order_number, dispatcher) -> dict[str, Any]:
@@ -36,18 +37,7 @@ async def _eligibility_or_stop(form, customer_id, order_number, dispatcher) -> d
 
 def _wanted_items(tracker: Tracker, items: tuple[ItemEligibility, ...]) -> list[ItemEligibility]:
     """Eligible items, narrowed to the product the customer named when one matches."""
-    eligible = [i for i in items if i.eligible and i.returnable_quantity > 0]
-    product = first_value(tracker.get_slot("product"))
-    if product:
-        wanted = str(product).casefold()
-        named = [
-            i
-            for i in eligible
-            if wanted in (i.name_en.casefold(), i.name_zh.casefold(), i.sku.casefold())
-        ]
-        if named:
-            return named
-    return eligible
+    return returnable_items(items, first_value(tracker.get_slot("product")))
 
 
 def _items_text(tracker: Tracker, view: ReturnView) -> str:
@@ -162,16 +152,12 @@ class ActionOpenExchange(CustomerAction):
             return []
         item = candidates[0]
         colour = first_value(tracker.get_slot("colour"))
-        report = await call_service(stock.check_stock, item.sku, size, colour)
-        # The same product in the new size; the colour stays unless the customer named one.
-        options = [v for v in report.variants if v.sku != item.sku and v.available > 0]
-        if colour is None:
-            current = next((v.colour for v in report.variants if v.sku == item.sku), None)
-            options = [v for v in options if current is None or v.colour == current] or options
-        if not options:
+        offer = await call_service(returns.exchange_offer, item.sku, size, colour)
+        replacement = offer.replacement
+        if replacement is None:
             dispatcher.utter_message(
                 response="utter_exchange_unavailable",
-                choice=describe_choice(tracker, report.size, report.colour),
+                choice=describe_choice(tracker, offer.size, offer.colour),
             )
             return []
         view = await call_service(
@@ -181,7 +167,7 @@ class ActionOpenExchange(CustomerAction):
             f"exchange for size {size}",
             {item.sku: 1},
             kind="exchange",
-            exchange_for={item.sku: options[0].sku},
+            exchange_for={item.sku: replacement.sku},
             idempotency_key=idempotency_key(tracker, "exchange"),
         )
         dispatcher.utter_message(
@@ -189,7 +175,7 @@ class ActionOpenExchange(CustomerAction):
             rma_number=view.rma_number,
             order_number=view.order_number,
             items=_items_text(tracker, view),
-            choice=describe_choice(tracker, options[0].size, options[0].colour),
+            choice=describe_choice(tracker, replacement.size, replacement.colour),
         )
         ask_survey(dispatcher)
         return []
@@ -218,7 +204,7 @@ class ActionShowRefundStatus(CustomerAction):
             dispatcher.utter_message(response="utter_no_refund", order_number=number)
             return []
         latest = found[0]
-        status = latest.status if latest.status in REFUND_STATUSES else "requested"
+        status = latest.status if latest.status in REFUND.statuses else "requested"
         dispatcher.utter_message(
             response=f"utter_refund_status_{status}",
             refund_number=latest.refund_number,

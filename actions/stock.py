@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC
+from contextvars import ContextVar
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -12,6 +14,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import call_service, lang, money, pick, polite_failures
 from actions.forms import KefuFormValidation, first_value
 from actions.session import identify
+from commerce.dto import ProductOptions
 from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
 from commerce.privacy import is_sealed, seal, unseal
 from commerce.services import stock
@@ -67,21 +70,55 @@ def product_card(tracker: Tracker, report) -> dict[str, Any]:
     }
 
 
-class ValidateStockForm(KefuFormValidation):
-    """Asks which product; size and colour are optional and used when given."""
+#: Product options looked up during the current form run (one turn), by product name; None
+#: outside a run. A form asks for them up to four times a turn (extraction, validation, the
+#: product's own check, the next slot to ask), the database is asked once.
+_TURN_OPTIONS: ContextVar[dict[str, ProductOptions | None] | None] = ContextVar(
+    "kefu_turn_product_options", default=None
+)
 
-    def name(self) -> str:
-        return "validate_stock_form"
+
+async def product_options(name: Any) -> ProductOptions | None:
+    """The sizes and colours of the product a customer named (None: no such product), looked
+    up once per turn inside a form run."""
+    memo = _TURN_OPTIONS.get()
+    if memo is not None and isinstance(name, str) and name in memo:
+        return memo[name]
+    try:
+        options = await call_service(stock.product_options, name)
+    except (ProductNotFound, InvalidInput):
+        options = None
+    if memo is not None and isinstance(name, str):
+        memo[name] = options
+    return options
+
+
+class ProductFormValidation(KefuFormValidation, ABC):
+    """A form that asks which product: the product must exist (looked up once per turn)."""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        turn = _TURN_OPTIONS.set({})
+        try:
+            return await super().run(dispatcher, tracker, domain)
+        finally:
+            _TURN_OPTIONS.reset(turn)
 
     async def validate_product(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
     ) -> dict[str, Any]:
         name = first_value(slot_value)
-        try:
-            await call_service(stock.check_stock, name)
-        except (ProductNotFound, InvalidInput):
+        if await product_options(name) is None:
             return self.failed(PRODUCT, dispatcher, tracker, "utter_error_product_not_found")
         return self.passed(PRODUCT, name, tracker)
+
+
+class ValidateStockForm(ProductFormValidation):
+    """Asks which product; size and colour are optional and used when given."""
+
+    def name(self) -> str:
+        return "validate_stock_form"
 
 
 class ActionCheckStock(Action):
@@ -128,7 +165,7 @@ class ActionCheckStock(Action):
         return []
 
 
-class ValidateRestockForm(KefuFormValidation):
+class ValidateRestockForm(ProductFormValidation):
     """Collects what to watch (product, and size / colour when it has several) and an email."""
 
     task_slots = (RESTOCK_EMAIL,)
@@ -141,21 +178,15 @@ class ValidateRestockForm(KefuFormValidation):
         product = first_value(tracker.slots.get(PRODUCT))
         if not slots or not product:
             return slots
-        try:
-            report = await call_service(stock.check_stock, product)
-        except (ProductNotFound, InvalidInput):
+        options = await product_options(product)
+        if options is None:
             return slots
-        sizes = {v.size for v in report.variants}
-        colours = {v.colour for v in report.variants}
         # Ask only for what tells the variants apart.
         return [
-            s for s in slots if (s != SIZE or len(sizes) > 1) and (s != COLOUR or len(colours) > 1)
+            s
+            for s in slots
+            if (s != SIZE or len(options.sizes) > 1) and (s != COLOUR or len(options.colours) > 1)
         ]
-
-    async def validate_product(self, slot_value, dispatcher, tracker, domain) -> dict[str, Any]:
-        return await ValidateStockForm.validate_product(
-            self, slot_value, dispatcher, tracker, domain
-        )
 
     async def validate_restock_email(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain

@@ -7,7 +7,6 @@ the bot (``ConversationPaused``) so the agent takes over the conversation.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
@@ -24,66 +23,14 @@ from actions.common import (
 from actions.forms import HUMAN_OFFERED, offer_human
 from actions.session import CustomerAction, Identity, client_of
 from commerce.errors import CommerceError, TooManyAttempts
+from commerce.policies import complaint_category, complaint_severity
 from commerce.services import support
+from contract import REPEATED_FRUSTRATION, frustration_of, is_strongly_negative
 
 logger = logging.getLogger(__name__)
 
-#: Frustration (0-1, from the SentimentAnalyzer) that counts as strongly negative.
-STRONG_FRUSTRATION = 0.6
-#: Strongly negative messages in a session before the bot apologises and offers a person.
-REPEATED_FRUSTRATION = 2
 MAX_TRANSCRIPT_CHARS = 20_000
 SUBJECT_CHARS = 200
-
-# First keyword found decides the category; English and Chinese.
-_CATEGORY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("refund", ("refund", "money back", "charged", "退款", "扣款")),
-    ("payment", ("payment", "pay ", "card", "支付", "付款")),
-    (
-        "delivery",
-        (
-            "deliver",
-            "courier",
-            "parcel",
-            "package",
-            "late",
-            "shipping",
-            "快递",
-            "物流",
-            "配送",
-            "送货",
-            "包裹",
-        ),
-    ),
-    ("return", ("return", "exchange", "退货", "换货")),
-    (
-        "product",
-        (
-            "broken",
-            "damaged",
-            "quality",
-            "defect",
-            "faulty",
-            "wrong item",
-            "wrong size",
-            "质量",
-            "破损",
-            "坏",
-            "发错",
-        ),
-    ),
-    ("account", ("account", "password", "login", "账号", "密码")),
-    ("order", ("order", "订单")),
-)
-
-
-def frustration_of(parse_data: dict[str, Any] | None) -> float:
-    """The SentimentAnalyzer's frustration score of a message (0 when absent)."""
-    sentiment = (parse_data or {}).get("sentiment") or {}
-    try:
-        return float(sentiment.get("frustration", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def frustrated_messages(tracker: Tracker) -> int:
@@ -93,27 +40,15 @@ def frustrated_messages(tracker: Tracker) -> int:
         if event.get("event") == "session_started":
             break
         if event.get("event") == "user":
-            count += frustration_of(event.get("parse_data")) >= STRONG_FRUSTRATION
+            count += is_strongly_negative(frustration_of(event.get("parse_data")))
     latest_counted = any(e.get("event") == "user" for e in tracker.events)
     if not latest_counted:
-        count += frustration_of(tracker.latest_message) >= STRONG_FRUSTRATION
+        count += is_strongly_negative(frustration_of(tracker.latest_message))
     return count
 
 
-def severity_for(frustration: float, repeated: bool) -> str:
-    if repeated and frustration >= 0.8:
-        return "urgent"
-    if frustration >= STRONG_FRUSTRATION or repeated:
-        return "high"
-    return "normal"
-
-
-def category_for(text: str) -> str:
-    lowered = text.casefold()
-    for category, words in _CATEGORY_KEYWORDS:
-        if any(w in lowered for w in words):
-            return category
-    return "complaint"
+def _repeatedly_frustrated(tracker: Tracker) -> bool:
+    return frustrated_messages(tracker) >= REPEATED_FRUSTRATION
 
 
 def transcript_of(tracker: Tracker) -> str:
@@ -148,19 +83,19 @@ class ActionOpenComplaint(CustomerAction):
         identity: Identity | None,
     ) -> list[EventType]:
         text = _latest_text(tracker) or "complaint"
-        repeated = frustrated_messages(tracker) >= REPEATED_FRUSTRATION
+        repeated = _repeatedly_frustrated(tracker)
         frustration = frustration_of(tracker.latest_message)
         ticket = await call_service(
             support.open_ticket,
             text[:SUBJECT_CHARS],
-            category=category_for(text),
-            severity=severity_for(frustration, repeated),
+            category=complaint_category(text),
+            severity=complaint_severity(frustration, repeated),
             transcript=transcript_of(tracker),
             customer_id=identity.customer_id if identity else None,
             conversation_id=tracker.sender_id[:100],
             language=lang(tracker),
         )
-        if repeated or frustration >= STRONG_FRUSTRATION:
+        if repeated or is_strongly_negative(frustration):
             dispatcher.utter_message(response="utter_apology")
         dispatcher.utter_message(
             response="utter_complaint_logged", ticket_number=ticket.ticket_number
@@ -181,7 +116,7 @@ class ActionHandoff(CustomerAction):
         domain: DomainDict,
         identity: Identity | None,
     ) -> list[EventType]:
-        repeated = frustrated_messages(tracker) >= REPEATED_FRUSTRATION
+        repeated = _repeatedly_frustrated(tracker)
         try:
             handoff = await call_service(
                 support.conversation_handoff,
@@ -193,7 +128,7 @@ class ActionHandoff(CustomerAction):
                 order_number=identity.order_number if identity else None,
                 language=lang(tracker),
                 category="complaint" if repeated else "other",
-                severity=severity_for(frustration_of(tracker.latest_message), repeated),
+                severity=complaint_severity(frustration_of(tracker.latest_message), repeated),
                 client=client_of(tracker),
             )
         except TooManyAttempts as e:

@@ -204,6 +204,25 @@ class StockReport:
 
 
 @dataclass(frozen=True)
+class ProductOptions:
+    """The sizes and colours a product (or the one variant a SKU names) comes in."""
+
+    product_code: str
+    sizes: tuple[str | None, ...]  # None: one size
+    colours: tuple[str | None, ...]  # None: no colour
+
+
+@dataclass(frozen=True)
+class ExchangeOffer:
+    """What an exchange of ``sku`` for another size (and colour) would send back."""
+
+    sku: str  # the variant returned
+    size: str | None  # as requested (normalised)
+    colour: str | None  # as requested (normalised); None when the customer named none
+    replacement: VariantStock | None  # None: nothing suitable in stock
+
+
+@dataclass(frozen=True)
 class SubscriptionResult:
     sku: str
     contact: str

@@ -10,7 +10,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from commerce.db import begin_write, is_postgres
-from commerce.dto import ItemEligibility, ReturnEligibility, ReturnItemView, ReturnView
+from commerce.dto import (
+    ExchangeOffer,
+    ItemEligibility,
+    ReturnEligibility,
+    ReturnItemView,
+    ReturnView,
+)
 from commerce.errors import (
     REASON_ALREADY_RETURNED,
     RETURN_REASON_CODES,
@@ -48,6 +54,7 @@ from commerce.policies import (
     item_return_block,
     order_return_block,
     pick_policy,
+    pick_replacement,
     return_deadline,
 )
 from commerce.services._common import (
@@ -62,6 +69,7 @@ from commerce.services._common import (
 )
 from commerce.services.identity import normalize_order_number
 from commerce.services.refunds import open_refund
+from commerce.services.stock import check_stock
 
 
 def _policies(session: Session, region: str) -> list[PolicyRule]:
@@ -354,6 +362,28 @@ def _add_return_items(
             )
         session.add(row)
     session.flush()
+
+
+def exchange_offer(
+    session_factory, sku: str, size: str, colour: str | None = None
+) -> ExchangeOffer:
+    """What an exchange of ``sku`` for ``size`` (and ``colour``) would send: the same product in
+    that size, in the returned colour unless another was asked for (see
+    :func:`commerce.policies.pick_replacement`), in stock now.
+
+    Raises:
+        InvalidInput, ProductNotFound: malformed or unknown SKU.
+        VariantNotFound: the product does not come in that size / colour.
+    """
+    report = check_stock(session_factory, sku, size, colour)
+    with session_factory() as session:
+        returned_colour = session.execute(
+            select(ProductVariant.colour).where(func.upper(ProductVariant.sku) == sku.upper())
+        ).scalar_one_or_none()
+    replacement = pick_replacement(
+        report.variants, sku, returned_colour=returned_colour, colour_named=colour is not None
+    )
+    return ExchangeOffer(sku, report.size, report.colour, replacement)
 
 
 def _reserve_exchange(session, order, order_item_id, sku, swaps, qty) -> tuple[int, int]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from commerce.db import begin_write
 from commerce.dto import (
+    ProductOptions,
     StockAlternative,
     StockReport,
     SubscriptionResult,
@@ -29,11 +28,6 @@ from commerce.services.identity import normalize_email
 from commerce.vocabulary import COLOURS, normalize_colour, normalize_size
 
 MAX_ALTERNATIVES = 5
-
-
-def find_product(session: Session, query: str) -> Product:
-    """Resolve a SKU, product code or name to a product (see :func:`_find`)."""
-    return _find(session, query)[0]
 
 
 def _find(session: Session, query: str) -> tuple[Product, ProductVariant | None]:
@@ -82,6 +76,25 @@ def _find(session: Session, query: str) -> tuple[Product, ProductVariant | None]
     if partial is None:
         raise ProductNotFound(f"no product matches {q!r}")
     return partial, None
+
+
+def product_options(session_factory, product: str) -> ProductOptions:
+    """The sizes and colours a product comes in (a SKU: its own), without reading stock.
+
+    Cheaper than :func:`check_stock` for a form that only needs to know what to ask.
+
+    Raises:
+        InvalidInput: empty or over-long text.
+        ProductNotFound: no such product.
+    """
+    with session_factory() as session:
+        prod, variant = _find(session, product)
+        variants = [variant] if variant is not None else list(prod.variants)
+        return ProductOptions(
+            product_code=prod.code,
+            sizes=tuple(dict.fromkeys(v.size for v in variants)),
+            colours=tuple(dict.fromkeys(v.colour for v in variants)),
+        )
 
 
 def _variant_stocks(session: Session, variants: list[ProductVariant]) -> list[VariantStock]:
@@ -303,13 +316,3 @@ def subscribe_back_in_stock(
         # A concurrent identical subscription won the race: same outcome for the caller.
         return SubscriptionResult(sku, contact, created=False)
     return SubscriptionResult(sku, contact, created=True)
-
-
-def restock_date_of(session_factory, sku: str) -> date | None:
-    """Earliest announced restock date of a SKU (None when in stock or unknown)."""
-    with session_factory() as session:
-        prod = find_product(session, sku)
-        variant = next((v for v in prod.variants if v.sku.lower() == sku.strip().lower()), None)
-        if variant is None:
-            raise VariantNotFound(sku)
-        return _variant_stocks(session, [variant])[0].restock_date

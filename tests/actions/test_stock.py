@@ -12,6 +12,7 @@ from actions.stock import (
     describe_choice,
 )
 from commerce.privacy import unseal
+from commerce.services import stock
 from tests.helpers.actions import cards, domain_for, kwargs_of, make_tracker, responses
 
 STOCK_DOMAIN = domain_for("stock_form", ["product"])
@@ -143,3 +144,27 @@ def test_describe_choice_in_both_languages():
     assert describe_choice(en, "M", "navy") == "size M, navy"
     assert describe_choice(zh, "M", "navy") == "M码 藏青色"
     assert describe_choice(en, None, None) == ""
+
+
+async def test_the_restock_form_looks_the_product_up_once_per_turn(
+    database, dispatcher, monkeypatch
+):
+    looked_up = []
+    options_of = stock.product_options
+
+    def counted(session_factory, product):
+        looked_up.append(product)
+        return options_of(session_factory, product)
+
+    def full_check(*args, **kwargs):
+        raise AssertionError("the form needs the sizes and colours, not the stock")
+
+    monkeypatch.setattr(stock, "product_options", counted)
+    monkeypatch.setattr(stock, "check_stock", full_check)
+    tracker = make_tracker({"product": "Trail Runner 2"}, active_loop="restock_form")
+    events = await ValidateRestockForm().run(dispatcher, tracker, RESTOCK_DOMAIN)
+    assert looked_up == ["Trail Runner 2"]
+    assert SlotSet("product", "Trail Runner 2") in events
+    # The next turn looks it up again (stock and catalog may change between turns).
+    await ValidateRestockForm().run(dispatcher, tracker, RESTOCK_DOMAIN)
+    assert looked_up == ["Trail Runner 2"] * 2

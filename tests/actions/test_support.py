@@ -17,7 +17,7 @@ from actions.support import (
     ActionHandoff,
     ActionOfferHumanFrustrated,
     ActionOpenComplaint,
-    category_for,
+    frustrated_messages,
     transcript_of,
 )
 from actions.survey import ActionRecordRating, parse_rating
@@ -132,13 +132,32 @@ async def test_declining_the_person(dispatcher):
     assert responses(dispatcher) == ["utter_human_declined"]
 
 
-def test_transcript_and_category():
+def test_transcript_ends_with_the_latest_message():
+    # The complaint categories are tested with commerce.policies (tests/commerce/test_policies.py).
     assert transcript_of(make_tracker(text="hi", events=HISTORY)).splitlines()[-1] == (
         "customer: hi"
     )
-    assert category_for("I was charged twice") == "refund"
-    assert category_for("快递太慢了") == "delivery"
-    assert category_for("meh") == "complaint"
+
+
+def test_frustrated_messages_count_the_session_at_the_contract_cut_off():
+    earlier = [
+        {"event": "user", "text": "meh", "parse_data": {"sentiment": {"frustration": 0.59}}},
+        {"event": "session_started"},
+        {"event": "user", "text": "WHERE", "parse_data": {"sentiment": {"frustration": 0.6}}},
+        {"event": "user", "text": "calm", "parse_data": {"sentiment": {"frustration": 0.1}}},
+        {"event": "user", "text": "ANGRY", "parse_data": {"sentiment": ANGRY}},
+    ]
+    assert frustrated_messages(make_tracker(events=earlier)) == 2
+
+
+async def test_a_charge_complaint_is_filed_as_a_refund(database, dispatcher):
+    tracker = make_tracker(text="I was charged twice", intent="complaint", sender_id="c3")
+    await ActionOpenComplaint().run(dispatcher, tracker, {})
+    number = kwargs_of(dispatcher, "utter_complaint_logged")["ticket_number"]
+    [(category,)] = rows(
+        database, "SELECT category FROM support_tickets WHERE ticket_number = :n", n=number
+    )
+    assert category == "refund"
 
 
 async def test_recommendations_for_a_verified_customer(database, dispatcher):

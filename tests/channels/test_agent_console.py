@@ -63,7 +63,11 @@ async def rasa(domain):
         CONVERSATION,
         [
             SlotSet("language", "en"),
-            UserUttered("my parcel arrived crushed, I want a human", {"name": "human_handoff"}),
+            UserUttered(
+                "my parcel arrived crushed, I want a human",
+                {"name": "human_handoff"},
+                parse_data={"sentiment": {"label": "negative", "frustration": 0.65}},
+            ),
             ConversationPaused(),
         ],
     )
@@ -243,6 +247,8 @@ async def test_the_detail_shows_the_conversation(app, tokens, handoff):
     assert status == 200 and detail["paused"] is True
     assert [m["text"] for m in detail["messages"]] == ["my parcel arrived crushed, I want a human"]
     assert detail["customer"] is None and detail["handoff"]["status"] == "waiting"
+    # The console's mood uses the policy's cut-off (contract.STRONG_FRUSTRATION).
+    assert detail["sentiment"] == {"latest": 0.65, "peak": 0.65, "label": "angry"}
 
 
 def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(factory, tokens):

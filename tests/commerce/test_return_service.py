@@ -11,12 +11,14 @@ from commerce.errors import (
     OrderNotFound,
     OutOfStock,
     ReturnNotFound,
+    VariantNotFound,
 )
 from commerce.services.orders import get_order
 from commerce.services.refunds import list_refunds
 from commerce.services.returns import (
     advance_return,
     check_return_eligibility,
+    exchange_offer,
     get_return,
     list_returns,
     open_return,
@@ -179,3 +181,23 @@ def test_unknown_rma(session_factory, world):
         get_return(session_factory, world.alice_id, "RMA-00000000")
     with pytest.raises(InvalidInput):
         get_return(session_factory, world.alice_id, "'; --")
+
+
+@pytest.mark.parametrize(
+    "returned, size, colour, replacement",
+    [
+        ("TR2-41-WHI", "42", None, "TR2-42-WHI"),  # the same colour, in stock
+        ("tr2-41-bla", "42", None, "TR2-42-WHI"),  # black 42 is sold out: another colour
+        ("TR2-41-WHI", "42", "black", None),  # the colour asked for is sold out
+        ("TR2-42-WHI", "41", "black", "TR2-41-BLA"),
+    ],
+)
+def test_the_exchange_offer(session_factory, world, returned, size, colour, replacement):
+    offer = exchange_offer(session_factory, returned, size, colour)
+    assert (offer.size, offer.colour) == (size, colour)
+    assert (offer.replacement.sku if offer.replacement else None) == replacement
+
+
+def test_no_exchange_offer_in_a_size_the_product_lacks(session_factory, world):
+    with pytest.raises(VariantNotFound):
+        exchange_offer(session_factory, "TR2-41-WHI", "48")

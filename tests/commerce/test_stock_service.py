@@ -8,7 +8,7 @@ import pytest
 
 from commerce.errors import InvalidInput, ProductNotFound, VariantNotFound
 from commerce.services.catalog import list_catalog_terms
-from commerce.services.stock import check_stock, subscribe_back_in_stock
+from commerce.services.stock import check_stock, product_options, subscribe_back_in_stock
 
 
 def test_in_stock_variant(session_factory, world):
@@ -86,3 +86,15 @@ def test_catalog_terms_are_bilingual(session_factory, world):
     assert runner.name_zh == "越野跑鞋 2代" and "越野跑鞋" in runner.synonyms
     assert ("black", "黑色") in terms.colours and ("shoes", "鞋") in terms.categories
     assert "42" in terms.sizes and "M" in terms.sizes
+
+
+def test_product_options_name_what_tells_variants_apart(session_factory, world):
+    runner = product_options(session_factory, "trail runner")
+    assert runner.product_code == "TRAIL-RUNNER-2"
+    assert set(runner.sizes) == {"41", "42"} and set(runner.colours) == {"black", "white"}
+    earbuds = product_options(session_factory, "Earbuds")
+    assert (earbuds.sizes, earbuds.colours) == ((None,), ("black",))
+    one = product_options(session_factory, "TR2-41-BLA")  # a SKU is one variant
+    assert (one.sizes, one.colours) == (("41",), ("black",))
+    with pytest.raises(ProductNotFound):
+        product_options(session_factory, "flux capacitor")
