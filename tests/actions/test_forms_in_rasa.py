@@ -224,3 +224,12 @@ async def test_the_address_form_takes_no_request_as_an_address(
     with pytest.raises(ActionExecutionRejection):
         await chat.say(text, intent)
     assert chat.slot("new_address") is None and chat.slot("requested_slot") == "new_address"
+
+
+async def test_a_form_refused_on_its_first_message_stops_at_once(database, domain, token_secret):
+    claim = sign_identity_claim("rasa-form-user", 1, int(time.time()) + 600)
+    chat = Conversation(domain, metadata={"kefu_identity": claim})
+    said = await chat.say("cancel KF-100004", "cancel_order", [("order_number", "KF-100004")],
+                          "cancel_form")  # fmt: skip
+    assert said == ["utter_error_order_not_cancellable"]  # shipped: a return instead
+    assert chat.tracker.active_loop_name is None and chat.slot("form_stopped") is True
