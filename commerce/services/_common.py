@@ -76,12 +76,21 @@ def load_order(
             ``BEGIN IMMEDIATE`` already serialises writers.
     """
     stmt = select(Order).where(Order.number == order_number)
-    if lock and is_postgres(session):
-        stmt = stmt.with_for_update()
-    order = session.execute(stmt).scalar_one_or_none()
+    order = one_locked(session, stmt) if lock else session.execute(stmt).scalar_one_or_none()
     if order is None or order.customer_id != customer_id:
         raise OrderNotFound(f"no order {order_number} for this customer")
     return order
+
+
+def one_locked(session: Session, stmt):
+    """The one row ``stmt`` selects (or None), locked for this transaction.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE``
+    (:func:`commerce.db.begin_write`) already serialises writers.
+    """
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
 
 
 def new_reference(prefix: str) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from commerce.db import begin_write, is_postgres
+from commerce.db import begin_write
 from commerce.dto import RefundView
 from commerce.errors import (
     REFUND_ALREADY_OPEN,
@@ -47,6 +47,7 @@ from commerce.services._common import (
     load_order,
     new_reference,
     normalize_reference,
+    one_locked,
     refund_view,
     utcnow,
 )
@@ -248,10 +249,7 @@ def advance_refund(
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)
-        stmt = select(Refund).where(Refund.refund_number == number)
-        if is_postgres(session):
-            stmt = stmt.with_for_update()
-        refund = session.execute(stmt).scalar_one_or_none()
+        refund = one_locked(session, select(Refund).where(Refund.refund_number == number))
         if refund is None:
             raise RefundNotFound(number)
         if refund.status != to_status:

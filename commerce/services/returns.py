@@ -65,6 +65,7 @@ from commerce.services._common import (
     load_order,
     new_reference,
     normalize_reference,
+    one_locked,
     utcnow,
 )
 from commerce.services.identity import normalize_order_number
@@ -522,10 +523,7 @@ def advance_return(
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)
-        stmt = select(Return).where(Return.rma_number == rma)
-        if is_postgres(session):
-            stmt = stmt.with_for_update()
-        ret = session.execute(stmt).scalar_one_or_none()
+        ret = one_locked(session, select(Return).where(Return.rma_number == rma))
         if ret is None:
             raise ReturnNotFound(rma)
         order = session.get(Order, ret.order_id)

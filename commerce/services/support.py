@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -38,10 +39,11 @@ from commerce.services._common import (
     load_order,
     lock_key,
     new_reference,
+    one_locked,
     utcnow,
 )
 from commerce.services.identity import client_key, normalize_order_number
-from contract import LANGUAGES
+from contract import DEFAULT_LANGUAGE, LANGUAGES
 
 SEVERITY_PRIORITY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 MAX_TRANSCRIPT = 100_000
@@ -70,34 +72,36 @@ def _ticket_view(session, t: SupportTicket) -> TicketView:
     )
 
 
-def _new_ticket(
-    session,
-    *,
-    subject,
-    category,
-    severity,
-    transcript,
-    customer_id,
-    order_number,
-    conversation_id,
-    language,
-    now,
-):
+@dataclass(frozen=True)
+class _TicketArgs:
+    """A ticket's fields, checked and normalised before the database is touched."""
+
+    subject: str
+    category: str
+    severity: str
+    transcript: str  # masked
+    customer_id: int | None
+    order_number: str | None
+    conversation_id: str | None
+    language: str
+
+
+def _new_ticket(session, args: _TicketArgs, now) -> SupportTicket:
     order_id = None
-    if order_number is not None:
-        if customer_id is None:
+    if args.order_number is not None:
+        if args.customer_id is None:
             raise InvalidInput("order_number", "link an order only for a verified customer")
-        order_id = load_order(session, customer_id, order_number).id
+        order_id = load_order(session, args.customer_id, args.order_number).id
     ticket = SupportTicket(
         ticket_number=new_reference("TK"),
-        customer_id=customer_id,
+        customer_id=args.customer_id,
         order_id=order_id,
-        conversation_id=conversation_id,
-        category=category,
-        severity=severity,
-        subject=subject,
-        transcript=transcript,
-        language=language,
+        conversation_id=args.conversation_id,
+        category=args.category,
+        severity=args.severity,
+        subject=args.subject,
+        transcript=args.transcript,
+        language=args.language,
         status=TICKET_OPEN,
         created_at=now,
         updated_at=now,
@@ -109,23 +113,30 @@ def _new_ticket(
 
 def _check_ticket_args(
     subject, category, severity, transcript, customer_id, order_number, conversation_id, language
-):
+) -> _TicketArgs:
     subject = check_text(subject, "subject", max_len=200)
     _check_choice(category, "category", TICKET_CATEGORIES)
     _check_choice(severity, "severity", TICKET_SEVERITIES)
     _check_choice(language, "language", LANGUAGES)
     transcript = check_text(transcript, "transcript", required=False, max_len=MAX_TRANSCRIPT)
-    # Transcripts are stored masked (emails, phones, street addresses): see commerce.privacy.
-    transcript = mask_pii(transcript)
     if customer_id is not None:
         check_customer_id(customer_id)
-    number = normalize_order_number(order_number) if order_number is not None else None
     conv = (
         check_text(conversation_id, "conversation_id", max_len=100)
         if conversation_id is not None
         else None
     )
-    return subject, transcript, number, conv
+    return _TicketArgs(
+        subject=subject,
+        category=category,
+        severity=severity,
+        # Transcripts are stored masked (emails, phones, street addresses): see commerce.privacy.
+        transcript=mask_pii(transcript),
+        customer_id=customer_id,
+        order_number=normalize_order_number(order_number) if order_number is not None else None,
+        conversation_id=conv,
+        language=language,
+    )
 
 
 def open_ticket(
@@ -138,7 +149,7 @@ def open_ticket(
     customer_id: int | None = None,
     order_number: str | None = None,
     conversation_id: str | None = None,
-    language: str = "en",
+    language: str = DEFAULT_LANGUAGE,
 ) -> TicketView:
     """Open a support ticket (no handoff).
 
@@ -153,7 +164,7 @@ def open_ticket(
             an order number without a verified customer.
         OrderNotFound: the order is not the customer's.
     """
-    subject, transcript, number, conv = _check_ticket_args(
+    args = _check_ticket_args(
         subject,
         category,
         severity,
@@ -165,19 +176,7 @@ def open_ticket(
     )
     with session_factory.begin() as session:
         begin_write(session)
-        ticket = _new_ticket(
-            session,
-            subject=subject,
-            category=category,
-            severity=severity,
-            transcript=transcript,
-            customer_id=customer_id,
-            order_number=number,
-            conversation_id=conv,
-            language=language,
-            now=utcnow(),
-        )
-        return _ticket_view(session, ticket)
+        return _ticket_view(session, _new_ticket(session, args, utcnow()))
 
 
 def get_ticket(session_factory, ticket_number: str) -> TicketView:
@@ -260,7 +259,7 @@ def conversation_handoff(
     transcript: str = "",
     customer_id: int | None = None,
     order_number: str | None = None,
-    language: str = "en",
+    language: str = DEFAULT_LANGUAGE,
     category: str = "other",
     severity: str = "normal",
     client: str | None = None,
@@ -279,7 +278,7 @@ def conversation_handoff(
     """
     conv = check_text(conversation_id, "conversation_id", max_len=100)
     reason = check_text(reason, "reason", max_len=200)
-    subject, transcript, number, _ = _check_ticket_args(
+    args = _check_ticket_args(
         reason, category, severity, transcript, customer_id, order_number, conv, language
     )
     client_k = client_key(client)
@@ -293,25 +292,14 @@ def conversation_handoff(
         )
         existing = session.execute(stmt).scalars().first()
         if existing is not None:
-            if transcript:
+            if args.transcript:
                 ticket = session.get(SupportTicket, existing.ticket_id)
-                ticket.transcript = transcript
+                ticket.transcript = args.transcript
                 ticket.updated_at = now
             return _handoff_view(session, existing, created=False)
         if client_k is not None:
             _check_client_handoffs(session, client_k, now)
-        ticket = _new_ticket(
-            session,
-            subject=subject,
-            category=category,
-            severity=severity,
-            transcript=transcript,
-            customer_id=customer_id,
-            order_number=number,
-            conversation_id=conv,
-            language=language,
-            now=now,
-        )
+        ticket = _new_ticket(session, args, now)
         h = HandoffRequest(
             ticket_id=ticket.id,
             conversation_id=conv,
@@ -418,10 +406,7 @@ def claim_handoff(session_factory, handoff_id: int, agent: str) -> HandoffView:
     now = utcnow()
     with session_factory.begin() as session:
         begin_write(session)
-        stmt = select(HandoffRequest).where(HandoffRequest.id == handoff_id)
-        if is_postgres(session):
-            stmt = stmt.with_for_update()
-        h = session.execute(stmt).scalar_one_or_none()
+        h = one_locked(session, select(HandoffRequest).where(HandoffRequest.id == handoff_id))
         if h is None:
             raise HandoffNotFound(str(handoff_id))
         if h.status == HANDOFF_ASSIGNED and h.assigned_to == agent:
