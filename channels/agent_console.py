@@ -248,6 +248,9 @@ class AgentConsole:
         view = await self._service(support.get_handoff, handoff_id)
         tracker = await self.rasa_agent(request).tracker_store.retrieve(view.conversation_id)
         messages = chat_history(tracker.events, 200) if tracker else []
+        for message in messages:
+            if message["role"] == "user":
+                message["mood"] = frustration_label(message["frustration"])
         scores = [m["frustration"] for m in messages if m["role"] == "user"]
         latest = scores[-1] if scores else 0.0
         customer: dict[str, Any] | None = None

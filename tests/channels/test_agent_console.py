@@ -249,6 +249,7 @@ async def test_the_detail_shows_the_conversation(app, tokens, handoff):
     assert detail["customer"] is None and detail["handoff"]["status"] == "waiting"
     # The console's mood uses the policy's cut-off (contract.STRONG_FRUSTRATION).
     assert detail["sentiment"] == {"latest": 0.65, "peak": 0.65, "label": "angry"}
+    assert detail["messages"][0]["mood"] == "angry"
 
 
 def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(factory, tokens):

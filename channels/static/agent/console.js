@@ -77,7 +77,7 @@
       var who = m.role === "user" ? "Customer" : m.role === "agent" ? m.agent : "Kefu";
       li.appendChild(el("span", "line__who", who));
       li.appendChild(el("span", "line__text", m.text || (m.custom ? "[" + m.custom.type + "]" : "")));
-      if (m.role === "user" && m.frustration >= 0.4) {
+      if (m.role === "user" && m.mood && m.mood !== "calm") {
         li.appendChild(el("span", "line__mood", "frustration " + m.frustration.toFixed(2)));
       }
       return li;
