@@ -47,7 +47,7 @@ from commerce.models import (
     VerificationCode,
 )
 from commerce.services._common import check_customer_id, check_text, utcnow
-from contract import LANGUAGES
+from contract import DEFAULT_LANGUAGE, LANGUAGES
 
 logger = logging.getLogger(__name__)
 
@@ -543,7 +543,7 @@ def send_verification_code(
     *,
     conversation_id: str,
     client: str | None = None,
-    language: str = "en",
+    language: str = DEFAULT_LANGUAGE,
     channel: str = "email",
 ) -> CodeSent:
     """Send a one-time code to the email (or phone) on file for ``customer_id``.
