@@ -60,7 +60,6 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.exceptions import InvalidConfigException, YamlException
 from rasa.shared.nlu.constants import (
-    ENTITIES,
     ENTITY_ATTRIBUTE_CONFIDENCE,
     ENTITY_ATTRIBUTE_END,
     ENTITY_ATTRIBUTE_START,
@@ -72,8 +71,9 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from custom_components.config import reject_unknown_keys
-from custom_components.errors import ComponentStorageError, KefuComponentError
+from custom_components.component import State, TrainedComponent, add_entities, read_json
+from custom_components.config import Rule
+from custom_components.errors import KefuComponentError
 from custom_components.messages import Errors, Warnings
 from custom_components.mixed_script_tokenizer import split_words
 
@@ -163,7 +163,7 @@ def compile_catalog(path: str, entity_types: list[str]) -> dict[str, Any]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
-class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
+class CatalogEntityExtractor(TrainedComponent, GraphComponent, EntityExtractorMixin):
     """Extracts ``product``, ``size`` and ``colour`` entities from the shop's catalog."""
 
     @classmethod
@@ -182,26 +182,18 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
         }
 
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        """Rejects unknown keys and invalid values.
-
-        Args:
-            config: The component config (defaults merged with the user's values).
-
-        Raises:
-            InvalidConfigException: On an unknown key or an invalid value.
-        """
-        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
-        types = config["entity_types"]
-        if not (isinstance(types, list) and types and all(isinstance(t, str) and t for t in types)):
-            raise InvalidConfigException(
-                Errors.E101.format(
-                    key="entity_types",
-                    component=cls.__name__,
-                    value=types,
-                    expected="expected a non-empty list of entity names",
-                )
-            )
+    def config_rules(cls) -> dict[str, Rule]:
+        """Value checks, in order (unknown keys are rejected too)."""
+        return {
+            "catalog_path": (
+                lambda v: isinstance(v, str) and v,
+                "expected the path of the lookup file",
+            ),
+            "entity_types": (
+                lambda v: isinstance(v, list) and v and all(isinstance(t, str) and t for t in v),
+                "expected a non-empty list of entity names",
+            ),
+        }
 
     def __init__(
         self,
@@ -218,45 +210,24 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
             resource: This component's resource in the model storage.
             lookup: A compiled lookup (None: untrained).
         """
-        self._config = {**self.get_default_config(), **config}
-        self.validate_config(self._config)
+        self._config = self.merged_config(config)
         self._model_storage = model_storage
         self._resource = resource
         self._lookup = lookup
 
     @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> CatalogEntityExtractor:
-        """Creates an untrained component (see parent class for full docstring)."""
-        return cls(config, model_storage, resource)
+    def _read_stored(cls, directory: Path) -> dict[str, Any]:
+        return read_json(directory / LOOKUP_FILE)
 
     @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> CatalogEntityExtractor:
-        """Loads the compiled lookup from the model storage.
+    def _storage_error(cls, resource: Resource, error: Exception) -> str:
+        return Errors.E143.format(resource=resource.name, file=LOOKUP_FILE)
 
-        Raises:
-            ComponentStorageError: If the model holds no lookup for this component.
-        """
-        try:
-            with model_storage.read_from(resource) as directory:
-                lookup = json.loads((Path(directory) / LOOKUP_FILE).read_text(encoding="utf-8"))
-        except (ValueError, FileNotFoundError) as e:
-            raise ComponentStorageError(
-                Errors.E143.format(resource=resource.name, file=LOOKUP_FILE)
-            ) from e
-        return cls(config, model_storage, resource, lookup)
+    @classmethod
+    def _stored_state(
+        cls, config: dict[str, Any], stored: dict[str, Any], execution_context: ExecutionContext
+    ) -> State:
+        return config, {"lookup": stored}
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
@@ -348,5 +319,5 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
         for message in messages:
             entities = self.extract(message)
             if entities:
-                message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
+                add_entities(message, entities)
         return messages

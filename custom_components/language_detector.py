@@ -27,26 +27,16 @@ from __future__ import annotations
 from typing import Any
 
 import regex
-from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.graph import GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.exceptions import InvalidConfigException
-from rasa.shared.nlu.constants import (
-    ENTITIES,
-    ENTITY_ATTRIBUTE_CONFIDENCE,
-    ENTITY_ATTRIBUTE_END,
-    ENTITY_ATTRIBUTE_START,
-    ENTITY_ATTRIBUTE_TYPE,
-    ENTITY_ATTRIBUTE_VALUE,
-    EXTRACTOR,
-    TEXT,
-)
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from custom_components.config import reject_unknown_keys
-from custom_components.messages import Errors
+from custom_components.component import KefuComponent, add_entities, whole_text_entity
+from custom_components.config import Rule
 
 LANGUAGE = "language"
 
@@ -80,7 +70,7 @@ def chinese_share(text: str, han_weight: float = 3.0) -> float | None:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
-class LanguageDetector(GraphComponent, EntityExtractorMixin):
+class LanguageDetector(KefuComponent, GraphComponent, EntityExtractorMixin):
     """Sets ``language`` (en | zh) on each message as a message key and an entity."""
 
     @staticmethod
@@ -94,56 +84,32 @@ class LanguageDetector(GraphComponent, EntityExtractorMixin):
         }
 
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        """Rejects unknown keys and out-of-range values.
+    def config_rules(cls) -> dict[str, Rule]:
+        """Value checks, in order (unknown keys are rejected too)."""
+        return {
+            "zh_threshold": (
+                lambda v: 0.0 < float(v) < 1.0,
+                "expected a number between 0 and 1 (exclusive)",
+            ),
+            "han_weight": (lambda v: float(v) > 0.0, "expected a positive number"),
+        }
 
-        Args:
-            config: The component config (defaults merged with the user's values).
-
-        Raises:
-            InvalidConfigException: On an unknown key or an invalid value.
-        """
-        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
-        if not 0.0 < float(config["zh_threshold"]) < 1.0:
-            raise InvalidConfigException(
-                Errors.E101.format(
-                    key="zh_threshold",
-                    component=cls.__name__,
-                    value=config["zh_threshold"],
-                    expected="expected a number between 0 and 1 (exclusive)",
-                )
-            )
-        if float(config["han_weight"]) <= 0.0:
-            raise InvalidConfigException(
-                Errors.E101.format(
-                    key="han_weight",
-                    component=cls.__name__,
-                    value=config["han_weight"],
-                    expected="expected a positive number",
-                )
-            )
-
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage | None = None,
+        resource: Resource | None = None,
+    ) -> None:
         """Creates the detector.
 
         Args:
             config: The component config.
+            model_storage: Unused (the detector learns nothing); passed by `create`.
+            resource: Unused, as `model_storage`.
         """
-        self._config = {**self.get_default_config(), **config}
-        self.validate_config(self._config)
+        self._config = self.merged_config(config)
         self._han_weight = float(self._config["han_weight"])
         self._threshold = float(self._config["zh_threshold"])
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> LanguageDetector:
-        """Creates the component (see parent class for full docstring)."""
-        return cls(config)
 
     def detect(self, text: str) -> tuple[str, float] | None:
         """Returns ``(language, confidence)`` for a text, or None if it has no letters.
@@ -176,13 +142,6 @@ class LanguageDetector(GraphComponent, EntityExtractorMixin):
                 continue
             language, confidence = detected
             message.set(LANGUAGE, language, add_to_output=True)
-            entity = {
-                ENTITY_ATTRIBUTE_TYPE: LANGUAGE,
-                ENTITY_ATTRIBUTE_VALUE: language,
-                ENTITY_ATTRIBUTE_START: 0,
-                ENTITY_ATTRIBUTE_END: len(text),
-                ENTITY_ATTRIBUTE_CONFIDENCE: round(confidence, 4),
-                EXTRACTOR: self.name,
-            }
-            message.set(ENTITIES, message.get(ENTITIES, []) + [entity], add_to_output=True)
+            entity = whole_text_entity(LANGUAGE, language, text, round(confidence, 4), self.name)
+            add_entities(message, [entity])
         return messages

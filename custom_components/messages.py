@@ -16,7 +16,7 @@ Code ranges (leave gaps so related messages stay together):
     E130-E139  SentimentAnalyzer
     E140-E149  CatalogEntityExtractor
     E150-E199  free for further components
-    W100-W199  warnings, same ranges as the errors
+    W001-W199  warnings, in the same ranges as the errors
 """
 
 from __future__ import annotations
@@ -145,7 +145,14 @@ class Errors(metaclass=ErrorsWithCodes):
 
 
 class Warnings(metaclass=ErrorsWithCodes):
-    """Warning messages; emit them with ``rasa.shared.utils.io.raise_warning``."""
+    """Warning messages; emit them with ``rasa.shared.utils.io.raise_warning`` (or log them)."""
+
+    # Encoder components
+    W001 = (
+        "{component} found {count} intent(s) in the training data, so it has nothing to "
+        "classify and only provides features. Add examples of at least two intents to the "
+        "NLU data, or use TransformerFeaturizer if you only need features."
+    )
 
     W140 = (
         "Catalog lookup file '{path}' has no entries for the configured entity "

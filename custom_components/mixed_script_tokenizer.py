@@ -32,7 +32,6 @@ always holds; entity annotations can rely on it.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import shutil
@@ -51,7 +50,8 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from custom_components.config import reject_unknown_keys
+from custom_components.component import KefuComponent, files_in
+from custom_components.config import Rule
 from custom_components.errors import ComponentStorageError
 from custom_components.messages import Errors
 
@@ -108,7 +108,7 @@ def load_jieba_dictionary(path: str) -> None:
     Args:
         path: A jieba user dictionary file or a folder of them.
     """
-    files = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
+    files = files_in(path)
     tokenizer = _jieba()
     with _jieba_lock:
         for file in files:
@@ -147,7 +147,7 @@ def _iter_words(text: str) -> Iterator[tuple[str, int]]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=True)
-class MixedScriptTokenizer(Tokenizer):
+class MixedScriptTokenizer(KefuComponent, Tokenizer):
     """Tokenizes Chinese spans with jieba and Latin spans with whitespace rules."""
 
     @staticmethod
@@ -168,16 +168,14 @@ class MixedScriptTokenizer(Tokenizer):
         }
 
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        """Rejects unknown config keys so a typo can't silently fall back to a default.
-
-        Args:
-            config: The component config (defaults merged with the user's values).
-
-        Raises:
-            InvalidConfigException: On an unknown key.
-        """
-        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
+    def config_rules(cls) -> dict[str, Rule]:
+        """Value checks (unknown keys are rejected too, so a typo can't fall back silently)."""
+        return {
+            "dictionary_path": (
+                lambda v: v is None or (isinstance(v, str) and v),
+                "expected null or the path of a jieba dictionary file or folder",
+            ),
+        }
 
     def __init__(
         self,
@@ -192,9 +190,7 @@ class MixedScriptTokenizer(Tokenizer):
             model_storage: Where the jieba dictionary is persisted (needed for training).
             resource: This component's resource in the model storage.
         """
-        config = {**self.get_default_config(), **config}
-        self.validate_config(config)
-        super().__init__(config)
+        super().__init__(self.merged_config(config))
         self._model_storage = model_storage
         self._resource = resource
 
@@ -248,7 +244,7 @@ class MixedScriptTokenizer(Tokenizer):
         path = config.get("dictionary_path")
         if not path or not os.path.exists(path):
             return None
-        files = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
+        files = files_in(path)
         return "|".join(f"{f}:{os.path.getmtime(f)}:{os.path.getsize(f)}" for f in files)
 
     @staticmethod
@@ -267,7 +263,7 @@ class MixedScriptTokenizer(Tokenizer):
         """
         path = self._config["dictionary_path"]
         if path is not None and self._model_storage is not None:
-            files = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
+            files = files_in(path)
             with self._model_storage.write_to(self._resource) as directory:
                 for file in files:
                     shutil.copy2(file, Path(directory) / Path(file).name)

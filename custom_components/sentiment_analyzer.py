@@ -13,8 +13,8 @@ beside the NLU data, ``data/sentiment/<language>.yml``::
 Model: character n-grams (``char_wb``, 1-4 by default; the same features work for both
 scripts, so one model serves both languages) hashed into a fixed space, sub-linear TF-IDF,
 plus a few hand-written cues the n-grams can't see (exclamation density, ``??``/``！！``
-runs, share of capitals, angry emoji), fed to a one-vs-rest logistic regression (cross-validated accuracy on the
-shipped ~320 examples: about 0.73 over negative/neutral/positive; add examples to improve).
+runs, share of capitals, angry emoji), fed to a one-vs-rest logistic regression (its
+cross-validated accuracy is in docs/BENCHMARKS.md; add examples to improve it).
 Weights are stored in Rasa's model storage as ``.npz`` + JSON (no pickle), so
 ``rasa train`` then ``rasa run`` just works and the YAML files aren't needed at runtime.
 
@@ -35,7 +35,6 @@ The message ``metadata`` is left alone: it belongs to the channel.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -51,22 +50,21 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.exceptions import InvalidConfigException, YamlException
-from rasa.shared.nlu.constants import (
-    ENTITIES,
-    ENTITY_ATTRIBUTE_CONFIDENCE,
-    ENTITY_ATTRIBUTE_END,
-    ENTITY_ATTRIBUTE_START,
-    ENTITY_ATTRIBUTE_TYPE,
-    ENTITY_ATTRIBUTE_VALUE,
-    EXTRACTOR,
-    TEXT,
-)
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy import sparse
 
-from custom_components.config import reject_unknown_keys
-from custom_components.errors import ComponentStorageError, KefuComponentError
+from custom_components.component import (
+    State,
+    TrainedComponent,
+    add_entities,
+    files_in,
+    read_json,
+    whole_text_entity,
+)
+from custom_components.config import Rule
+from custom_components.errors import KefuComponentError
 from custom_components.messages import Errors
 
 SENTIMENT = "sentiment"
@@ -83,6 +81,8 @@ OUTPUT_LABEL = {
 
 WEIGHTS_FILE = "sentiment_weights.npz"
 META_FILE = "sentiment_meta.json"
+# Featurization settings stored with the weights; the trained ones win at load time.
+_TRAINED_KEYS = ("char_ngram_range", "hash_features", "cue_weight")
 
 _ANGRY_EMOJI = set("😡🤬😠💢👎😤🖕")
 _PUNCT_RUN = regex.compile(r"[!?！？]{2,}")
@@ -124,7 +124,7 @@ def read_examples(path: str) -> list[tuple[str, str]]:
         InvalidConfigException: If the path does not exist or holds no YAML file.
         KefuComponentError: If a file does not follow the format.
     """
-    files = sorted(glob.glob(os.path.join(path, "*.yml"))) if os.path.isdir(path) else [path]
+    files = files_in(path, "*.yml")
     if not files or not os.path.isfile(files[0]):
         raise InvalidConfigException(Errors.E130.format(path=path))
     examples = []
@@ -151,7 +151,7 @@ def read_examples(path: str) -> list[tuple[str, str]]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
-class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
+class SentimentAnalyzer(TrainedComponent, GraphComponent, EntityExtractorMixin):
     """Adds a sentiment label and a frustration score to every message."""
 
     @staticmethod
@@ -172,39 +172,29 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         }
 
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        """Rejects unknown keys and invalid values.
-
-        Args:
-            config: The component config (defaults merged with the user's values).
-
-        Raises:
-            InvalidConfigException: On an unknown key or an invalid value.
-        """
-        reject_unknown_keys(cls.__name__, config, cls.get_default_config())
-        ngrams = config["char_ngram_range"]
-        checks = {
+    def config_rules(cls) -> dict[str, Rule]:
+        """Value checks, in order (unknown keys are rejected too)."""
+        return {
+            "training_data_path": (
+                lambda v: isinstance(v, str) and v,
+                "expected the path of a folder of <language>.yml files (or of one file)",
+            ),
             "char_ngram_range": (
-                isinstance(ngrams, (list, tuple))
-                and len(ngrams) == 2
-                and all(isinstance(n, int) for n in ngrams)
-                and 1 <= ngrams[0] <= ngrams[1],
+                lambda v: (
+                    isinstance(v, list | tuple)
+                    and len(v) == 2
+                    and all(isinstance(n, int) for n in v)
+                    and 1 <= v[0] <= v[1]
+                ),
                 "expected two integers [min, max] with 1 <= min <= max",
             ),
             "hash_features": (
-                isinstance(config["hash_features"], int) and config["hash_features"] >= 1024,
+                lambda v: isinstance(v, int) and v >= 1024,
                 "expected an integer of at least 1024",
             ),
-            "C": (float(config["C"]) > 0, "expected a positive number"),
-            "cue_weight": (float(config["cue_weight"]) >= 0, "expected a number >= 0"),
+            "C": (lambda v: float(v) > 0, "expected a positive number"),
+            "cue_weight": (lambda v: float(v) >= 0, "expected a number >= 0"),
         }
-        for key, (ok, expected) in checks.items():
-            if not ok:
-                raise InvalidConfigException(
-                    Errors.E101.format(
-                        key=key, component=cls.__name__, value=config[key], expected=expected
-                    )
-                )
 
     def __init__(
         self,
@@ -223,8 +213,7 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         """
         from sklearn.feature_extraction.text import HashingVectorizer
 
-        self._config = {**self.get_default_config(), **config}
-        self.validate_config(self._config)
+        self._config = self.merged_config(config)
         self._model_storage = model_storage
         self._resource = resource
         self._weights = weights
@@ -238,48 +227,31 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         )
 
     @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SentimentAnalyzer:
-        """Creates an untrained component (see parent class for full docstring)."""
-        return cls(config, model_storage, resource)
+    def _read_stored(cls, directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = read_json(directory / META_FILE)
+        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as data:
+            return meta, {name: data[name] for name in data.files}
 
     @classmethod
-    def load(
+    def _storage_error(cls, resource: Resource, error: Exception) -> str:
+        return Errors.E133.format(resource=resource.name, file=WEIGHTS_FILE)
+
+    @classmethod
+    def _stored_state(
         cls,
         config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
+        stored: tuple[dict[str, Any], dict[str, np.ndarray]],
         execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> SentimentAnalyzer:
-        """Loads the trained weights from the model storage.
-
-        Raises:
-            ComponentStorageError: If the model holds no weights for this component.
-        """
-        try:
-            with model_storage.read_from(resource) as directory:
-                meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
-                with np.load(Path(directory) / WEIGHTS_FILE, allow_pickle=False) as data:
-                    weights = {name: data[name] for name in data.files}
-        except (ValueError, FileNotFoundError) as e:
-            raise ComponentStorageError(
-                Errors.E133.format(resource=resource.name, file=WEIGHTS_FILE)
-            ) from e
+    ) -> State:
+        meta, weights = stored
         # Featurize exactly as at training time, whatever config.yml says today.
-        trained = {key: meta[key] for key in ("char_ngram_range", "hash_features", "cue_weight")}
-        return cls({**config, **trained}, model_storage, resource, weights)
+        return {**config, **{key: meta[key] for key in _TRAINED_KEYS}}, {"weights": weights}
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
         """Retrains when the example files change, not only when the config does."""
         path = config.get("training_data_path") or cls.get_default_config()["training_data_path"]
-        files = sorted(glob.glob(os.path.join(path, "*.yml"))) if os.path.isdir(path) else [path]
+        files = files_in(path, "*.yml")
         digest = hashlib.sha256()
         for file in files:
             if os.path.isfile(file):
@@ -329,8 +301,8 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         # Smoothed IDF, as sklearn's TfidfTransformer computes it.
         idf = np.log((1.0 + len(texts)) / (1.0 + document_frequency)) + 1.0
 
-        # liblinear (one-vs-rest) fits in well under a second here; lbfgs takes seconds
-        # for the same cross-validated accuracy.
+        # liblinear (one-vs-rest) fits much faster here than lbfgs, for the same
+        # cross-validated accuracy.
         classifier = LogisticRegression(C=float(self._config["C"]), solver="liblinear")
         classifier.fit(self._featurize(texts, idf), labels)
 
@@ -345,9 +317,7 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
 
     def persist(self) -> None:
         """Writes the weights and the featurization settings to the model storage."""
-        meta = {
-            key: self._config[key] for key in ("char_ngram_range", "hash_features", "cue_weight")
-        }
+        meta = {key: self._config[key] for key in _TRAINED_KEYS}
         with self._model_storage.write_to(self._resource) as directory:
             np.savez_compressed(Path(directory) / WEIGHTS_FILE, **self._weights)
             (Path(directory) / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
@@ -410,13 +380,8 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 {"label": result["label"], "frustration": result["frustration"]},
                 add_to_output=True,
             )
-            entity = {
-                ENTITY_ATTRIBUTE_TYPE: SENTIMENT,
-                ENTITY_ATTRIBUTE_VALUE: result["label"],
-                ENTITY_ATTRIBUTE_START: 0,
-                ENTITY_ATTRIBUTE_END: len(text),
-                ENTITY_ATTRIBUTE_CONFIDENCE: result["confidence"],
-                EXTRACTOR: self.name,
-            }
-            message.set(ENTITIES, message.get(ENTITIES, []) + [entity], add_to_output=True)
+            entity = whole_text_entity(
+                SENTIMENT, result["label"], text, result["confidence"], self.name
+            )
+            add_entities(message, [entity])
         return messages
