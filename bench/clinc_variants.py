@@ -96,10 +96,10 @@ def train(args: argparse.Namespace) -> None:
 
 def _calibrated_probs(run: dict, quantile: float) -> dict[str, np.ndarray]:
     """Per split, the confidences the component would give (calibrated on held-out rows)."""
-    from custom_components.encoder.finetune import fit_temperature
-    from custom_components.transformer_intent_classifier import (
+    from custom_components.encoder.calibration import (
         background_logit,
         calibrated_confidences,
+        fit_temperature,
     )
 
     labels = list(run["labels"])

@@ -33,20 +33,17 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES, TOKENS_NAMES
-from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
-from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.exceptions import InvalidConfigException
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import (
-    ACTION_TEXT,
     INTENT,
     INTENT_NAME_KEY,
     INTENT_RANKING_KEY,
@@ -56,26 +53,23 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from custom_components.config import reject_unknown_keys
-from custom_components.encoder.alignment import pool_pieces_to_tokens
-from custom_components.encoder.assets import resolve_model_path, verify_folder
-from custom_components.encoder.device import VALID_DEVICES
-from custom_components.encoder.finetune import (
-    FineTunedEncoder,
+from custom_components.component import State, read_json
+from custom_components.config import Rule, int_in, number_in
+from custom_components.encoder.calibration import (
+    background_logit,
+    calibrated_confidences,
     expected_calibration_error,
     fit_temperature,
-    logsumexp,
     softmax,
 )
-from custom_components.encoder.runtime import EncoderRuntime, get_runtime
-from custom_components.errors import ComponentStorageError, EncoderAssetsMismatch, Errors
+from custom_components.encoder.component import EncoderComponent
+from custom_components.encoder.finetune import FineTunedEncoder
+from custom_components.messages import Warnings
 
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "transformer_intent_classifier.json"
 WEIGHTS_FILE = "finetuned_weights.npz"
-# Attributes featurized at inference (labels such as `response` only during training).
-_PROCESS_ATTRIBUTES = (TEXT, ACTION_TEXT)
 
 
 @DefaultV1Recipe.register(
@@ -87,24 +81,14 @@ _PROCESS_ATTRIBUTES = (TEXT, ACTION_TEXT)
     ],
     is_trainable=True,
 )
-class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphComponent):
+class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
     """Fine-tuned encoder + linear head; calibrated intent ranking and dense features."""
-
-    @classmethod
-    def required_components(cls) -> list[type]:
-        """Token features are aligned to the pipeline tokenizer's tokens."""
-        return [Tokenizer]
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         """The component's default config (see the comments for each key)."""
         return {
-            **DenseFeaturizer.get_default_config(),
-            # A registered encoder name (see `custom_components.encoder.assets`) or a path to a
-            # local HF BERT folder built with `make model`.
-            "model_path": "multilingual-e5-small",
-            # Text put before every input; None = the asset manifest's ("query: " for E5).
-            "prefix": None,
+            **EncoderComponent.get_default_config(),
             # Pieces per message, specials included (intents are short; longer keep the head).
             "max_length": 64,
             # Padded lengths to choose from (max_length is always added).
@@ -152,60 +136,30 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         }
 
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        """Rejects unknown keys and invalid values, listing the valid choices.
-
-        Raises:
-            InvalidConfigException: on the first problem found.
-        """
-        defaults = cls.get_default_config()
-        name = cls.__name__
-        reject_unknown_keys(name, config, defaults)
-        value = {**defaults, **config}
-        if value["device"] not in VALID_DEVICES:
-            raise InvalidConfigException(
-                f"{name}: device={value['device']!r}; choose one of {list(VALID_DEVICES)}."
-            )
-        ints = {
-            "max_length": (2, 512),
-            "trainable_layers": (0, 1000),
-            "epochs": (0, 10_000),
-            "min_steps": (0, 10_000_000),
-            "batch_size": (1, 100_000),
-            "ranking_length": (0, 100_000),
-            "seed": (-(2**31), 2**31 - 1),
+    def config_rules(cls) -> dict[str, Rule]:
+        """Value checks, in order (unknown keys are rejected too)."""
+        return {
+            **super().config_rules(),
+            "trainable_layers": int_in(0, 1000),
+            "epochs": int_in(0, 10_000),
+            "min_steps": int_in(0, 10_000_000),
+            "batch_size": int_in(1, 100_000),
+            "ranking_length": int_in(0, 100_000),
+            "seed": int_in(-(2**31), 2**31 - 1),
+            "warmup_ratio": number_in(0.0, 1.0),
+            "validation_fraction": number_in(0.0, 0.5),
+            "out_of_scope_quantile": number_in(0.0, 1.0),
+            "label_smoothing": number_in(0.0, 1.0),
+            "dropout": number_in(0.0, 1.0),
+            "weight_decay": number_in(0.0, 1.0),
+            "learning_rate": number_in(0.0, 1.0),
+            # None = `learning_rate`.
+            "head_learning_rate": (
+                lambda v: v is None or number_in(0.0, 1.0)[0](v),
+                "expected null or a number in [0.0, 1.0)",
+            ),
+            "provide_features": (lambda v: isinstance(v, bool), "expected true or false"),
         }
-        for key, (low, high) in ints.items():
-            v = value[key]
-            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-                raise InvalidConfigException(
-                    f"{name}: {key}={v!r}; expected an int in [{low}, {high}]."
-                )
-        fractions = {
-            "warmup_ratio": (0.0, 1.0),
-            "validation_fraction": (0.0, 0.5),
-            "out_of_scope_quantile": (0.0, 1.0),
-            "label_smoothing": (0.0, 1.0),
-            "dropout": (0.0, 1.0),
-            "weight_decay": (0.0, 1.0),
-            "learning_rate": (0.0, 1.0),
-            "head_learning_rate": (0.0, 1.0),
-        }
-        for key, (low, high) in fractions.items():
-            v = value[key]
-            if key == "head_learning_rate" and v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v < high:
-                raise InvalidConfigException(
-                    f"{name}: {key}={v!r}; expected a number in [{low}, {high})."
-                )
-        buckets = value["buckets"]
-        if not buckets or not all(isinstance(b, int) and b > 0 for b in buckets):
-            raise InvalidConfigException(
-                f"{name}: buckets={buckets!r}; expected a list of positive ints."
-            )
-        if not isinstance(value["provide_features"], bool):
-            raise InvalidConfigException(f"{name}: provide_features must be true or false.")
 
     def __init__(
         self,
@@ -220,15 +174,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         background_logit: float | None = None,
     ) -> None:
         """Use `create` / `load`; they verify the encoder assets before building this."""
-        self.validate_config(config)
-        super().__init__(execution_context.node_name, config)
-        self._model_storage = model_storage
-        self._resource = resource
-        self._manifest = manifest
-        self._model_dir = resolve_model_path(config["model_path"])
-        prefix = config["prefix"]
-        self.prefix: str = manifest.get("prefix", "") if prefix is None else str(prefix)
-        self.runtime: EncoderRuntime = self._load_runtime()
+        super().__init__(config, model_storage, resource, execution_context, manifest)
         self.labels: list[str] = list(labels or [])
         self.temperature = float(temperature)
         # The constant out-of-scope logit (None = plain softmax); see the module docstring.
@@ -237,10 +183,6 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         self.encoder = self._new_encoder()
         if weights is not None:
             self.encoder.set_weights(weights)
-
-    def _load_runtime(self) -> EncoderRuntime:
-        """Loads (or reuses) the shared encoder; tests patch this to count loads."""
-        return get_runtime(self._model_dir, device=self._config["device"])
 
     def _new_encoder(self) -> FineTunedEncoder:
         return FineTunedEncoder(
@@ -251,19 +193,6 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
             seed=self._config["seed"],
         )
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> TransformerIntentClassifier:
-        """Creates an untrained classifier (encoder assets verified against their manifest)."""
-        cls.validate_config(config)
-        manifest = verify_folder(resolve_model_path(config["model_path"]))
-        return cls(config, model_storage, resource, execution_context, manifest)
-
     # ------------------------------------------------------------------ training
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -273,9 +202,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         self.encoder = self._new_encoder()
         if len(self.labels) < 2:
             logger.warning(
-                "%s: %d intent(s) in the training data; nothing to classify, only features.",
-                self.__class__.__name__,
-                len(self.labels),
+                Warnings.W001.format(component=self.__class__.__name__, count=len(self.labels))
             )
             self.persist()
             return self._resource
@@ -337,8 +264,7 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / WEIGHTS_FILE, **self.encoder.get_weights())
             payload = {
-                "model_name": self._manifest.get("name"),
-                "fingerprint": self._manifest["fingerprint"],
+                **self._asset_record(),
                 "prefix": self.prefix,
                 "labels": self.labels,
                 "temperature": self.temperature,
@@ -347,67 +273,32 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
                 "num_layers": self.encoder.num_layers,
                 "hidden_size": self.encoder.hidden_size,
                 "metrics": self.metrics,
-                "config": {k: v for k, v in self._config.items() if k != "alias"},
+                "config": self._stored_config(),
             }
             (directory / METADATA_FILE).write_text(json.dumps(payload, indent=2), "utf-8")
 
     @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> TransformerIntentClassifier:
-        """Loads a trained classifier; the encoder assets must be the ones it was trained on.
+    def _read_stored(cls, directory: Path) -> dict[str, Any]:
+        meta = read_json(directory / METADATA_FILE)
+        with np.load(directory / WEIGHTS_FILE) as npz:
+            meta["weights"] = {name: npz[name] for name in npz.files}
+        return meta
 
-        Raises:
-            ComponentStorageError: the model storage entry is missing, unreadable or does not
-                fit the configured encoder.
-            EncoderAssetsMissing / EncoderAssetsMismatch: the asset folder is missing, altered,
-                or holds another encoder than the one used in training.
-        """
-        cls.validate_config(config)
-        try:
-            with model_storage.read_from(resource) as directory:
-                meta = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-                with np.load(directory / WEIGHTS_FILE) as npz:
-                    weights = {name: npz[name] for name in npz.files}
-        except (ValueError, OSError, KeyError) as e:
-            raise ComponentStorageError(
-                Errors.E008.format(component=cls.__name__, detail=str(e))
-            ) from e
-        folder = resolve_model_path(config["model_path"])
-        manifest = verify_folder(folder)
-        if manifest["fingerprint"] != meta.get("fingerprint"):
-            raise EncoderAssetsMismatch(
-                Errors.E003.format(
-                    expected=meta.get("model_name"),
-                    expected_hash=str(meta.get("fingerprint"))[:16],
-                    path=folder,
-                    found=manifest.get("name"),
-                    found_hash=manifest["fingerprint"][:16],
-                )
-            )
+    @classmethod
+    def _stored_state(
+        cls, config: dict[str, Any], stored: dict[str, Any], execution_context: ExecutionContext
+    ) -> State:
+        """What was trained: labels, weights, calibration (the assets checked by the base)."""
+        config, state = super()._stored_state(config, stored, execution_context)
         # The trained layer count wins over a config edited after training.
-        config = {**config, "trainable_layers": int(meta["trainable_layers"])}
-        try:
-            return cls(
-                config,
-                model_storage,
-                resource,
-                execution_context,
-                manifest,
-                labels=meta["labels"],
-                weights=weights,
-                temperature=meta["temperature"],
-                background_logit=meta.get("background_logit"),
-            )
-        except (ValueError, KeyError) as e:
-            raise ComponentStorageError(
-                Errors.E008.format(component=cls.__name__, detail=f"weights do not fit: {e}")
-            ) from e
+        config = {**config, "trainable_layers": int(stored["trainable_layers"])}
+        state.update(
+            labels=stored["labels"],
+            weights=stored["weights"],
+            temperature=stored["temperature"],
+            background_logit=stored.get("background_logit"),
+        )
+        return config, state
 
     # ------------------------------------------------------------------ inference
 
@@ -415,20 +306,10 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         cfg = self._config
         return self.encoder.predict(texts, cfg["max_length"], 64, cfg["buckets"])
 
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Adds fine-tuned features to every dense-featurizable attribute (if enabled)."""
-        if self._config["provide_features"]:
-            for attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
-                self._run(training_data.training_examples, attribute, classify=False)
-        return training_data
-
-    def process(self, messages: list[Message]) -> list[Message]:
-        """Sets `intent` / `intent_ranking` on user messages, and features if enabled."""
-        for attribute in _PROCESS_ATTRIBUTES:
-            self._run(messages, attribute, classify=attribute == TEXT)
-        return messages
-
-    def _run(self, messages: Iterable[Message], attribute: str, classify: bool) -> None:
+    def _process_attribute(
+        self, messages: Iterable[Message], attribute: str, classify: bool
+    ) -> None:
+        """Sets `intent` / `intent_ranking` where `classify`, and adds features if enabled."""
         features = self._config["provide_features"]
         # A message whose intent is already a name (story / e2e lookups) keeps it.
         classify = classify and len(self.labels) > 0
@@ -443,21 +324,12 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         ]
         if not todo:
             return
-        predictions = self._predict([self.prefix + m.get(attribute) for m in todo])
-        shift = len(self.prefix)
+        predictions = self._predict(self._prefixed(todo, attribute))
         for message, prediction in zip(todo, predictions, strict=True):
             if classify and not isinstance(message.get(INTENT), str):
                 self._set_intent(message, prediction.logits)
-            tokens = message.get(TOKENS_NAMES[attribute])
-            if features and tokens:
-                spans = [(t.start + shift, t.end + shift) for t in tokens]
-                sequence = pool_pieces_to_tokens(prediction.hidden, prediction.piece_offsets, spans)
-                self.add_features_to_message(
-                    sequence=sequence.astype(np.float32),
-                    sentence=prediction.sentence[None, :].astype(np.float32),
-                    attribute=attribute,
-                    message=message,
-                )
+            if features and message.get(TOKENS_NAMES[attribute]):
+                self._add_pooled_features(message, attribute, prediction)
 
     def confidences(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated intent confidences for `[..., num_labels]` logits (see the docstring)."""
@@ -473,31 +345,6 @@ class TransformerIntentClassifier(DenseFeaturizer, IntentClassifier, GraphCompon
         ]
         message.set(INTENT, ranking[0], add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
-
-
-def calibrated_confidences(
-    logits: np.ndarray, temperature: float, background: float | None
-) -> np.ndarray:
-    """Softmax of `logits / temperature` beside the out-of-scope logit `background` (None = none).
-
-    With a background logit the confidences add up to less than 1; the rest is out-of-scope.
-    """
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    if background is None:
-        return softmax(scaled)
-    return np.exp(scaled - np.logaddexp(background, logsumexp(scaled)))
-
-
-def background_logit(scaled_logits: np.ndarray, quantile: float) -> float | None:
-    """The out-of-scope logit: `quantile` of the held-out messages' log-sum-exp evidence.
-
-    Args:
-        scaled_logits: `[n, num_labels]` held-out in-scope logits, divided by the temperature.
-        quantile: in (0, 1); 0 (or no held-out rows) = no out-of-scope logit.
-    """
-    if quantile <= 0 or len(scaled_logits) == 0:
-        return None
-    return float(np.quantile(logsumexp(scaled_logits), quantile))
 
 
 def stratified_split(

@@ -3,9 +3,8 @@
 `TFBertModel` runs each Dense layer as Tensordot (reshape, MatMul, reshape, BiasAdd) and,
 under a Keras mixed-precision policy, casts every weight to the compute dtype on every call
 and runs bias, GELU, LayerNorm and residual additions as separate element-wise ops. On a
-2-core CPU that is most of the time: a profile of 64 x 16 pieces in bfloat16 put the AMX
-matrix products at about a quarter of the forward pass and weight casts and element-wise ops
-at the rest.
+small CPU that is most of the time: profiled in bfloat16, the matrix products are the smaller
+part of the forward pass, weight casts and element-wise ops the larger.
 
 `FastBert` runs the same computation from the same weights, arranged for the hardware:
 
@@ -18,10 +17,10 @@ at the rest.
   of the arithmetic) run on the real pieces of the batch only, their row count rounded up so
   that oneDNN sees few distinct shapes.
 
-Measured on this project's 2-core CPU (1,000 CLINC150 messages, bfloat16, batch 64): 590 msg/s,
-against 298 through `TFBertModel` (662 at batch 128). The embeddings layer
-of the loaded `TFBertModel` is reused as is (a lookup is cheap). In float32 the output
-matches `TFBertModel` to round-off; in bfloat16 to a cosine above 0.9999. Tests check both.
+Its throughput against `TFBertModel` is measured by `bench/encoder_bench.py` (figures in
+docs/BENCHMARKS.md). The embeddings layer of the loaded `TFBertModel` is reused as is (a lookup
+is cheap). In float32 the output matches `TFBertModel` to round-off; in bfloat16 to a cosine
+above 0.9999. Tests check both.
 """
 
 from __future__ import annotations

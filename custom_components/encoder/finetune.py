@@ -102,49 +102,6 @@ def length_batches(
     return batches
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The softmax temperature minimising the negative log-likelihood on held-out data."""
-    if len(labels) == 0:
-        return 1.0
-    best_t, best_nll = 1.0, math.inf
-    for t in np.exp(np.linspace(np.log(0.2), np.log(10.0), 121)):
-        nll = float(-log_softmax(logits / t)[np.arange(len(labels)), labels].mean())
-        if nll < best_nll:
-            best_t, best_nll = float(t), nll
-    return best_t
-
-
-def logsumexp(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-sum-exp (kept dims), numerically stable."""
-    top = logits.max(axis=-1, keepdims=True)
-    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax, numerically stable."""
-    return logits - logsumexp(logits)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    return np.exp(log_softmax(logits))
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-1 confidence: bin-weighted |accuracy - confidence| gap."""
-    if len(labels) == 0:
-        return 0.0
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        in_bin = (confidence > lo) & (confidence <= hi)
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
-
-
 def _call_layers(layers, hidden, mask, training: bool = False):
     """Runs BERT layers with the padding mask (a static helper autograph can convert)."""
     import tensorflow as tf

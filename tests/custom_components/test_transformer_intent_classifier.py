@@ -252,7 +252,7 @@ def test_out_of_scope_logit_takes_mass_from_weak_evidence(trained):
 
 
 def test_background_logit_is_the_held_out_evidence_quantile():
-    from custom_components.transformer_intent_classifier import background_logit
+    from custom_components.encoder.calibration import background_logit
 
     logits = np.log(np.array([[1.0, 1.0], [2.0, 2.0], [4.0, 4.0], [8.0, 8.0], [16.0, 16.0]]))
     evidence = np.log([2.0, 4.0, 8.0, 16.0, 32.0])
