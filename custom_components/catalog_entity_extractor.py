@@ -59,20 +59,18 @@ from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.exceptions import InvalidConfigException, YamlException
-from rasa.shared.nlu.constants import (
-    ENTITY_ATTRIBUTE_CONFIDENCE,
-    ENTITY_ATTRIBUTE_END,
-    ENTITY_ATTRIBUTE_START,
-    ENTITY_ATTRIBUTE_TYPE,
-    ENTITY_ATTRIBUTE_VALUE,
-    EXTRACTOR,
-    TEXT,
-)
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from custom_components.component import State, TrainedComponent, add_entities, read_json
-from custom_components.config import Rule
+from custom_components.component import (
+    State,
+    TrainedComponent,
+    add_entities,
+    entity_at,
+    read_json,
+)
+from custom_components.config import Rule, a_path
 from custom_components.errors import KefuComponentError
 from custom_components.messages import Errors, Warnings
 from custom_components.mixed_script_tokenizer import split_words
@@ -185,10 +183,7 @@ class CatalogEntityExtractor(TrainedComponent, GraphComponent, EntityExtractorMi
     def config_rules(cls) -> dict[str, Rule]:
         """Value checks, in order (unknown keys are rejected too)."""
         return {
-            "catalog_path": (
-                lambda v: isinstance(v, str) and v,
-                "expected the path of the lookup file",
-            ),
+            "catalog_path": a_path("expected the path of the lookup file"),
             "entity_types": (
                 lambda v: isinstance(v, list) and v and all(isinstance(t, str) and t for t in v),
                 "expected a non-empty list of entity names",
@@ -294,14 +289,7 @@ class CatalogEntityExtractor(TrainedComponent, GraphComponent, EntityExtractorMi
             j, (entity, value) = best
             entities.append(
                 self.add_processor_name(
-                    {
-                        ENTITY_ATTRIBUTE_TYPE: entity,
-                        ENTITY_ATTRIBUTE_VALUE: value,
-                        ENTITY_ATTRIBUTE_START: spans[i][1],
-                        ENTITY_ATTRIBUTE_END: spans[j][2],
-                        ENTITY_ATTRIBUTE_CONFIDENCE: 1.0,
-                        EXTRACTOR: self.name,
-                    }
+                    entity_at(entity, value, spans[i][1], spans[j][2], 1.0, self.name)
                 )
             )
             i = j + 1

@@ -157,18 +157,25 @@ def add_entities(message: Message, entities: list[dict[str, Any]]) -> None:
     message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
 
 
+def entity_at(
+    entity: str, value: str, start: int, end: int, confidence: float, extractor: str
+) -> dict[str, Any]:
+    """An entity in Rasa's format: `text[start:end]` is `value` of type `entity`."""
+    return {
+        ENTITY_ATTRIBUTE_TYPE: entity,
+        ENTITY_ATTRIBUTE_VALUE: value,
+        ENTITY_ATTRIBUTE_START: start,
+        ENTITY_ATTRIBUTE_END: end,
+        ENTITY_ATTRIBUTE_CONFIDENCE: confidence,
+        EXTRACTOR: extractor,
+    }
+
+
 def whole_text_entity(
     entity: str, value: str, text: str, confidence: float, extractor: str
 ) -> dict[str, Any]:
     """An entity spanning the whole message text (language, sentiment)."""
-    return {
-        ENTITY_ATTRIBUTE_TYPE: entity,
-        ENTITY_ATTRIBUTE_VALUE: value,
-        ENTITY_ATTRIBUTE_START: 0,
-        ENTITY_ATTRIBUTE_END: len(text),
-        ENTITY_ATTRIBUTE_CONFIDENCE: confidence,
-        EXTRACTOR: extractor,
-    }
+    return entity_at(entity, value, 0, len(text), confidence, extractor)
 
 
 def read_json(path: Path) -> Any:

@@ -88,6 +88,11 @@ def number_in(low: float, high: float) -> Rule:
     ), f"expected a number in [{low}, {high})"
 
 
+def a_path(expected: str) -> Rule:
+    """A non-empty string (a path; whether it exists is checked where it is read)."""
+    return (lambda value: isinstance(value, str) and bool(value)), expected
+
+
 # A non-empty list of positive ints (padding buckets).
 POSITIVE_INTS: Rule = (
     lambda value: bool(value) and all(is_int(v) and v > 0 for v in value),

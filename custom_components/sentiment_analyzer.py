@@ -63,7 +63,7 @@ from custom_components.component import (
     read_json,
     whole_text_entity,
 )
-from custom_components.config import Rule
+from custom_components.config import Rule, a_path
 from custom_components.errors import KefuComponentError
 from custom_components.messages import Errors
 
@@ -175,9 +175,8 @@ class SentimentAnalyzer(TrainedComponent, GraphComponent, EntityExtractorMixin):
     def config_rules(cls) -> dict[str, Rule]:
         """Value checks, in order (unknown keys are rejected too)."""
         return {
-            "training_data_path": (
-                lambda v: isinstance(v, str) and v,
-                "expected the path of a folder of <language>.yml files (or of one file)",
+            "training_data_path": a_path(
+                "expected the path of a folder of <language>.yml files (or of one file)"
             ),
             "char_ngram_range": (
                 lambda v: (
