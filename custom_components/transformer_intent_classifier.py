@@ -24,7 +24,8 @@ its confidence is low and Rasa's `FallbackClassifier` (unchanged) sets `nlu_fall
 set on the held-out in-scope examples: the `out_of_scope_quantile` quantile of their
 log-sum-exp, so a message with less evidence than all but that share of real in-scope messages
 keeps at most half of its confidence. The ranking's confidences then add up to less than 1;
-the rest is the out-of-scope mass.
+the rest is the out-of-scope mass. The maths is in `custom_components.encoder.calibration`; what
+the classifier shares with `TransformerFeaturizer` is in `custom_components.encoder.component`.
 """
 
 from __future__ import annotations
