@@ -1,0 +1,143 @@
+"""A conversation's events → its facts (analytics.facts), on the recorded conversations."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from analytics.events import check_event
+from analytics.facts import (
+    ConversationFacts,
+    conversation_facts,
+    mask_order_number,
+    order_key,
+    parse_rating,
+)
+from tests.analytics.conftest import NOW, ORDER_SECRET
+
+
+@pytest.fixture(scope="module")
+def facts(recorded_lines) -> dict[str, ConversationFacts]:
+    events = defaultdict(list)
+    for line in recorded_lines:
+        checked = check_event(line, now=NOW)
+        events[checked.sender_id].append(checked.data)
+    return {
+        sender: conversation_facts(sender, evs, order_secret=ORDER_SECRET)
+        for sender, evs in events.items()
+    }
+
+
+def users(facts: ConversationFacts):
+    return [t for t in facts.turns if t.kind == "user"]
+
+
+def test_tracking_with_verification_and_a_rating(facts):
+    f = facts["rest-en-track"]
+    assert (f.language, f.user_messages, f.flows, f.csat) == ("en", 4, ["tracking"], 5)
+    assert [(t.flow, t.outcome) for t in f.tasks] == [("tracking", "completed")]
+    assert f.contained and f.resolved and not f.handoff
+    assert f.order_numbers == ["KF-****23"]
+    assert f.order_keys == [order_key("KF-100023", ORDER_SECRET)]
+    rating_turn = users(f)[-1]
+    # The survey button skips NLU: no sentiment, so no score (not a calm 0).
+    assert (rating_turn.rating, rating_turn.frustration, rating_turn.language) == (5, None, "en")
+    form_turns = [t for t in f.turns if t.action == "order_status_form"]
+    assert [t.form_event for t in form_turns] == ["started", "completed"]
+
+
+def test_the_fallback_is_counted_once_and_the_clarified_copy_is_no_turn(facts):
+    f = facts["rest-en-fallback"]
+    turns = users(f)
+    assert [t.intent for t in turns] == ["nlu_fallback", "out_of_scope", "order_status", "stop"]
+    first = turns[0]
+    # Under its nearest intent; the customer's next own request was the same intent reworded.
+    assert (first.fallback, first.nearest_intent, first.rephrased) == (True, "order_status", True)
+    assert f.fallbacks == 1
+    assert [(t.flow, t.outcome) for t in f.tasks] == [("tracking", "abandoned")]
+    assert f.contained and not f.resolved
+
+
+def test_a_refused_return_then_asking_for_a_person(facts):
+    f = facts["web-en-return"]
+    assert [(t.flow, t.outcome, t.outcome_code) for t in f.tasks] == [
+        ("return", "stopped", "not_eligible:window_expired")
+    ]
+    assert (f.handoff, f.handoff_reason, f.agent, f.agent_wait_s) == (True, "asked", "anna", 95.0)
+    assert not f.contained
+    # The request the bot failed at is the return, not the email or the request for a person.
+    assert [t.intent for t in users(f) if t.followed_by_handoff] == ["return_item"]
+    handoff = next(t for t in f.turns if t.action == "action_handoff")
+    assert (handoff.outcome, handoff.handoff_reason) == ("handoff", "asked")
+
+
+def test_an_accepted_offer_after_a_complaint_is_a_complaint_handoff(facts):
+    f = facts["web-zh-complaint"]
+    assert (f.language, f.handoff_reason, f.agent, f.agent_wait_s) == (
+        "zh",
+        "complaint",
+        "李娜",
+        240.0,
+    )
+    assert (f.frustration_max, f.frustration_last) == (0.86, 0.7)
+    assert [t.agent for t in f.turns if t.kind == "agent"] == ["李娜"]
+
+
+def test_a_form_that_gives_up_is_stopped_and_the_declined_offer_keeps_it_contained(facts):
+    f = facts["rest-zh-verify"]
+    assert [(t.flow, t.outcome) for t in f.tasks] == [("tracking", "stopped")]
+    assert f.contained and not f.resolved and not f.handoff
+    # Three emails are answers to the form's question, not rephrases.
+    assert not any(t.rephrased for t in users(f))
+
+
+def test_two_faqs_are_two_questions_not_a_rephrase(facts):
+    f = facts["rest-en-faq"]
+    assert [(t.flow, t.outcome) for t in f.tasks] == [("faq", "completed")] * 2
+    assert not any(t.rephrased for t in users(f))
+
+
+def test_cancel_and_stock_flows(facts):
+    cancel, stock = facts["rest-zh-cancel"], facts["rest-zh-stock"]
+    assert (cancel.flows, cancel.csat, cancel.order_numbers) == (["cancel"], 4, ["KF-****31"])
+    assert [(t.flow, t.outcome) for t in stock.tasks] == [
+        ("stock", "completed"),
+        ("faq", "completed"),
+    ]
+
+
+def test_a_failed_submit_action_fails_its_task():
+    events = [
+        {"event": "user", "timestamp": 1.0, "parse_data": {"intent": {"name": "cancel_order"}}},
+        {"event": "action", "timestamp": 2.0, "name": "cancel_form"},
+        {"event": "active_loop", "timestamp": 2.1, "name": "cancel_form"},
+        {"event": "active_loop", "timestamp": 2.2, "name": None},
+        {"event": "action", "timestamp": 3.0, "name": "action_cancel_order"},
+        {
+            "event": "bot",
+            "timestamp": 3.1,
+            "metadata": {"utter_action": "utter_error_order_not_cancellable"},
+        },
+    ]
+    f = conversation_facts("s", events)
+    assert [(t.flow, t.outcome, t.outcome_code) for t in f.tasks] == [
+        ("cancel", "failed", "error:order_not_cancellable")
+    ]
+    assert not f.resolved
+
+
+@pytest.mark.parametrize(
+    "value, masked",
+    [("KF-100023", "KF-****23"), ("kf100023", "KF-****23"), ("#KF-100023", None), ("x", None)],
+)
+def test_order_numbers_are_stored_masked(value, masked):
+    assert mask_order_number(value) == masked
+
+
+@pytest.mark.parametrize(
+    "value, rating",
+    [("5", 5), (4, 4), ("５", 5), (["3"], 3), ("6", None), (None, None), (True, None)],
+)
+def test_ratings(value, rating):
+    assert parse_rating(value) == rating
