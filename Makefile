@@ -110,3 +110,10 @@ retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) 
 
 clean: ## Remove trained models, results and local databases (keeps .venv and the encoder cache)
 	rm -rf models results var .rasa
+
+.PHONY: analytics-report
+ANALYTICS_SINCE ?= 7d
+analytics-report: install ## Read new events from the tracker store and write var/analytics/report.{json,html} (ANALYTICS_SINCE=7d)
+	$(PY) -m analytics upgrade
+	$(PY) -m analytics consume --from-tracker-store --endpoints $${KEFU_ENDPOINTS:-endpoints.yml} --once
+	$(PY) -m analytics report --since $(ANALYTICS_SINCE) --out var/analytics

@@ -26,6 +26,11 @@ VERSION_TABLE = "analytics_alembic_version"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Autogenerate sees only the analytics tables (the commerce tables share the database)."""
+    return type_ != "table" or name.startswith("analytics_")
+
+
 def database_url() -> str:
     """``$KEFU_ANALYTICS_DATABASE_URL``, else the commerce database's URL."""
     return os.environ.get(ANALYTICS_DATABASE_URL_ENV, "").strip() or commerce_database_url()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from analytics.db import VERSION_TABLE, database_url
+from analytics.db import VERSION_TABLE, database_url, include_object
 from analytics.models import Base
 from commerce.db import make_engine
 
@@ -16,16 +16,11 @@ def _url() -> str:
     return config.attributes.get("url") or database_url()
 
 
-def _include(obj, name, type_, reflected, compare_to) -> bool:
-    # The commerce tables share the database: autogenerate must not offer to drop them.
-    return type_ != "table" or name.startswith("analytics_")
-
-
 def _configure(**kwargs) -> None:
     context.configure(
         target_metadata=target_metadata,
         version_table=VERSION_TABLE,
-        include_object=_include,
+        include_object=include_object,
         render_as_batch=True,
         **kwargs,
     )
