@@ -26,7 +26,6 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.exceptions import InvalidConfigException
 
 from contract import (
     FRUSTRATION_WINDOW,
@@ -34,7 +33,7 @@ from contract import (
     STRONG_FRUSTRATION,
     frustration_of,
 )
-from custom_components.config import reject_unknown_keys
+from custom_components.config import check_values, int_at_least, is_int, reject_unknown_keys
 
 
 @DefaultV1Recipe.register(
@@ -78,15 +77,16 @@ class FrustrationPolicy(Policy):
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
         reject_unknown_keys(cls.__name__, config, cls.get_default_config())
-        if not 0.0 < float(config["threshold"]) <= 1.0:
-            raise InvalidConfigException(
-                f"FrustrationPolicy: 'threshold' must be in (0, 1], got {config['threshold']!r}."
-            )
-        if not 1 <= int(config["min_strong_messages"]) <= int(config["window"]):
-            raise InvalidConfigException(
-                "FrustrationPolicy: need 1 <= 'min_strong_messages' <= 'window', got "
-                f"{config['min_strong_messages']!r} and {config['window']!r}."
-            )
+        window = config["window"]
+        rules = {
+            "threshold": ((lambda v: 0.0 < float(v) <= 1.0), "expected a number in (0, 1]"),
+            "window": int_at_least(1),
+            "min_strong_messages": (
+                (lambda v: is_int(v) and 1 <= v <= int(window)),
+                "expected an int in [1, window]",
+            ),
+        }
+        check_values(cls.__name__, config, rules)
 
     def train(
         self,

@@ -126,3 +126,11 @@ def test_window_and_threshold_are_configurable(tmp_path, domain):
 def test_invalid_config_is_refused(tmp_path, config):
     with pytest.raises(InvalidConfigException):
         make_policy(tmp_path, config)
+
+
+@pytest.mark.parametrize(
+    "config", [{"threshold": "high"}, {"window": 0}, {"min_strong_messages": True}]
+)
+def test_a_bad_value_gets_the_coded_config_error(tmp_path, config):
+    with pytest.raises(InvalidConfigException, match="E101"):
+        make_policy(tmp_path, config)
