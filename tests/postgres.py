@@ -32,3 +32,20 @@ def admin_engine(**kwargs) -> tuple[Engine, str]:
             last_error = e
             engine.dispose()
     pytest.skip(f"PostgreSQL not reachable at {PG_HOST}/test as {PG_USERS}: {last_error}")
+
+
+def ensure_database(name: str) -> str:
+    """Create the database ``name`` unless it exists; the URL (psycopg2 dialect) to reach it.
+
+    Skips the calling test with the reason when no server answers."""
+    admin, user = admin_engine(isolation_level="AUTOCOMMIT")  # CREATE DATABASE needs no txn
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return pg_url(user, name)

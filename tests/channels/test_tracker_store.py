@@ -38,6 +38,7 @@ from channels.tracker_store import (
 from commerce.privacy import seal, unseal
 from tests.helpers import ROOT
 from tests.helpers.network import service_reachable
+from tests.postgres import ensure_database
 
 EMAIL = "anna.lee@example.com"
 PHONE = "+1 415 555 0101"
@@ -362,18 +363,8 @@ async def test_rasa_run_loads_the_masking_store_and_its_fallback_publishes_maske
 async def test_deleting_conversations_on_postgresql(tmp_path, domain, monkeypatch):
     if not service_reachable("127.0.0.1", 5432):
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432; start it to run this test")
-    import psycopg2
-
     database = "kefu_test_privacy"
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    try:
-        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-            if cursor.fetchone() is None:
-                cursor.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        conn.close()
+    ensure_database(database)
     monkeypatch.setenv("KEFU_TRACKER_DB_URL", f"postgresql://postgres@127.0.0.1:5432/{database}")
     path = tmp_path / "endpoints.yml"
     path.write_text(

@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.helpers.network import require_service
+from tests.postgres import ensure_database
 
 pytestmark = [pytest.mark.services, pytest.mark.integration]
 
@@ -26,17 +27,7 @@ def production_env():
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("Redis", "127.0.0.1", 6379)
     require_service("RabbitMQ", "127.0.0.1", 5672)
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    try:
-        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TRACKER_DB,))
-            if cursor.fetchone() is None:
-                cursor.execute(f'CREATE DATABASE "{TRACKER_DB}"')
-    finally:
-        conn.close()
+    ensure_database(TRACKER_DB)
     env = {
         "KEFU_ACTION_URL": "http://127.0.0.1:5055/webhook",
         "KEFU_ACTION_TOKEN": "test-token",
