@@ -19,21 +19,11 @@ from channels.identity import (
     strip_reserved,
     trusted_proxies,
 )
-from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
-from commerce.db import reset_shared_session_factory
+from commerce.config import TOKEN_SECRET_ENV
 from commerce.services.identity import check_identity_claim, issue_customer_token
+from tests.helpers.channels import SECRET
 
-SECRET = "test-secret-for-customer-tokens-of-32-bytes-or-more"
 ALICE = 1  # docs/SEED.md
-
-
-@pytest.fixture
-def customers(seeded_db_file, monkeypatch):
-    monkeypatch.setenv(DATABASE_URL_ENV, f"sqlite:///{seeded_db_file}")
-    monkeypatch.setenv(TOKEN_SECRET_ENV, SECRET)
-    reset_shared_session_factory()
-    yield
-    reset_shared_session_factory()
 
 
 async def test_a_signed_token_names_the_customer_and_its_expiry(customers):

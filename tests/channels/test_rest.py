@@ -13,11 +13,9 @@ from sanic import Sanic
 from channels.identity import parse_trusted_proxies
 from channels.limits import MessageLimits
 from channels.rest import KefuRestInput, RequestRejected, parse_rest_payload, sender_signature
-from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
-from commerce.db import reset_shared_session_factory
 from commerce.services.identity import check_identity_claim, issue_customer_token
+from tests.helpers.channels import SECRET
 
-SECRET = "test-secret-for-customer-tokens-of-32-bytes-or-more"
 ALICE = 1  # docs/SEED.md
 
 
@@ -121,15 +119,6 @@ class Recorder:
     async def __call__(self, message) -> None:
         self.messages.append(message)
         await message.output_channel.send_text_message(message.sender_id, "ok")
-
-
-@pytest.fixture
-def customers(seeded_db_file, monkeypatch):
-    monkeypatch.setenv(DATABASE_URL_ENV, f"sqlite:///{seeded_db_file}")
-    monkeypatch.setenv(TOKEN_SECRET_ENV, SECRET)
-    reset_shared_session_factory()
-    yield
-    reset_shared_session_factory()
 
 
 def serve(channel: KefuRestInput):
