@@ -9,6 +9,8 @@ consume --from-tracker-store [--endpoints endpoints.yml] [--once] [--max-seconds
     ``--once`` stops when nothing is left; otherwise it polls until ``--max-seconds``.
 consume --from-rabbitmq [--endpoints deploy/endpoints.production.yml] --max-seconds N
     Consume the pika broker's queue (``event_broker.queues[0]``; ``KEFU_RABBITMQ_*``).
+consume --from-jsonl FILE
+    Replay broker bodies saved one per line (e.g. tests/analytics/conversations.jsonl).
 report [--since 7d] [--until ISO] --out DIR
     Write ``DIR/report.json`` and ``DIR/report.html`` for conversations started in the window.
 
@@ -34,6 +36,7 @@ from analytics.sources import (
     DEFAULT_BATCH,
     DEFAULT_SETTLE_S,
     amqp_url,
+    consume_jsonl,
     consume_rabbitmq,
     consume_tracker_store,
 )
@@ -99,6 +102,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
             )
         )
+    elif args.from_jsonl:
+        stats = consume_jsonl(store, Path(args.from_jsonl), batch_size=args.batch_size)
     else:
         from channels.tracker_store import tracker_store_engine
 
@@ -152,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     where = consume.add_mutually_exclusive_group(required=True)
     where.add_argument("--from-tracker-store", action="store_true")
     where.add_argument("--from-rabbitmq", action="store_true")
+    where.add_argument("--from-jsonl", metavar="FILE", help="broker bodies, one per line")
     consume.add_argument("--endpoints", help="endpoints file (default depends on the source)")
     consume.add_argument("--once", action="store_true", help="stop when nothing is left")
     consume.add_argument("--max-seconds", type=float, help="stop after this long")

@@ -7,6 +7,8 @@ high-water mark, oldest first, a batch at a time; the mark moves in the batch's 
 Rows younger than ``settle_s`` wait for the next read: on PostgreSQL two Rasa instances can
 commit their ids out of order, and a mark moved past an id not yet committed would skip it.
 
+**A file** of broker bodies, one per line: replayed in batches (a recording, a queue export).
+
 **RabbitMQ** (``deploy/endpoints.production.yml``'s pika broker and queue): messages are taken
 in batches (``prefetch`` = batch size) and acknowledged only after their batch committed; a
 crash leaves them unacknowledged, RabbitMQ redelivers them, and the duplicates are recognised
@@ -21,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -135,6 +138,20 @@ def consume_tracker_store(
     return stats
 
 
+def consume_jsonl(
+    store: FactsStore, path: Path, *, batch_size: int = DEFAULT_BATCH
+) -> ConsumeStats:
+    """Replay broker bodies saved one per line (a recording, an export of a queue)."""
+    stats = ConsumeStats()
+    source = f"jsonl:{path.name}"
+    with path.open(encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    for start in range(0, len(lines), batch_size):
+        chunk = lines[start : start + batch_size]
+        stats.add(store.ingest(source, [(line, None) for line in chunk]))
+    return stats
+
+
 # --- RabbitMQ ----------------------------------------------------------------------------------
 
 
@@ -158,11 +175,16 @@ async def drain(
     *,
     batch_size: int = DEFAULT_BATCH,
     max_seconds: float,
-    idle_flush_s: float = IDLE_FLUSH_S,
 ) -> ConsumeStats:
     """Ingest messages (``.body``, ``await .ack()``, ``await .nack(requeue=True)``) in batches
-    for at most ``max_seconds``; each batch is acknowledged after it committed, or returned to
-    the queue when the commit failed (and the error raised)."""
+    for at most ``max_seconds``.
+
+    ``messages`` raises :class:`asyncio.TimeoutError` when it has been idle for a while (an
+    aio-pika queue iterator made with ``timeout=``): the partial batch is written then, and the
+    deadline checked. (Cancelling an aio-pika iterator's ``__anext__`` would close it, so the
+    wait is never wrapped in ``asyncio.wait_for`` here.) Each batch is acknowledged after it
+    committed, or returned to the queue when the commit failed (and the error raised).
+    """
     stats = ConsumeStats()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
@@ -183,14 +205,9 @@ async def drain(
         stats.add(result)
         batch.clear()
 
-    while True:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            break
+    while loop.time() < deadline:
         try:
-            message = await asyncio.wait_for(
-                messages.__anext__(), timeout=min(idle_flush_s, remaining)
-            )
+            message = await messages.__anext__()
         except asyncio.TimeoutError:
             await flush()
             continue
@@ -220,13 +237,9 @@ async def consume_rabbitmq(
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=batch_size)
         declared = await channel.declare_queue(queue, durable=True)
-        async with declared.iterator() as messages:
+        async with declared.iterator(timeout=IDLE_FLUSH_S) as messages:
             return await drain(
-                store,
-                f"rabbitmq:{queue}",
-                messages,
-                batch_size=batch_size,
-                max_seconds=max_seconds,
+                store, f"rabbitmq:{queue}", messages, batch_size=batch_size, max_seconds=max_seconds
             )
     finally:
         await connection.close()

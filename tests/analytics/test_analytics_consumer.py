@@ -219,6 +219,38 @@ def test_rabbitmq_batches_are_acked_after_they_committed(
     assert [kind for kind, _ in log] == ["ack"] * len(bodies)
 
 
+class IdleQueue:
+    """Messages in bursts; between them the queue is idle (``asyncio.TimeoutError``, as an
+    aio-pika iterator made with ``timeout=`` raises)."""
+
+    def __init__(self, bursts, log) -> None:
+        self.script = [m for burst in bursts for m in [*burst, None]]
+        self.log = log
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if not self.script:
+            await asyncio.sleep(0.01)
+            raise asyncio.TimeoutError
+        body = self.script.pop(0)
+        if body is None:
+            raise asyncio.TimeoutError
+        return FakeMessage(body, self.log)
+
+
+def test_an_idle_queue_writes_the_partial_batch_and_the_run_ends_on_time(
+    facts_store, recorded_lines
+):
+    log: list = []
+    bodies = [line.encode() for line in recorded_lines]
+    queue = IdleQueue([bodies[:30], bodies[30:45]], log)
+    stats = asyncio.run(drain(facts_store, "rabbitmq:q", queue, batch_size=100, max_seconds=0.5))
+    assert (stats.batches, stats.accepted) == (2, 45)  # two partial batches, then idle
+    assert len(log) == 45
+
+
 def test_a_failed_rabbitmq_batch_goes_back_to_the_queue(facts_store, recorded_lines, monkeypatch):
     log: list = []
 

@@ -34,7 +34,7 @@ import pytest
 from analytics.__main__ import main
 from analytics.metrics import Window, report_data
 from analytics.report import parse_since, render_html, write_report
-from tests.analytics.conftest import BASE, NOW, broker_items
+from tests.analytics.conftest import BASE, NOW, RECORDING, broker_items
 
 WEEK = Window(NOW - 7 * 86_400, NOW)
 CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
@@ -173,6 +173,17 @@ def test_the_command_line_from_tracker_store_to_report(tmp_path, tracker_store_e
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["containment"]["conversations"] == 8
     assert data["agent_wait"]["median_s"] == 167.5
+
+
+def test_the_command_line_replays_a_recording(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    assert main(["upgrade", "--database-url", url]) == 0
+    replay = ["consume", "--from-jsonl", str(RECORDING), "--batch-size", "100"]
+    assert main([*replay, "--database-url", url]) == 0
+    assert main([*replay, "--database-url", url]) == 0
+    first, second = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert json.loads(first)["accepted"] == 262
+    assert json.loads(second) == {**json.loads(first), "accepted": 0, "duplicates": 262}
 
 
 def test_rabbitmq_needs_a_bound(capsys):
