@@ -9,7 +9,6 @@ RASA   := $(VENV)/bin/rasa
 STAMP  := $(VENV)/.kefu-installed
 MODEL  := models/kefu.tar.gz
 export PYTHONPATH := $(CURDIR)
-export KEFU_HOME := $(CURDIR)
 # Rasa telemetry and model hubs are never contacted: everything runs offline.
 export RASA_TELEMETRY_ENABLED := false
 export HF_HUB_OFFLINE := 1
