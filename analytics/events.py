@@ -10,15 +10,19 @@ The store's row and the broker's body of one event are equal once ``sender_id`` 
 so two different events of one conversation never have the same content. A redelivered body, a
 re-read row or the same event from both sources therefore gets the same :func:`event_key`.
 
-Kept, not copied: message texts, button payloads and channel metadata are dropped
-(:func:`reduce_event`); analytics needs intents, scores, names and slot values, not words.
+Kept, not copied (:func:`reduce_event`): message texts, button payloads and channel metadata
+are dropped; slot and entity values are kept only where analytics reads them (language, rating,
+the form's state), and an order number only as ``{"masked": "KF-****23", "key": <keyed hash>}``
+— the key joins the contacts about one order without the number being stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +37,50 @@ class MalformedEvent(AnalyticsError, ValueError):
 
 #: The latest a timestamp may lie in the future (clock skew between hosts), in seconds.
 MAX_FUTURE_S = 24 * 3600
-#: Slot values stored sealed by the tracker store are of no use here.
-SEALED_PREFIX = "sealed:"
 MASK = "***"
 #: Bot metadata worth keeping: the response's name, the agent who wrote it.
 BOT_METADATA_KEYS = ("utter_action", "kefu_agent")
 #: How many ranked intents a user event keeps (the runner-up names a fallback's nearest intent).
 RANKING_KEPT = 3
+ORDER_NUMBER = "order_number"
+#: Slots whose values analytics reads; any other slot keeps its name only.
+SLOT_VALUES_KEPT = frozenset(
+    {"language", "rating", "form_stopped", "human_offered", "requested_slot"}
+)
+#: Entities whose values analytics reads (order numbers are kept masked and keyed).
+ENTITY_VALUES_KEPT = frozenset({"rating"})
+#: Entities the NLU components put on every message; their values are in the parse data.
+ENTITIES_DROPPED = frozenset({"language", "sentiment"})
+
+_ORDER_DIGITS = re.compile(r"^(?:KF)?[\s\-_]*([0-9]{6,12})$", re.IGNORECASE)
+
+
+def mask_order_number(value: Any) -> str | None:
+    """``KF-100023`` → ``KF-****23``; None when ``value`` is no order number."""
+    match = _ORDER_DIGITS.match(str(value).strip()) if value is not None else None
+    if not match:
+        return None
+    digits = match.group(1)
+    return f"KF-{'*' * (len(digits) - 2)}{digits[-2:]}"
+
+
+def order_key(value: Any, secret: str) -> str | None:
+    """Keyed hash (16 hex) of an order number: joins conversations about one order, unreadable."""
+    match = _ORDER_DIGITS.match(str(value).strip()) if value is not None else None
+    if not match:
+        return None
+    digest = hmac.new(secret.encode(), f"order\n{match.group(1)}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:16]
+
+
+def order_refs(value: Any, secret: str) -> list[dict[str, str]]:
+    """The masked form and key of each order number in ``value`` (a number or a list)."""
+    refs = []
+    for item in value if isinstance(value, list) else [value]:
+        masked, key = mask_order_number(item), order_key(item, secret)
+        if masked and key:
+            refs.append({"masked": masked, "key": key})
+    return refs
 
 
 @dataclass(frozen=True)
@@ -72,7 +113,7 @@ def event_key(sender_id: str, event: dict[str, Any]) -> str:
 
 
 def check_event(
-    raw: Any, sender_id: str | None = None, *, now: float | None = None
+    raw: Any, sender_id: str | None = None, *, now: float | None = None, order_secret: str = ""
 ) -> CheckedEvent:
     """Check one event and reduce it.
 
@@ -80,6 +121,7 @@ def check_event(
         raw: the event dict, or its JSON text (a broker body, a tracker store ``data`` column).
         sender_id: the conversation when it is not inside the event (tracker store rows).
         now: the current time; timestamps more than a day after it are refused.
+        order_secret: key of the order-number hashes (``commerce.config.hash_secret()``).
 
     Raises:
         MalformedEvent: not a JSON object, no conversation, no event type, a timestamp that is
@@ -110,7 +152,7 @@ def check_event(
         key=event_key(sender, raw),
         timestamp=timestamp,
         type_name=type_name,
-        data=reduce_event(raw),
+        data=reduce_event(raw, order_secret),
     )
 
 
@@ -131,14 +173,26 @@ def _check_shape(type_name: str, raw: dict[str, Any]) -> None:
             raise MalformedEvent("bot event: metadata must be an object")
 
 
-def _slot_value(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(SEALED_PREFIX):
-        return MASK
-    return value
+def _entity(entity: dict[str, Any], secret: str) -> dict[str, Any]:
+    name = entity.get("entity")
+    if name == ORDER_NUMBER:
+        return {"entity": name, "value": order_refs(entity.get("value"), secret)}
+    if name in ENTITY_VALUES_KEPT:
+        return {"entity": name, "value": entity.get("value")}
+    return {"entity": name}
 
 
-def reduce_event(raw: dict[str, Any]) -> dict[str, Any]:
-    """What analytics keeps of an event: no texts, no payloads, no channel metadata."""
+def _slot_value(name: Any, value: Any, secret: str) -> Any:
+    if value is None or name in SLOT_VALUES_KEPT:
+        return value
+    if name == ORDER_NUMBER:
+        return order_refs(value, secret)
+    return MASK
+
+
+def reduce_event(raw: dict[str, Any], order_secret: str = "") -> dict[str, Any]:
+    """What analytics keeps of an event: no texts, no payloads, no channel metadata, only the
+    values it reads (order numbers masked and keyed with ``order_secret``)."""
     type_name = raw.get("event")
     kept: dict[str, Any] = {"event": type_name, "timestamp": raw.get("timestamp")}
     if type_name == "user":
@@ -154,9 +208,9 @@ def reduce_event(raw: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(r, dict)
             ],
             "entities": [
-                {"entity": e.get("entity"), "value": e.get("value")}
+                _entity(e, order_secret)
                 for e in parse_data.get("entities") or []
-                if isinstance(e, dict) and e.get("entity") not in ("language", "sentiment")
+                if isinstance(e, dict) and e.get("entity") not in ENTITIES_DROPPED
             ],
             "language": parse_data.get("language"),
             "sentiment": parse_data.get("sentiment"),
@@ -169,7 +223,7 @@ def reduce_event(raw: dict[str, Any]) -> dict[str, Any]:
             kept[key] = raw.get(key)
     elif type_name == "slot":
         kept["name"] = raw.get("name")
-        kept["value"] = _slot_value(raw.get("value"))
+        kept["value"] = _slot_value(raw.get("name"), raw.get("value"), order_secret)
     elif type_name == "active_loop":
         kept["name"] = raw.get("name")
     return kept

@@ -29,14 +29,12 @@ to a person offered by a complaint, the frustration policy, a form that gave up,
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from analytics.events import order_refs
 from contract import frustration_of
 
 FALLBACK_INTENT = "nlu_fallback"
@@ -125,27 +123,6 @@ TASK_FAILED = "failed"
 TASK_STOPPED = "stopped"
 TASK_ABANDONED = "abandoned"
 TASK_OPEN = "open"
-
-_ORDER_DIGITS = re.compile(r"^(?:KF)?[\s\-_#]*([0-9]{6,12})$", re.IGNORECASE)
-
-
-def mask_order_number(value: Any) -> str | None:
-    """``KF-100023`` → ``KF-****23``; None when ``value`` is no order number."""
-    match = _ORDER_DIGITS.match(str(value).strip()) if value is not None else None
-    if not match:
-        return None
-    digits = match.group(1)
-    return f"KF-{'*' * (len(digits) - 2)}{digits[-2:]}"
-
-
-def order_key(value: Any, secret: str) -> str | None:
-    """Keyed hash (16 hex) of an order number: joins conversations about one order, unreadable."""
-    match = _ORDER_DIGITS.match(str(value).strip()) if value is not None else None
-    if not match:
-        return None
-    return hmac.new(
-        secret.encode(), f"order\n{match.group(1)}".encode(), hashlib.sha256
-    ).hexdigest()[:16]
 
 
 def parse_rating(value: Any) -> int | None:
@@ -272,10 +249,13 @@ class _Reader:
             self.flows.append(flow)
 
     def note_order(self, value: Any) -> None:
-        for item in value if isinstance(value, list) else [value]:
-            masked, key = mask_order_number(item), order_key(item, self.order_secret)
-            if masked and key:
-                self.orders.setdefault(key, masked)
+        # Reduced events hold ``{"masked", "key"}`` refs; a raw event the number itself.
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(i, dict) for i in items):
+            items = order_refs(value, self.order_secret)
+        for ref in items:
+            if ref.get("masked") and ref.get("key"):
+                self.orders.setdefault(str(ref["key"]), str(ref["masked"]))
 
     def end_form(self, outcome: str, ts: float) -> None:
         task = self.form_task

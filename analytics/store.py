@@ -95,7 +95,7 @@ class FactsStore:
         checked: list[CheckedEvent] = []
         for raw, sender_id in items:
             try:
-                checked.append(check_event(raw, sender_id, now=now))
+                checked.append(check_event(raw, sender_id, now=now, order_secret=self.order_secret))
             except MalformedEvent as e:
                 result.skipped += 1
                 logger.warning("analytics: skipped a malformed event from %s: %s", source, e)

@@ -35,6 +35,10 @@ def test_replaying_the_recording_twice_gives_the_same_facts(
     )
     assert snapshot(analytics_engine) == after_first
     assert len(after_first["analytics_conversations"]) == 9
+    # No order number, email, phone or message text is copied into the analytics tables.
+    stored = json.dumps(after_first, ensure_ascii=False)
+    for clear in ("KF-100", "example.com", "13800138000", "where is my", "快递太慢"):
+        assert clear not in stored
 
 
 def test_redelivered_batches_in_any_split_give_the_same_facts(

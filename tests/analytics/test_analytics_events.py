@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from analytics.events import MalformedEvent, check_event, event_key, reduce_event
+from analytics.events import (
+    MalformedEvent,
+    check_event,
+    event_key,
+    mask_order_number,
+    order_key,
+    reduce_event,
+)
 from tests.analytics.conftest import NOW
 
 USER = {
@@ -43,19 +50,43 @@ def test_the_same_content_in_another_conversation_is_another_event():
     assert event_key("rest-1", USER) != event_key("rest-2", USER)
 
 
-def test_the_reduced_event_keeps_no_text_and_no_channel_metadata():
-    reduced = reduce_event(USER)
+def test_the_reduced_event_keeps_no_text_no_channel_metadata_and_no_order_number():
+    reduced = reduce_event(USER, "secret")
     dumped = json.dumps(reduced)
     assert "where is" not in dumped and "example.com" not in dumped
-    assert "kefu_identity" not in dumped
+    assert "kefu_identity" not in dumped and "100023" not in dumped
     assert reduced["parse_data"]["intent"] == {"name": "order_status", "confidence": 0.9}
-    assert reduced["parse_data"]["entities"] == [{"entity": "order_number", "value": "KF-100023"}]
+    refs = [{"masked": "KF-****23", "key": order_key("KF-100023", "secret")}]
+    assert reduced["parse_data"]["entities"] == [{"entity": "order_number", "value": refs}]
     assert len(reduced["parse_data"]["intent_ranking"]) == 3
 
 
-def test_a_sealed_slot_value_is_not_kept():
-    slot = {"event": "slot", "timestamp": NOW, "name": "verify_contact", "value": "sealed:v1:x"}
-    assert reduce_event(slot)["value"] == "***"
+@pytest.mark.parametrize(
+    "name, value, kept",
+    [
+        ("verify_contact", "sealed:v1:x", "***"),
+        ("verified_customer_id", 3, "***"),
+        ("product", "Classic Tee", "***"),
+        ("verify_contact", None, None),
+        ("rating", "5", "5"),
+        ("form_stopped", True, True),
+        ("language", "zh", "zh"),
+        (
+            "order_number",
+            "KF-100023",
+            [{"masked": "KF-****23", "key": order_key("KF-100023", "s")}],
+        ),
+    ],
+)
+def test_only_the_slot_values_analytics_reads_are_kept(name, value, kept):
+    slot = {"event": "slot", "timestamp": NOW, "name": name, "value": value}
+    assert reduce_event(slot, "s")["value"] == kept
+
+
+def test_order_keys_join_one_order_and_depend_on_the_secret():
+    assert order_key("KF-100023", "a") == order_key("kf100023", "a") != order_key("KF-100023", "b")
+    assert order_key("KF-100024", "a") != order_key("KF-100023", "a")
+    assert mask_order_number("KF-100023") == "KF-****23"
 
 
 @pytest.mark.parametrize(

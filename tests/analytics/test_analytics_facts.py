@@ -6,14 +6,8 @@ from collections import defaultdict
 
 import pytest
 
-from analytics.events import check_event
-from analytics.facts import (
-    ConversationFacts,
-    conversation_facts,
-    mask_order_number,
-    order_key,
-    parse_rating,
-)
+from analytics.events import check_event, mask_order_number, order_key
+from analytics.facts import ConversationFacts, conversation_facts, parse_rating
 from tests.analytics.conftest import NOW, ORDER_SECRET
 
 
@@ -21,7 +15,7 @@ from tests.analytics.conftest import NOW, ORDER_SECRET
 def facts(recorded_lines) -> dict[str, ConversationFacts]:
     events = defaultdict(list)
     for line in recorded_lines:
-        checked = check_event(line, now=NOW)
+        checked = check_event(line, now=NOW, order_secret=ORDER_SECRET)
         events[checked.sender_id].append(checked.data)
     return {
         sender: conversation_facts(sender, evs, order_secret=ORDER_SECRET)
