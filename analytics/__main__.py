@@ -155,8 +155,14 @@ def parser() -> argparse.ArgumentParser:
         "consume", parents=[common], help="read Rasa's events into the facts tables"
     )
     where = consume.add_mutually_exclusive_group(required=True)
-    where.add_argument("--from-tracker-store", action="store_true")
-    where.add_argument("--from-rabbitmq", action="store_true")
+    where.add_argument(
+        "--from-tracker-store", action="store_true", help="the SQL tracker store (endpoints.yml)"
+    )
+    where.add_argument(
+        "--from-rabbitmq",
+        action="store_true",
+        help="the pika broker's queue (deploy/endpoints.production.yml); needs --max-seconds",
+    )
     where.add_argument("--from-jsonl", metavar="FILE", help="broker bodies, one per line")
     consume.add_argument("--endpoints", help="endpoints file (default depends on the source)")
     consume.add_argument("--once", action="store_true", help="stop when nothing is left")
