@@ -2,7 +2,8 @@
 
 channels ─▶ Rasa; actions ─▶ commerce; everyone ─▶ contract.py. The NLU components
 (custom_components) are Rasa's plugins: nothing else imports them. The commerce backend knows
-nothing of Rasa, the actions or the channels. contract.py imports nothing of the project.
+nothing of Rasa, the actions or the channels. Analytics reads Rasa's events, never the action
+server's internals. contract.py imports nothing of the project.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ import pytest
 
 from tests.helpers import ROOT
 
-PROJECT = ("actions", "channels", "commerce", "custom_components", "contract", "bench", "scripts")
+PROJECT = (
+    "actions",
+    "analytics",
+    "channels",
+    "commerce",
+    "custom_components",
+    "contract",
+    "bench",
+    "scripts",
+)
 RASA = ("rasa", "rasa_sdk")
 FORBIDDEN = {
     "channels": ("custom_components",),
     "actions": ("custom_components", "channels"),
-    "commerce": ("custom_components", "actions", "channels", *RASA, "sanic"),
+    "commerce": ("custom_components", "actions", "analytics", "channels", *RASA, "sanic"),
+    "analytics": ("custom_components", "actions"),
     "contract": (*PROJECT, *RASA, "sqlalchemy", "sanic"),
 }
 
