@@ -1,7 +1,7 @@
 """Trains the Rasa model only when what it is trained from has changed.
 
-The fingerprint covers config.yml, domain/, data/, the custom components and the pinned
-requirements; it is stored next to the model. `make train` calls this, so `make run` on an
+The fingerprint covers config.yml, domain/, data/, the custom components, contract.py (which
+they read) and the pinned requirements; it is stored next to the model. `make train` calls this, so `make run` on an
 unchanged checkout starts in seconds.
 """
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INPUTS = ["config.yml", "domain", "data", "custom_components", "requirements.lock"]
+INPUTS = ["config.yml", "domain", "data", "custom_components", "contract.py", "requirements.lock"]
 
 
 def fingerprint(root: Path = ROOT, inputs: list[str] = INPUTS) -> str:
