@@ -74,6 +74,7 @@ NOT_CARRIED = frozenset(
         "restock_email",
         "cancel_confirmed",
         "failed_validations",
+        "form_stopped",
         "human_offered",
         "requested_slot",
         "session_started_metadata",

@@ -325,6 +325,7 @@ async def test_new_session_forgets_who_the_customer_was(dispatcher):
             "verify_code": "123456",
             "verify_code_sent": {"customer_id": 1},
             "new_address": "sealed:v1:def",
+            "form_stopped": True,
         }
     )
     domain = {"session_config": {"carry_over_slots_to_new_session": True}}
