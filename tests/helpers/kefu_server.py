@@ -22,6 +22,24 @@ from tests.helpers.network import free_port
 MODEL = ROOT / os.environ.get("KEFU_TEST_MODEL", "models/kefu.tar.gz")
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children first), read from Linux's /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        found.append(child)
+        queue.extend(children.get(child, []))
+    return found
+
+
 class KefuProcess:
     """scripts/serve.py in a subprocess, on free ports, with its own tracker database."""
 
@@ -97,14 +115,23 @@ event_broker:
         pytest.fail(f"Kefu did not start in {timeout}s:\n{self.output.read_text()}")
 
     def stop(self) -> int:
-        """Ctrl-C, as a user would; returns serve.py's exit code."""
+        """Ctrl-C, as a user would; returns serve.py's exit code.
+
+        serve.py starts Rasa and the action server in sessions of their own, so killing it
+        alone would orphan them: whatever of its process tree outlives it is killed too.
+        """
         assert self.process is not None
+        tree = descendants(self.process.pid)
         self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout=60)
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+                self.process.wait()
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def post(self, data: bytes, path: str = "/webhooks/rest/webhook") -> tuple[int, object]:
         request = urllib.request.Request(
