@@ -1,4 +1,4 @@
-"""Command line: ``python -m analytics {upgrade,consume,report}``.
+"""Command line: ``python -m analytics {upgrade,consume,report,export-misses}``.
 
 upgrade
     Create or migrate the analytics tables (own version table ``analytics_alembic_version``)
@@ -13,6 +13,9 @@ consume --from-jsonl FILE
     Replay broker bodies saved one per line (e.g. tests/analytics/conversations.jsonl).
 report [--since 7d] [--until ISO] --out DIR
     Write ``DIR/report.json`` and ``DIR/report.html`` for conversations started in the window.
+export-misses [--since 7d] [--until ISO] [--endpoints endpoints.yml] --out FILE.yml
+    Write the messages that fell to a fallback, were rephrased or ended in a handoff, grouped
+    by nearest intent, as a Rasa NLU YAML draft (texts from the tracker store, masked).
 
 Every command takes ``--database-url`` to override the analytics database.
 """
@@ -138,6 +141,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_misses(args: argparse.Namespace) -> int:
+    from analytics.metrics import Window
+    from analytics.misses import export_misses
+    from analytics.report import parse_since
+    from channels.tracker_store import tracker_store_engine
+
+    now = time.time()
+    until = parse_since(args.until, now) if args.until else now
+    since = parse_since(args.since, until)
+    endpoints = args.endpoints or DEFAULT_ENDPOINTS
+    tracker = tracker_store_engine(endpoints, base_dir=Path.cwd())
+    if tracker is None:
+        print(f"{endpoints}: no SQL tracker store with events: no texts to export", file=sys.stderr)
+        return 1
+    header = (
+        "Draft NLU examples from production (python -m analytics export-misses "
+        f"--since {args.since}): review before adding them to data/nlu/."
+    )
+    try:
+        text, stats = export_misses(
+            db.engine(args.database_url), tracker, Window(since, until), header
+        )
+    finally:
+        tracker.dispose()
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(json.dumps({**stats, "out": str(args.out)}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -181,6 +213,15 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--until", help="an ISO date (default: now)")
     report.add_argument("--out", required=True, help="directory for report.json / report.html")
     report.set_defaults(func=cmd_report)
+
+    misses = sub.add_parser(
+        "export-misses", parents=[common], help="write missed messages as an NLU YAML draft"
+    )
+    misses.add_argument("--since", default="7d", help="7d, 12h, 30m or an ISO date")
+    misses.add_argument("--until", help="an ISO date (default: now)")
+    misses.add_argument("--endpoints", help="endpoints file of the tracker store (endpoints.yml)")
+    misses.add_argument("--out", required=True, help="the YAML file to write")
+    misses.set_defaults(func=cmd_export_misses)
     return p
 
 
