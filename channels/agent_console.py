@@ -12,7 +12,14 @@ is the account's, whatever the request says (an ``X-Kefu-Agent`` header is ignor
 - ``POST api/handoffs/<id>/reply`` ``{"text": …}`` — the reply goes into the tracker and, live,
   into the customer's web chat; only the agent the handoff is assigned to may reply;
 - ``POST api/handoffs/<id>/handback`` — (the assignee only) the handoff is closed, its ticket
-  resolved, the bot is resumed and the customer is told they are back with Kefu.
+  resolved, the bot is resumed and the customer is told they are back with Kefu;
+- ``GET  api/dashboard?since=7d[&until=ISO]`` — the service numbers of the conversations started
+  in the window (:func:`analytics.report.build`: the report's queries); 503
+  ``analytics_unavailable`` when the analytics tables are absent or their database is down.
+
+``GET /webhooks/agent/metrics`` needs no agent: it is the operators' Prometheus endpoint
+(:mod:`analytics.prometheus`), behind ``Authorization: Bearer $KEFU_METRICS_TOKEN`` when that
+variable is set.
 
 Claims, replies, hand-backs and refused attempts go to the agent audit log
 (:mod:`commerce.services.agents`); failed logins are recorded and throttled per client (429).
@@ -24,7 +31,9 @@ only when the conversation proved it (order + email/phone, or a signed token).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -83,9 +92,19 @@ class AgentConsole:
         proxies: trusted proxy networks; ``KEFU_TRUSTED_PROXIES`` by default.
     """
 
-    def __init__(self, session_factory=None, proxies=None) -> None:
+    def __init__(self, session_factory=None, proxies=None, analytics_url=None) -> None:
         self._session_factory = session_factory
         self.proxies = tuple(proxies) if proxies is not None else trusted_proxies()
+        self._analytics_url = analytics_url
+        self._analytics_engine = None
+
+    def analytics_engine(self):
+        """The analytics database (``analytics.db`` conventions), made on first use."""
+        if self._analytics_engine is None:
+            from analytics import db
+
+            self._analytics_engine = db.engine(self._analytics_url)
+        return self._analytics_engine
 
     def client(self, request: Request) -> str | None:
         """The client's address (the peer, or what a trusted proxy says it forwarded)."""
@@ -209,6 +228,11 @@ class AgentConsole:
             return await self.page(request)
 
         console.add_route(page, "/", methods=["GET"])
+
+        async def metrics(request: Request) -> HTTPResponse:
+            return await self.metrics(request)
+
+        console.add_route(metrics, "/metrics", methods=["GET"])
         routes: list[tuple[Handler, str, str]] = [
             (self.me, "/api/me", "GET"),
             (self.queue, "/api/queue", "GET"),
@@ -216,6 +240,7 @@ class AgentConsole:
             (self.claim, "/api/handoffs/<handoff_id:int>/claim", "POST"),
             (self.reply, "/api/handoffs/<handoff_id:int>/reply", "POST"),
             (self.handback, "/api/handoffs/<handoff_id:int>/handback", "POST"),
+            (self.dashboard, "/api/dashboard", "GET"),
         ]
         for handler, uri, method in routes:
             console.add_route(self.api(handler), uri, methods=[method])
@@ -329,6 +354,46 @@ class AgentConsole:
             after=(ActionExecuted(ACTION_LISTEN_NAME),),
         )
         return {"handoff": _handoff_json(closed)}
+
+    # ---- service numbers (analytics) -----------------------------------------------------
+
+    async def dashboard(self, request: Request, account: AgentAccount) -> dict[str, Any]:
+        import sqlalchemy as sa
+
+        from analytics.report import build, parse_since
+
+        now = time.time()
+        try:
+            until_arg = request.args.get("until")
+            until = parse_since(until_arg, now) if until_arg else now
+            since = parse_since(request.args.get("since") or "7d", until)
+        except ValueError as e:
+            raise RequestRejected(400, "bad_window", str(e)) from e
+        try:
+            data = await asyncio.to_thread(build, self.analytics_engine(), since, until)
+        except sa.exc.SQLAlchemyError as e:
+            logger.warning("dashboard: analytics unavailable (%s)", type(e).__name__)
+            raise RequestRejected(
+                503,
+                "analytics_unavailable",
+                "The service numbers are unavailable: the analytics tables are missing or their "
+                "database is down (an operator runs python -m analytics upgrade / consume).",
+            ) from e
+        return {"agent": account.name, **data}
+
+    async def metrics(self, request: Request) -> HTTPResponse:
+        """Prometheus text exposition; ``$KEFU_METRICS_TOKEN`` as a bearer token when set."""
+        from analytics.prometheus import CONTENT_TYPE, exposition, metrics_token
+
+        token = metrics_token()
+        if token and not hmac.compare_digest(_bearer(request).encode(), token.encode()):
+            return _json({"error": "unauthorised", "message": "Send the metrics token."}, 401)
+        try:
+            body = await asyncio.to_thread(exposition, self.analytics_engine())
+        except Exception:
+            logger.exception("/metrics failed")
+            return _json({"error": "unavailable", "message": "Try again shortly."}, 503)
+        return response.raw(body, content_type=CONTENT_TYPE)
 
 
 class _Throttled(Exception):

@@ -268,3 +268,124 @@ async def test_the_old_shared_token_opens_nothing(app, tokens, monkeypatch):
     monkeypatch.setenv("KEFU_AGENT_TOKEN", "one-token-for-everyone")
     status, error, _ = await call(app, "GET", "/queue", "one-token-for-everyone")
     assert (status, error["error"]) == (401, "unauthorised")
+
+
+# ---- the dashboard tab and the operators' /metrics (analytics) -----------------------------
+
+#: The recording's window (tests/analytics/test_analytics_report.py counts it by hand).
+WINDOW = "since=7d&until=2026-01-02"
+
+
+@pytest.fixture(scope="module")
+def analytics_url(tmp_path_factory) -> str:
+    """An analytics database holding tests/analytics/conversations.jsonl."""
+    from analytics import db
+    from analytics.store import FactsStore
+    from tests.analytics.conftest import NOW, ORDER_SECRET, RECORDING, broker_items
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('analytics') / 'analytics.db'}"
+    db.upgrade(url)
+    engine = db.engine(url)
+    store = FactsStore(engine, order_secret=ORDER_SECRET, clock=lambda: NOW)
+    store.ingest("broker", broker_items(RECORDING.read_text(encoding="utf-8").splitlines()))
+    engine.dispose()
+    return url
+
+
+def analytics_app(factory, url: str) -> Sanic:
+    app = Sanic(f"console_{uuid.uuid4().hex[:8]}")
+    app.blueprint(AgentConsole(factory, analytics_url=url).blueprint(), url_prefix=PREFIX)
+    return app
+
+
+async def test_the_dashboard_shows_the_hand_counted_numbers(factory, tokens, analytics_url):
+    app = analytics_app(factory, analytics_url)
+    status, data, _ = await call(app, "GET", f"/dashboard?{WINDOW}", tokens["Anna"])
+    assert status == 200 and data["agent"] == "Anna"
+    assert data["containment"] == {
+        "conversations": 8,
+        "contained": 6,
+        "rate": 0.75,
+        "resolved": 4,
+        "resolved_rate": 0.5,
+    }
+    assert (data["handoffs"]["handoffs"], data["handoffs"]["rate"]) == (2, 0.25)
+    assert data["fallbacks"] == {"user_messages": 31, "fallbacks": 1, "rate": round(1 / 31, 4)}
+    assert (data["csat"]["mean"], data["agent_wait"]["median_s"]) == (4.5, 167.5)
+    assert data["tasks"]["tracking"]["rate"] == 0.3333
+    assert data["languages"]["zh"]["agent_wait"]["median_s"] == 240.0
+    assert [row["intent"] for row in data["intents_needing_data"]] == [
+        "complaint",
+        "return_item",
+        "order_status",
+    ]
+
+
+async def test_the_dashboard_needs_an_agent_and_a_valid_window(factory, tokens, analytics_url):
+    app = analytics_app(factory, analytics_url)
+    status, error, _ = await call(app, "GET", f"/dashboard?{WINDOW}", None)
+    assert (status, error["error"]) == (401, "unauthorised")
+    status, error, _ = await call(app, "GET", "/dashboard?since=last+week", tokens["Anna"])
+    assert (status, error["error"]) == (400, "bad_window")
+
+
+async def test_without_analytics_tables_the_dashboard_says_so(factory, tokens, tmp_path):
+    app = analytics_app(factory, f"sqlite:///{tmp_path / 'empty.db'}")
+    status, error, _ = await call(app, "GET", f"/dashboard?{WINDOW}", tokens["Anna"])
+    assert (status, error["error"]) == (503, "analytics_unavailable")
+    assert "python -m analytics upgrade" in error["message"]
+
+
+def scrape(app, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    _, reply = app.test_client.get(PREFIX + "/metrics", headers=headers)
+    return reply
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_are_the_analytics_numbers_in_prometheus_text(factory, analytics_url, monkeypatch):
+    from tests.analytics.conftest import NOW
+
+    monkeypatch.setattr("time.time", lambda: NOW)  # the recording's day is the last 24 h
+    monkeypatch.delenv("KEFU_METRICS_TOKEN", raising=False)
+    reply = scrape(analytics_app(factory, analytics_url))
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
+    values = samples(reply.text)
+    assert values[("kefu_analytics_up", ())] == 1
+    assert values[("kefu_analytics_window_seconds", ())] == 86_400
+    assert values[("kefu_conversations", (("language", "all"),))] == 8
+    assert values[("kefu_containment_ratio", (("language", "all"),))] == 0.75
+    assert values[("kefu_handoff_ratio", (("language", "all"),))] == 0.25
+    assert values[("kefu_fallback_ratio", (("language", "all"),))] == round(1 / 31, 4)
+    assert values[("kefu_fallback_ratio", (("language", "zh"),))] == 0
+    assert values[("kefu_csat_mean", (("language", "en"),))] == 5.0
+    assert values[("kefu_csat_mean", (("language", "zh"),))] == 4.0
+    assert values[("kefu_agent_wait_median_seconds", (("language", "all"),))] == 167.5
+    assert values[("kefu_handoffs", (("language", "all"), ("reason", "complaint")))] == 1
+    assert values[("kefu_task_completion_ratio", (("flow", "tracking"),))] == 0.3333
+
+
+def test_metrics_need_the_token_when_one_is_set(factory, analytics_url, monkeypatch):
+    monkeypatch.setenv("KEFU_METRICS_TOKEN", "scrape-secret")
+    app = analytics_app(factory, analytics_url)
+    assert scrape(app).status == 401
+    assert scrape(app, "wrong").status == 401
+    assert scrape(app, "scrape-secret").status == 200
+
+
+def test_metrics_without_analytics_tables_report_down(factory, tmp_path, monkeypatch):
+    monkeypatch.delenv("KEFU_METRICS_TOKEN", raising=False)
+    reply = scrape(analytics_app(factory, f"sqlite:///{tmp_path / 'empty.db'}"))
+    assert reply.status == 200
+    values = samples(reply.text)
+    assert values[("kefu_analytics_up", ())] == 0
+    assert not any(name == "kefu_conversations" for name, _ in values)
