@@ -1,4 +1,4 @@
-"""Command line: ``python -m analytics {upgrade,consume,report,export-misses}``.
+"""Command line: ``python -m analytics {upgrade,consume,report,export-misses,simulate,risk-*}``.
 
 upgrade
     Create or migrate the analytics tables (own version table ``analytics_alembic_version``)
@@ -16,8 +16,18 @@ report [--since 7d] [--until ISO] --out DIR
 export-misses [--since 7d] [--until ISO] [--endpoints endpoints.yml] --out FILE.yml
     Write the messages that fell to a fallback, were rephrased or ended in a handoff, grouped
     by nearest intent, as a Rasa NLU YAML draft (texts from the tracker store, masked).
+simulate --conversations N --seed S --out FILE.jsonl
+    Write simulated, labelled conversations (broker bodies; labels in FILE.labels.jsonl).
+risk-eval [--conversations 2000] [--seed 7] [--out var/analytics/risk_eval.json]
+    Complaint-risk model vs a sentiment-only baseline on simulated data (ROC-AUC, precision
+    at the top 10 %); prints a table, writes JSON.
+risk-train [--out var/analytics/risk.joblib]
+    Train the complaint-risk model on simulated conversations and save it.
+risk-outreach [--commerce-url URL] [--min-contacts 1]
+    Late orders (past their estimated delivery) customers already asked about, as JSON.
 
-Every command takes ``--database-url`` to override the analytics database.
+Every command but simulate / risk-eval / risk-train takes ``--database-url`` to override the
+analytics database.
 """
 
 from __future__ import annotations
@@ -222,6 +232,10 @@ def parser() -> argparse.ArgumentParser:
     misses.add_argument("--endpoints", help="endpoints file of the tracker store (endpoints.yml)")
     misses.add_argument("--out", required=True, help="the YAML file to write")
     misses.set_defaults(func=cmd_export_misses)
+
+    from analytics import risk  # simulate, risk-eval, risk-train, risk-outreach
+
+    risk.add_commands(sub, common)
     return p
 
 
