@@ -389,3 +389,75 @@ def test_metrics_without_analytics_tables_report_down(factory, tmp_path, monkeyp
     values = samples(reply.text)
     assert values[("kefu_analytics_up", ())] == 0
     assert not any(name == "kefu_conversations" for name, _ in values)
+
+
+@pytest.mark.browser
+def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path):
+    """The page's Dashboard tab renders the route's answer (cards and tables) and, when the
+    analytics tables are absent, says so. The API answers are the real routes' answers,
+    served to the browser by Playwright."""
+    import json
+    import os
+    from pathlib import Path
+
+    chromium_path = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
+    if not chromium_path.exists():
+        pytest.skip(f"{chromium_path} is missing: run `make browser` (Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    headers = {"Authorization": f"Bearer {tokens['Anna']}"}
+    path = PREFIX + f"/api/dashboard?{WINDOW}"
+    _, good = analytics_app(factory, analytics_url).test_client.get(path, headers=headers)
+    _, down = analytics_app(factory, f"sqlite:///{tmp_path / 'empty.db'}").test_client.get(
+        path, headers=headers
+    )
+    assert (good.status, down.status) == (200, 503)
+    static = ROOT / "channels" / "static"
+    answers = {"dashboard": (good.status, good.text)}
+
+    def serve(route):
+        url = route.request.url.split("?")[0].replace("http://kefu.test", "")
+        if url == PREFIX + "/":
+            return route.fulfill(path=str(static / "agent" / "index.html"))
+        if url.startswith("/webhooks/webchat/static/"):
+            return route.fulfill(path=str(static / url.removeprefix("/webhooks/webchat/static/")))
+        api = {
+            "/me": (200, json.dumps({"agent": "Anna", "agent_id": 1})),
+            "/queue": (200, json.dumps({"agent": "Anna", "waiting": [], "assigned": []})),
+            "/dashboard": answers["dashboard"],
+        }
+        status, body = api.get(url.removeprefix(PREFIX + "/api"), (404, "{}"))
+        return route.fulfill(status=status, body=body, content_type="application/json")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium_path), args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("http://kefu.test/**", serve)
+            page.goto(f"http://kefu.test{PREFIX}/")
+            assert page.locator("#tabs").is_hidden()
+            page.fill("#agent-token", "a-token")
+            page.click("#login button[type=submit]")
+            page.click("#tab-dashboard")
+            page.wait_for_selector("#dash-cards .card")
+            assert page.locator("#panel-conversations").is_hidden()
+            cards = page.inner_text("#dash-cards")
+            assert "75.0%" in cards and "Containment" in cards and "168 s" in cards
+            assert "4.50" in cards and "3.2%" in cards  # CSAT mean, 1 fallback of 31
+            assert "return_item" in page.inner_text("#dash-intents")
+            assert "中文 (zh)" in page.inner_text("#dash-languages")
+            assert "tracking" in page.inner_text("#dash-tasks")
+            assert "complaint" in page.inner_text("#dash-reasons")
+            if os.environ.get("KEFU_DASHBOARD_SCREENSHOT"):
+                page.screenshot(path=os.environ["KEFU_DASHBOARD_SCREENSHOT"], full_page=True)
+
+            answers["dashboard"] = (down.status, down.text)
+            page.click("#dash-form button[type=submit]")
+            page.wait_for_selector("#dash-body", state="hidden")
+            assert "unavailable" in page.inner_text("#dash-status")
+            page.click("#tab-conversations")
+            assert page.locator("#panel-conversations").is_visible()
+        finally:
+            browser.close()

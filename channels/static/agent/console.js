@@ -1,6 +1,7 @@
 // Kefu agent console: polls the handoff queue and the open conversation, claims, replies and
 // hands back through /webhooks/agent/api with the agent's own bearer token (kept in
 // sessionStorage only). Who is signed in is the server's answer to api/me, never typed in.
+// The Dashboard tab shows api/dashboard: the numbers of `python -m analytics report`.
 (function () {
   "use strict";
 
@@ -128,12 +129,116 @@
     else notice(e.message);
   }
 
+  // ---- the Dashboard tab ----------------------------------------------------------------
+
+  function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
+  function num(v, digits) {
+    return v === null || v === undefined ? "—" : digits ? Number(v).toFixed(digits) : String(v);
+  }
+  function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + " s"; }
+
+  function card(label, value, detail) {
+    var node = el("div", "card");
+    node.appendChild(el("span", "card__value", value));
+    node.appendChild(el("span", "card__label", label));
+    if (detail) node.appendChild(el("div", "card__label", detail));
+    return node;
+  }
+
+  function table(id, head, rows) {
+    var t = $(id);
+    var thead = el("thead");
+    var tr = el("tr");
+    head.forEach(function (h) { var th = el("th", null, h); th.scope = "col"; tr.appendChild(th); });
+    thead.appendChild(tr);
+    var tbody = el("tbody");
+    rows.forEach(function (cells) {
+      var row = el("tr");
+      cells.forEach(function (c) { row.appendChild(el("td", null, c)); });
+      tbody.appendChild(row);
+    });
+    if (!rows.length) {
+      var empty = el("tr");
+      var td = el("td", "empty", "Nothing in this window.");
+      td.colSpan = head.length;
+      empty.appendChild(td);
+      tbody.appendChild(empty);
+    }
+    t.replaceChildren(thead, tbody);
+  }
+
+  function renderDashboard(d) {
+    var c = d.containment, h = d.handoffs, f = d.fallbacks, s = d.csat, w = d.agent_wait;
+    var day = function (ts) { return new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " "); };
+    $("dash-window").textContent = day(d.window.since) + " – " + day(d.window.until) + " UTC";
+    $("dash-cards").replaceChildren(
+      card("Conversations", num(c.conversations)),
+      card("Containment", pct(c.rate), c.contained + " without a person"),
+      card("Resolved by Kefu", pct(c.resolved_rate), c.resolved + " with a task done"),
+      card("Handoff rate", pct(h.rate), h.handoffs + " handoffs"),
+      card("Fallback rate", pct(f.rate), f.fallbacks + " of " + f.user_messages + " messages"),
+      card("CSAT", num(s.mean, 2), s.answers + " answers · " + pct(s.satisfied_share) + " 4–5"),
+      card("Median agent wait", secs(w.median_s), w.answered + " answered · max " + secs(w.max_s))
+    );
+    table("dash-languages", ["Language", "Conversations", "Containment", "Handoffs", "Fallbacks",
+      "CSAT", "Median wait"], Object.keys(d.languages).map(function (lang) {
+      var l = d.languages[lang];
+      return [lang === "zh" ? "中文 (zh)" : lang === "en" ? "English (en)" : lang,
+        num(l.containment.conversations), pct(l.containment.rate), pct(l.handoffs.rate),
+        pct(l.fallbacks.rate), num(l.csat.mean, 2), secs(l.agent_wait.median_s)];
+    }));
+    table("dash-tasks", ["Flow", "Started", "Completed", "Rate"],
+      Object.keys(d.tasks).filter(function (flow) { return d.tasks[flow].started; })
+        .map(function (flow) {
+          var t = d.tasks[flow];
+          return [flow, num(t.started), num(t.completed), pct(t.rate)];
+        }));
+    table("dash-reasons", ["Reason", "Handoffs"],
+      Object.keys(h.reasons).filter(function (r) { return h.reasons[r]; })
+        .map(function (r) { return [r, num(h.reasons[r])]; }));
+    table("dash-intents", ["Intent", "Messages", "Fallbacks", "Rephrased", "Handed off", "Rate"],
+      d.intents_needing_data.map(function (i) {
+        return [i.intent, num(i.messages), num(i.fallbacks), num(i.rephrased), num(i.handed_off),
+          pct(i.rate)];
+      }));
+  }
+
+  function dashStatus(text) { $("dash-status").textContent = text || ""; $("dash-status").hidden = !text; }
+
+  async function loadDashboard() {
+    dashStatus("Loading…");
+    try {
+      var data = await call("GET", "/dashboard?since=" + encodeURIComponent($("dash-since").value));
+      renderDashboard(data);
+      $("dash-body").hidden = false;
+      dashStatus("");
+    } catch (e) {
+      $("dash-body").hidden = true;
+      if (e.status === 401 || e.status === 429) { refused(e); return; }
+      dashStatus(e.status === 503
+        ? "The service numbers are unavailable: " + e.message
+        : "The dashboard could not be loaded: " + e.message);
+    }
+  }
+
+  function showTab(name) {
+    var dashboard = name === "dashboard";
+    $("tab-dashboard").setAttribute("aria-selected", String(dashboard));
+    $("tab-conversations").setAttribute("aria-selected", String(!dashboard));
+    $("tab-dashboard").tabIndex = dashboard ? 0 : -1;
+    $("tab-conversations").tabIndex = dashboard ? -1 : 0;
+    $("panel-dashboard").hidden = !dashboard;
+    $("panel-conversations").hidden = dashboard;
+    if (dashboard) loadDashboard();
+  }
+
   async function start() {
     try { me = (await call("GET", "/me")).agent; }
     catch (e) { refused(e); return; }
     $("login").hidden = true;
     $("whoami").hidden = false;
     $("whoami-name").textContent = "Signed in as " + me;
+    $("tabs").hidden = false;
     notice("");
     poll();
     timer = setInterval(poll, POLL_MS);
@@ -148,6 +253,10 @@
     $("whoami").hidden = true;
     $("conversation").hidden = true;
     $("customer").hidden = true;
+    $("tabs").hidden = true;
+    $("dash-body").hidden = true;
+    dashStatus("");
+    showTab("conversations");
   }
 
   $("login").addEventListener("submit", function (event) {
@@ -155,6 +264,18 @@
     sessionStorage.setItem("kefu.agentToken", $("agent-token").value.trim());
     $("agent-token").value = "";
     start();
+  });
+  $("tab-conversations").addEventListener("click", function () { showTab("conversations"); });
+  $("tab-dashboard").addEventListener("click", function () { showTab("dashboard"); });
+  $("tabs").addEventListener("keydown", function (event) {
+    if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+    var next = $("tab-dashboard").getAttribute("aria-selected") === "true" ? "conversations" : "dashboard";
+    showTab(next);
+    $(next === "dashboard" ? "tab-dashboard" : "tab-conversations").focus();
+  });
+  $("dash-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    loadDashboard();
   });
   $("sign-out").addEventListener("click", function () { stop(); notice(""); });
   $("claim").addEventListener("click", async function () {
