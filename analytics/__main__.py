@@ -23,7 +23,7 @@ risk-eval [--conversations 2000] [--seed 7] [--out var/analytics/risk_eval.json]
     at the top 10 %); prints a table, writes JSON.
 risk-train [--out var/analytics/risk.joblib]
     Train the complaint-risk model on simulated conversations and save it.
-risk-outreach [--commerce-url URL] [--min-contacts 1]
+risk-outreach [--commerce-url URL] [--min-contacts 1] [--today ISO]
     Late orders (past their estimated delivery) customers already asked about, as JSON.
 
 Every command but simulate / risk-eval / risk-train takes ``--database-url`` to override the

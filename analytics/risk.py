@@ -268,9 +268,11 @@ def _today(today: date | None) -> date:
 
 
 def late_shipments(commerce_engine: sa.engine.Engine, today: date | None = None) -> list[dict]:
-    """Undelivered shipments past their ``estimated_delivery``, with their order number."""
-    from commerce.models import Order, Shipment
+    """Undelivered shipments past their ``estimated_delivery`` on ``today`` (UTC) of orders that
+    are still open (not delivered, cancelled or returned), with their order number."""
+    from commerce.models import ORDER_CANCELLED, ORDER_DELIVERED, ORDER_RETURNED, Order, Shipment
 
+    closed = (ORDER_CANCELLED, ORDER_DELIVERED, ORDER_RETURNED)
     day = _today(today)
     stmt = (
         sa.select(Order.number, Order.status, Shipment.estimated_delivery, Shipment.carrier)
@@ -279,6 +281,7 @@ def late_shipments(commerce_engine: sa.engine.Engine, today: date | None = None)
         .where(Shipment.estimated_delivery < day)
         .where(Shipment.delivered_at.is_(None))
         .where(Order.delivered_at.is_(None))
+        .where(Order.status.not_in(closed))
         .order_by(Shipment.estimated_delivery, Order.number)
     )
     with commerce_engine.connect() as conn:
@@ -415,6 +418,7 @@ def _cmd_risk_outreach(args) -> int:
         make_engine(args.commerce_url) if args.commerce_url else make_engine(),
         db.engine(args.database_url),
         order_secret=hash_secret(),
+        today=date.fromisoformat(args.today) if args.today else None,
         min_contacts=args.min_contacts,
     )
     print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -450,4 +454,5 @@ def add_commands(sub, common) -> None:
     )
     outreach.add_argument("--commerce-url", help="commerce database (default: $KEFU_DATABASE_URL)")
     outreach.add_argument("--min-contacts", type=int, default=1)
+    outreach.add_argument("--today", help="the day to count delays from, ISO (default: UTC today)")
     outreach.set_defaults(func=_cmd_risk_outreach)

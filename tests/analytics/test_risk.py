@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -122,6 +123,14 @@ def test_late_orders_with_a_prior_contact_are_listed_for_outreach(
     late = risk.late_shipments(commerce_engine)
     assert {r["number"] for r in late} == {"KF-190901", "KF-190902"}
     assert {r["days_late"] for r in late} == {6}
+    later = risk.late_shipments(
+        commerce_engine, today=datetime.now(timezone.utc).date() + timedelta(days=5)
+    )
+    assert {(r["number"], r["days_late"]) for r in later} == {
+        ("KF-190901", 11),
+        ("KF-190902", 11),
+        ("KF-190904", 2),
+    }
 
     listed = risk.late_orders_with_contacts(
         commerce_engine, analytics_engine, order_secret=ORDER_SECRET
