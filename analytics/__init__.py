@@ -16,7 +16,16 @@ and the report are queries over those tables.
 - :mod:`analytics.sources` — the SQL tracker store read by ``events.id``, RabbitMQ, and files
   of broker bodies (replays).
 - :mod:`analytics.metrics` — the one module of queries (containment, handoffs, CSAT, ...).
-- :mod:`analytics.report` — ``report.json`` and ``report.html`` with charts.
+- :mod:`analytics.report` — ``report.json`` and ``report.html`` with charts; the agent
+  console's dashboard tab serves the same report.
+- :mod:`analytics.prometheus` — the ``/metrics`` gauges (``/webhooks/agent/metrics``) from
+  :mod:`analytics.metrics`.
+- :mod:`analytics.misses` — ``export-misses``: messages that fell to fallback, were rephrased or
+  ended in a handoff, as a Rasa NLU YAML draft grouped by the nearest intent.
+- :mod:`analytics.simulate` and :mod:`analytics.risk` — simulated labelled conversations, and the
+  complaint-risk model trained and evaluated on them (figures in docs/BENCHMARKS.md are from
+  simulated data), with the late-orders-with-contacts list for outreach.
 
-Command line: ``python -m analytics {upgrade,consume,report}`` (see :mod:`analytics.__main__`).
+Command line: ``python -m analytics {upgrade,consume,report,export-misses,simulate,risk-eval,
+risk-train,risk-outreach}`` (see :mod:`analytics.__main__`).
 """
