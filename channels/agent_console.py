@@ -19,7 +19,7 @@ is the account's, whatever the request says (an ``X-Kefu-Agent`` header is ignor
 
 ``GET /webhooks/agent/metrics`` needs no agent: it is the operators' Prometheus endpoint
 (:mod:`analytics.prometheus`), behind ``Authorization: Bearer $KEFU_METRICS_TOKEN`` when that
-variable is set.
+variable is set, and open to loopback clients only when it is not.
 
 Claims, replies, hand-backs and refused attempts go to the agent audit log
 (:mod:`commerce.services.agents`); failed logins are recorded and throttled per client (429).
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -76,6 +77,13 @@ def _handoff_json(view: HandoffView) -> dict[str, Any]:
     data = asdict(view)
     data.pop("created", None)
     return data
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _bearer(request: Request) -> str:
@@ -382,12 +390,24 @@ class AgentConsole:
         return {"agent": account.name, **data}
 
     async def metrics(self, request: Request) -> HTTPResponse:
-        """Prometheus text exposition; ``$KEFU_METRICS_TOKEN`` as a bearer token when set."""
+        """Prometheus text exposition; ``$KEFU_METRICS_TOKEN`` as a bearer token when set.
+
+        Without a token only this machine may scrape (the client, as :meth:`client` resolves it
+        through trusted proxies, is a loopback address): the shop's numbers are not public.
+        """
         from analytics.prometheus import CONTENT_TYPE, exposition, metrics_token
 
         token = metrics_token()
         if token and not hmac.compare_digest(_bearer(request).encode(), token.encode()):
             return _json({"error": "unauthorised", "message": "Send the metrics token."}, 401)
+        if not token and not _is_loopback(self.client(request)):
+            return _json(
+                {
+                    "error": "forbidden",
+                    "message": "Set KEFU_METRICS_TOKEN to scrape from another machine.",
+                },
+                403,
+            )
         try:
             body = await asyncio.to_thread(exposition, self.analytics_engine())
         except Exception:

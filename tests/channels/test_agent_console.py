@@ -382,6 +382,19 @@ def test_metrics_need_the_token_when_one_is_set(factory, analytics_url, monkeypa
     assert scrape(app, "scrape-secret").status == 200
 
 
+def test_without_a_token_only_this_machine_may_scrape(factory, analytics_url, monkeypatch):
+    monkeypatch.delenv("KEFU_METRICS_TOKEN", raising=False)
+    app = Sanic(f"console_{uuid.uuid4().hex[:8]}")
+    proxied = AgentConsole(
+        factory, proxies=[ipaddress.ip_network("127.0.0.1/32")], analytics_url=analytics_url
+    )
+    app.blueprint(proxied.blueprint(), url_prefix=PREFIX)
+    _, reply = app.test_client.get(PREFIX + "/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert reply.status == 403 and "KEFU_METRICS_TOKEN" in reply.json["message"]
+    _, reply = app.test_client.get(PREFIX + "/metrics")  # the proxy's own loopback scrape
+    assert reply.status == 200
+
+
 def test_metrics_without_analytics_tables_report_down(factory, tmp_path, monkeypatch):
     monkeypatch.delenv("KEFU_METRICS_TOKEN", raising=False)
     reply = scrape(analytics_app(factory, f"sqlite:///{tmp_path / 'empty.db'}"))
