@@ -14,6 +14,8 @@ message, unless said otherwise):
 - **CSAT**: the mean of the conversations' last 1-5 ratings, and the share of 4s and 5s;
 - **agent wait**: from the handoff to the agent's first message, median over conversations an
   agent answered;
+- **by agent**: per agent who took part, the conversations, their CSAT and the median wait for
+  that agent's first reply;
 - **intents needing data**: per intent (an ``nlu_fallback`` counted under its nearest intent),
   customer messages that fell to a fallback, were rephrased (the next request was a fallback
   or the same intent again) or were followed by a handoff — where to add training examples.
@@ -70,6 +72,7 @@ def _conversations(conn: Connection, window: Window) -> list[Any]:
         c.handoff,
         c.handoff_reason,
         c.agent_wait_s,
+        c.agent,
         c.csat,
         c.contained,
         c.resolved,
@@ -159,6 +162,30 @@ def agent_wait(conn: Connection, window: Window) -> dict[str, Any]:
     }
 
 
+def by_agent(conn: Connection, window: Window) -> list[dict[str, Any]]:
+    """Per agent who took part: conversations, CSAT of those conversations and the median wait
+    for the agent's first reply (agents by name, most conversations first)."""
+    rows: dict[str, list[Any]] = {}
+    for r in _conversations(conn, window):
+        if r.agent:
+            rows.setdefault(r.agent, []).append(r)
+    result = []
+    for agent, mine in rows.items():
+        ratings = [r.csat for r in mine if r.csat is not None]
+        waits = [r.agent_wait_s for r in mine if r.agent_wait_s is not None]
+        result.append(
+            {
+                "agent": agent,
+                "conversations": len(mine),
+                "csat_answers": len(ratings),
+                "csat_mean": round(statistics.fmean(ratings), 3) if ratings else None,
+                "median_wait_s": round(statistics.median(waits), 3) if waits else None,
+            }
+        )
+    result.sort(key=lambda a: (-a["conversations"], a["agent"]))
+    return result
+
+
 def intents_needing_data(
     conn: Connection, window: Window, limit: int = TOP_INTENTS
 ) -> list[dict[str, Any]]:
@@ -209,5 +236,6 @@ def report_data(conn: Connection, window: Window) -> dict[str, Any]:
         "window": {"since": window.since, "until": window.until},
         **summary(conn, window),
         "languages": {lang: summary(conn, window.of_language(lang)) for lang in LANGUAGES},
+        "agents": by_agent(conn, window),
         "intents_needing_data": intents_needing_data(conn, window),
     }

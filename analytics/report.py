@@ -182,6 +182,15 @@ def render_html(data: dict[str, Any], images: dict[str, str]) -> str:
         )
         or '<tr><td colspan="6">No intent was rephrased, fell back or ended in a handoff.</td></tr>'
     )
+    agent_rows = (
+        "".join(
+            f"<tr><td>{html.escape(a['agent'])}</td><td>{a['conversations']}</td>"
+            f"<td>{_num(a['csat_mean'])}</td><td>{a['csat_answers']}</td>"
+            f"<td>{_num(a['median_wait_s'])}</td></tr>"
+            for a in data.get("agents", [])
+        )
+        or '<tr><td colspan="5">No agent took part.</td></tr>'
+    )
     figures = "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{png}"></figure>'
         for name, png in images.items()
@@ -210,6 +219,9 @@ figure {{ display: inline-block; margin: 0 12px 12px 0; }} img {{ max-width: 100
 <h2>By language</h2>
 <table><tr><th>language</th><th>conversations</th><th>containment</th><th>handoff rate</th>
 <th>fallback rate</th><th>CSAT</th><th>median agent wait (s)</th></tr>{lang_rows}</table>
+<h2>By agent</h2>
+<table><tr><th>agent</th><th>conversations</th><th>CSAT</th><th>answers</th>
+<th>median wait for the first reply (s)</th></tr>{agent_rows}</table>
 <h2>Intents needing training data</h2>
 <p class="muted">Customer messages that fell to a fallback, were rephrased or ended in a handoff,
 by intent (a fallback under its nearest intent).</p>

@@ -30,6 +30,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from analytics.__main__ import main
 from analytics.metrics import Window, report_data
@@ -91,6 +92,33 @@ def test_csat_and_agent_wait_match_the_hand_count(week):
         "distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 1},
     }
     assert week["agent_wait"] == {"answered": 2, "median_s": 167.5, "max_s": 240.0}
+
+
+def test_per_agent_numbers_match_the_hand_count(week):
+    # anna answered web-en-return after 95 s, 李娜 web-zh-complaint after 240 s; neither rated.
+    assert week["agents"] == [
+        {"agent": "anna", "conversations": 1, "csat_answers": 0, "csat_mean": None,
+         "median_wait_s": 95.0},
+        {"agent": "李娜", "conversations": 1, "csat_answers": 0, "csat_mean": None,
+         "median_wait_s": 240.0},
+    ]  # fmt: skip
+
+
+def test_an_agents_csat_is_the_mean_of_the_conversations_they_took_part_in(loaded):
+    from analytics.models import Conversation
+
+    with loaded.begin() as conn:
+        rated = {"web-en-return": 2, "web-zh-complaint": 5}
+        for sender, score in rated.items():
+            conn.execute(
+                sa.update(Conversation.__table__)
+                .where(Conversation.__table__.c.sender_id == sender)
+                .values(csat=score, agent="anna")
+            )
+    with loaded.connect() as conn:
+        [anna] = report_data(conn, WEEK)["agents"]
+    assert (anna["agent"], anna["conversations"], anna["csat_answers"]) == ("anna", 2, 2)
+    assert (anna["csat_mean"], anna["median_wait_s"]) == (3.5, 167.5)
 
 
 def test_per_language_splits(week):

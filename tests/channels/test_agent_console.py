@@ -463,6 +463,8 @@ def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path)
             assert "中文 (zh)" in page.inner_text("#dash-languages")
             assert "tracking" in page.inner_text("#dash-tasks")
             assert "complaint" in page.inner_text("#dash-reasons")
+            agents = page.inner_text("#dash-agents")
+            assert "anna" in agents and "李娜" in agents and "240 s" in agents
             if os.environ.get("KEFU_DASHBOARD_SCREENSHOT"):
                 page.screenshot(path=os.environ["KEFU_DASHBOARD_SCREENSHOT"], full_page=True)
 

@@ -196,6 +196,11 @@
     table("dash-reasons", ["Reason", "Handoffs"],
       Object.keys(h.reasons).filter(function (r) { return h.reasons[r]; })
         .map(function (r) { return [r, num(h.reasons[r])]; }));
+    table("dash-agents", ["Agent", "Conversations", "CSAT", "Answers", "Median wait"],
+      (d.agents || []).map(function (a) {
+        return [a.agent, num(a.conversations), num(a.csat_mean, 2), num(a.csat_answers),
+          secs(a.median_wait_s)];
+      }));
     table("dash-intents", ["Intent", "Messages", "Fallbacks", "Rephrased", "Handed off", "Rate"],
       d.intents_needing_data.map(function (i) {
         return [i.intent, num(i.messages), num(i.fallbacks), num(i.rephrased), num(i.handed_off),
