@@ -30,20 +30,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics.metrics import Window
 from analytics.models import Conversation, TurnRow
+from analytics.sources import TRACKER_EVENTS
 
 #: The YAML format version of the draft (Rasa 3.x NLU data).
 NLU_VERSION = "3.1"
 #: Timestamps in the tracker store and the facts are the same float; allow rounding.
 TIMESTAMP_TOLERANCE_S = 0.001
 UNKNOWN_INTENT = "unknown"
-
-_tracker_events = sa.table(
-    "events",
-    sa.column("sender_id", sa.String),
-    sa.column("type_name", sa.String),
-    sa.column("timestamp", sa.Float),
-    sa.column("data", sa.Text),
-)
 
 
 @dataclass
@@ -126,7 +119,7 @@ def attach_texts(misses: list[Miss], tracker_engine: Engine) -> None:
     by_sender: dict[str, list[Miss]] = {}
     for miss in misses:
         by_sender.setdefault(miss.sender_id, []).append(miss)
-    e = _tracker_events.c
+    e = TRACKER_EVENTS.c
     with tracker_engine.connect() as conn:
         for sender, wanted in by_sender.items():
             stmt = sa.select(e.timestamp, e.data).where(

@@ -42,10 +42,12 @@ DEFAULT_POLL_S = 2.0
 IDLE_FLUSH_S = 1.0
 AMQP_PORT = 5672
 
-_events = sa.table(
+#: Rasa's SQL tracker store table, the columns analytics reads (the consumer and export-misses).
+TRACKER_EVENTS = sa.table(
     "events",
     sa.column("id", sa.Integer),
     sa.column("sender_id", sa.String),
+    sa.column("type_name", sa.String),
     sa.column("timestamp", sa.Float),
     sa.column("data", sa.Text),
 )
@@ -114,9 +116,14 @@ def consume_tracker_store(
     while max_seconds is None or clock() - started < max_seconds:
         mark = store.high_water(source)
         stmt = (
-            sa.select(_events.c.id, _events.c.sender_id, _events.c.timestamp, _events.c.data)
-            .where(_events.c.id > mark)
-            .order_by(_events.c.id)
+            sa.select(
+                TRACKER_EVENTS.c.id,
+                TRACKER_EVENTS.c.sender_id,
+                TRACKER_EVENTS.c.timestamp,
+                TRACKER_EVENTS.c.data,
+            )
+            .where(TRACKER_EVENTS.c.id > mark)
+            .order_by(TRACKER_EVENTS.c.id)
             .limit(batch_size)
         )
         with tracker_engine.connect() as conn:
