@@ -13,7 +13,6 @@ those of docs/SEED.md.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import tempfile
 import time
@@ -24,20 +23,11 @@ from commerce.__main__ import main as commerce_main
 from commerce.__main__ import upgrade
 from commerce.db import make_engine
 from commerce.seed import seed
-from tests.helpers.kefu_server import running_kefu
+from tests.helpers.kefu_server import code_sent_to, running_kefu
 
 OUT = Path(__file__).with_name("bot_conversations.jsonl")
 RATE_5 = '/inform{"rating": "5"}'
 RATE_4 = '/inform{"rating": "4"}'
-
-
-def code_sent_to(outbox: Path, recipient: str) -> str:
-    for block in reversed(outbox.read_text(encoding="utf-8").split("\n--- ")):
-        header, _, body = block.partition("\n")
-        if header.rstrip().endswith(f" to {recipient}"):
-            [code] = re.findall(r"(?<!\d)\d{6}(?!\d)", body)
-            return code
-    raise AssertionError(f"no message to {recipient} in {outbox}")
 
 
 def console(kefu, token: str, method: str, path: str, body: dict | None = None) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,16 @@ def descendants(pid: int) -> list[int]:
         found.append(child)
         queue.extend(children.get(child, []))
     return found
+
+
+def code_sent_to(outbox: Path, recipient: str) -> str:
+    """The 6-digit code of the latest message the outbox log holds for ``recipient``."""
+    for block in reversed(outbox.read_text(encoding="utf-8").split("\n--- ")):
+        header, _, body = block.partition("\n")
+        if header.rstrip().endswith(f" to {recipient}"):
+            [code] = re.findall(r"(?<!\d)\d{6}(?!\d)", body)
+            return code
+    raise AssertionError(f"no message to {recipient} in {outbox}")
 
 
 class KefuProcess:

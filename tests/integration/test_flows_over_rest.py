@@ -20,7 +20,7 @@ import pytest
 
 from commerce.services.identity import issue_customer_token
 from tests.helpers import HAN
-from tests.helpers.kefu_server import running_kefu
+from tests.helpers.kefu_server import code_sent_to, running_kefu
 
 pytestmark = pytest.mark.integration
 TOKEN_SECRET = "flows-token-secret"
@@ -44,16 +44,6 @@ def kefu(tmp_path_factory, commerce_db, outbox):
         KEFU_RATE_PER_CLIENT="1000",
     ) as server:
         yield server
-
-
-def code_sent_to(outbox: Path, recipient: str) -> str:
-    """The 6-digit code of the latest message the outbox log holds for ``recipient``."""
-    for block in reversed(outbox.read_text(encoding="utf-8").split("\n--- ")):
-        header, _, body = block.partition("\n")
-        if header.rstrip().endswith(f" to {recipient}"):
-            [code] = re.findall(r"(?<!\d)\d{6}(?!\d)", body)
-            return code
-    raise AssertionError(f"no message to {recipient} in {outbox}")
 
 
 def chat_with_code(kefu, outbox: Path, sender: str, turns: list[str], email: str) -> list[str]:
