@@ -80,7 +80,8 @@ def _conversations(conn: Connection, window: Window) -> list[Any]:
     return list(conn.execute(stmt))
 
 
-def _senders(window: Window):
+def senders(window: Window):
+    """A subquery of the window's conversations (their sender ids)."""
     c = Conversation.__table__.c
     return sa.select(c.sender_id).where(*window.where())
 
@@ -121,7 +122,7 @@ def task_completion(conn: Connection, window: Window) -> dict[str, dict[str, Any
     t = TaskRow.__table__.c
     stmt = (
         sa.select(t.flow, t.outcome, sa.func.count())
-        .where(t.sender_id.in_(_senders(window)))
+        .where(t.sender_id.in_(senders(window)))
         .group_by(t.flow, t.outcome)
     )
     outcomes: dict[str, Counter] = {flow: Counter() for flow in FLOWS}
@@ -191,7 +192,7 @@ def intents_needing_data(
 ) -> list[dict[str, Any]]:
     t = TurnRow.__table__.c
     stmt = sa.select(t.nearest_intent, t.fallback, t.rephrased, t.followed_by_handoff).where(
-        t.kind == "user", t.sender_id.in_(_senders(window))
+        t.kind == "user", t.sender_id.in_(senders(window))
     )
     stats: dict[str, Counter] = {}
     for intent, fell, rephrased, handed in conn.execute(stmt):

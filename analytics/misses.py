@@ -28,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics.metrics import Window
-from analytics.models import Conversation, TurnRow
+from analytics.metrics import Window, senders
+from analytics.models import TurnRow
 from analytics.sources import TRACKER_EVENTS
 
 #: The YAML format version of the draft (Rasa 3.x NLU data).
@@ -68,8 +68,6 @@ class Draft:
 def select_misses(conn: Connection, window: Window) -> list[Miss]:
     """The window's customer turns that fell to a fallback, were rephrased or handed off."""
     t = TurnRow.__table__.c
-    c = Conversation.__table__.c
-    senders = sa.select(c.sender_id).where(*window.where())
     stmt = (
         sa.select(
             t.sender_id,
@@ -84,7 +82,7 @@ def select_misses(conn: Connection, window: Window) -> list[Miss]:
         )
         .where(
             t.kind == "user",
-            t.sender_id.in_(senders),
+            t.sender_id.in_(senders(window)),
             sa.or_(t.fallback, t.rephrased, t.followed_by_handoff),
         )
         .order_by(t.sender_id, t.position)
