@@ -32,6 +32,12 @@ Message metadata and slots
     Kefu's channels set (they strip them from what a client sends): the signed identity claim
     and the client address. :data:`VERIFIED_CUSTOMER_SLOT` is the slot whose value says which
     verified customer a conversation acts for (the channels and the tracker store read it).
+
+Satisfaction and complaint risk
+    :data:`RATING_SLOT` holds the customer's 1-5 survey answer (the analytics consumer reads it
+    from the slot event). :data:`COMPLAINT_RISK_SLOT` holds the latest 0-1 complaint-risk score
+    the action server computed (``analytics.risk``); at :data:`HIGH_COMPLAINT_RISK` or above
+    Kefu offers a person before the customer asks, and a handoff is flagged in the agent queue.
 """
 
 from __future__ import annotations
@@ -109,3 +115,18 @@ CLAIM_METADATA_KEY = "kefu_identity"
 CLIENT_METADATA_KEY = "kefu_client"
 #: The slot naming the verified customer a conversation acts for.
 VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
+
+
+# ---- satisfaction and complaint risk --------------------------------------------------------
+
+#: The slot holding the customer's 1-5 satisfaction rating.
+RATING_SLOT = "rating"
+#: The slot holding the conversation's latest complaint-risk score (0-1).
+COMPLAINT_RISK_SLOT = "complaint_risk"
+#: The score at which a conversation counts as high risk (offer of a person, flag in the queue).
+HIGH_COMPLAINT_RISK = 0.5
+
+
+def is_high_risk(score: float | None) -> bool:
+    """Whether a complaint-risk score is :data:`HIGH_COMPLAINT_RISK` or above."""
+    return score is not None and score >= HIGH_COMPLAINT_RISK
