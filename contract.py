@@ -38,10 +38,14 @@ Satisfaction and complaint risk
     from the slot event). :data:`COMPLAINT_RISK_SLOT` holds the latest 0-1 complaint-risk score
     the action server computed (``analytics.risk``); at :data:`HIGH_COMPLAINT_RISK` or above
     Kefu offers a person before the customer asks, and a handoff is flagged in the agent queue.
+    :func:`rating_of` reads a rating from a slot value or a typed answer ("5", "five stars",
+    "4/5", "五星", "打4分"), so the NLU, the action server and analytics agree on what one is.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 # ---- languages ------------------------------------------------------------------------------
@@ -130,3 +134,105 @@ HIGH_COMPLAINT_RISK = 0.5
 def is_high_risk(score: float | None) -> bool:
     """Whether a complaint-risk score is :data:`HIGH_COMPLAINT_RISK` or above."""
     return score is not None and score >= HIGH_COMPLAINT_RISK
+
+
+# Whole-message rating expressions (see rating_of). Text is NFKC-normalised first, so full-width
+# "５", "／" and "！" arrive as "5", "/" and "!".
+_RATING_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+}
+_EN_RATING = re.compile(
+    r"""
+    (?:                                         # who gives it (optional)
+        (?:i(?:['’]d|['’]ll|\s+would|\s+will)?\s+)?(?:give|rate)
+        (?:\s+(?:you|u|you\s+guys|it|this|that|the\s+service))?(?:\s+an?)?\s+
+      | (?:my\s+)?(?:rating|score)(?:\s+is\s+|\s*[:=]\s*|\s+)
+    )?
+    (?:                                         # the rating
+        (?P<number>[1-5]|one|two|three|four|five)
+        \s*(?:stars?|points?|pts|(?:/|out\s+of\s|of\s)\s*5(?:\s*stars?)?)?
+      | (?P<stars>[⭐★]{1,5})☆*
+    )
+    (?:                                         # a short remark: "5 - great", "4 stars, thanks"
+        \s*[-–—,:;.!]*\s*
+        (?:great|good|very\s+good|nice|excellent|perfect|awesome|amazing|ok|okay|fine
+          |thanks|thank\s+you|thx|bad|poor|terrible|awful|horrible)
+    )*
+    [\s.!~]*
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_ZH_RATING = re.compile(
+    r"""
+    (?:                                         # 给 / 打 / 评, "我给你们打", "给个" (optional)
+        我?就?(?:给|打|评)(?:你们|你|您)?(?:打|评)?个?
+      | 评分\s*:?\s*
+    )?
+    (?:                                         # the rating: 五, 五星, 5星, 五颗星, 4分, 满分
+        (?P<number>[1-5一二两三四五])\s*(?:[颗个]?星级?|分)?
+      | (?P<full>满分)
+    )
+    (?:                                         # 好评 / 差评, 谢谢 ...: "五星好评", "一星差评"
+        \s*[,、.!~]*\s*
+        (?:好评|中评|差评|谢谢|很好|不错|非常满意|很满意|满意|不满意|太差了|很差|吧|啊|哦|呀)
+    )*
+    [\s。.!~]*
+    """,
+    re.VERBOSE,
+)
+
+
+def rating_of(value: Any) -> int | None:
+    """The 1-5 satisfaction rating a slot value or a whole message expresses, else None.
+
+    A string counts only when the *whole* message is a rating, so numbers that are part of
+    something else ("5 pairs", "order 5", "KF-100005", "3 days late") are not ratings; a short
+    remark after the rating ("5 - great", "五星好评") is allowed. A list (a Rasa slot value can
+    be one) is read by its first item.
+
+    Examples::
+
+        rating_of(5) == rating_of("5") == rating_of("５") == rating_of(["5"]) == 5
+        rating_of("Five!") == rating_of("five stars") == rating_of("give it 5 stars") == 5
+        rating_of("4/5") == rating_of("4 out of 5") == rating_of("I'd give you a 4") == 4
+        rating_of("五星") == rating_of("五颗星") == rating_of("给五分") == rating_of("满分") == 5
+        rating_of("打4分") == 4; rating_of("两星") == 2; rating_of("一星差评") == 1
+        rating_of("6") is rating_of("0") is rating_of("5 pairs") is rating_of(True) is None
+
+    Args:
+        value: A slot value (int, str or list of them) or a message text.
+
+    Returns:
+        The rating, 1 to 5, or None when the value is not clearly a rating.
+    """
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1 <= value <= 5 else None
+    if not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFKC", value).strip()
+    for grammar in (_EN_RATING, _ZH_RATING):
+        match = grammar.fullmatch(text)
+        if match is None:
+            continue
+        found = match.groupdict()
+        if found.get("full"):
+            return 5
+        if found.get("stars"):
+            return len(found["stars"])
+        number = found["number"].lower()
+        return int(number) if number.isdigit() else _RATING_WORDS[number]
+    return None
