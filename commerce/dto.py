@@ -319,6 +319,10 @@ class HandoffView:
     position: int | None  # 1-based place among waiting entries, None when not waiting
     created: bool = True  # False when the conversation already had an open handoff
     customer_id: int | None = None  # set when the conversation proved who the customer is
+    #: The conversation's 0-1 complaint-risk score when queued or last asked again (None: unknown).
+    risk: float | None = None
+    #: ``contract.is_high_risk(risk)``: flagged in the queue and served first within its priority.
+    at_risk: bool = False
 
 
 @dataclass(frozen=True)

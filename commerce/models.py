@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -403,6 +404,10 @@ class HandoffRequest(Base):
     #: Keyed hash of the client address that asked (per-client handoff limits).
     client_key = Column(String(64), nullable=True, index=True)
     priority = Column(Integer, nullable=False, default=2)  # 0 urgent .. 3 low
+    #: The conversation's 0-1 complaint-risk score (``analytics.risk``) when it was queued or
+    #: last asked again; None when the action server had no score. At
+    #: ``contract.HIGH_COMPLAINT_RISK`` or above the entry is flagged "at risk" in the queue.
+    risk = Column(Float, nullable=True)
     status = Column(String(20), nullable=False)
     assigned_to = Column(String(100), nullable=True)
     enqueued_at = Column(DateTime, nullable=False)

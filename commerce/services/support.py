@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
+from numbers import Real
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, tuple_
 
 from commerce.config import handoffs_per_client_per_hour
 from commerce.db import begin_write, is_postgres
@@ -43,9 +45,11 @@ from commerce.services._common import (
     utcnow,
 )
 from commerce.services.identity import client_key, normalize_order_number
-from contract import DEFAULT_LANGUAGE, LANGUAGES
+from contract import DEFAULT_LANGUAGE, HIGH_COMPLAINT_RISK, LANGUAGES, is_high_risk
 
 SEVERITY_PRIORITY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+#: The least urgent priority a high complaint-risk handoff may have ("high").
+AT_RISK_PRIORITY = SEVERITY_PRIORITY["high"]
 MAX_TRANSCRIPT = 100_000
 HANDOFF_CLIENT_WINDOW = timedelta(hours=1)
 
@@ -220,17 +224,46 @@ def update_ticket(
         return _ticket_view(session, t)
 
 
+# The queue's order, in one place so the listing, "claim next" and each entry's position agree:
+# most urgent priority first; within a priority the conversations likely to complain (0 sorts
+# before 1; ``risk >= HIGH_COMPLAINT_RISK`` is contract.is_high_risk in SQL, NULL is not at risk),
+# because a few minutes saved there may prevent a complaint; then first come, first served.
+_RISK_RANK = case((HandoffRequest.risk >= HIGH_COMPLAINT_RISK, 0), else_=1)
+_QUEUE_ORDER = (HandoffRequest.priority, _RISK_RANK, HandoffRequest.enqueued_at, HandoffRequest.id)
+
+
+def _queue_key(h: HandoffRequest) -> tuple:
+    """``h``'s values of :data:`_QUEUE_ORDER`."""
+    return (h.priority, 0 if is_high_risk(h.risk) else 1, h.enqueued_at, h.id)
+
+
 def _position(session, h: HandoffRequest) -> int | None:
     if h.status != HANDOFF_WAITING:
         return None
     ahead = session.execute(
         select(func.count(HandoffRequest.id)).where(
             HandoffRequest.status == HANDOFF_WAITING,
-            (HandoffRequest.priority < h.priority)
-            | ((HandoffRequest.priority == h.priority) & (HandoffRequest.id < h.id)),
+            tuple_(*_QUEUE_ORDER) < _queue_key(h),
         )
     ).scalar_one()
     return int(ahead) + 1
+
+
+def _check_risk(risk: object) -> float | None:
+    """Validate a complaint-risk score: None, or a finite number in 0..1."""
+    if risk is None:
+        return None
+    # bool is an int; a True/False here is a caller's bug, not a score.
+    if isinstance(risk, bool) or not isinstance(risk, Real):
+        raise InvalidInput("risk", f"expected a number between 0 and 1, got {risk!r}")
+    if not math.isfinite(risk) or not 0 <= risk <= 1:
+        raise InvalidInput("risk", f"must be between 0 and 1, got {risk!r}")
+    return float(risk)
+
+
+def _risk_priority(priority: int, risk: float | None) -> int:
+    """``priority`` raised to at least "high" for a high-risk conversation, never lowered."""
+    return min(priority, AT_RISK_PRIORITY) if is_high_risk(risk) else priority
 
 
 def _handoff_view(session, h: HandoffRequest, *, created: bool = True) -> HandoffView:
@@ -248,6 +281,8 @@ def _handoff_view(session, h: HandoffRequest, *, created: bool = True) -> Handof
         position=_position(session, h),
         created=created,
         customer_id=ticket.customer_id,
+        risk=h.risk,
+        at_risk=is_high_risk(h.risk),
     )
 
 
@@ -263,17 +298,29 @@ def conversation_handoff(
     category: str = "other",
     severity: str = "normal",
     client: str | None = None,
+    risk: float | None = None,
 ) -> HandoffView:
     """Hand a conversation to a human: open a ticket and queue it; idempotent per conversation.
 
     While the conversation already waits or is being served, the existing entry is returned
-    (``created=False``, with the latest transcript saved), so a user repeating "human please"
-    does not queue twice. A client address (``client``, stored as a keyed hash) may open at most
-    ``KEFU_HANDOFFS_PER_CLIENT_PER_HOUR`` (3) new handoffs an hour, so a script with fresh
-    conversation ids cannot flood the queue.
+    (``created=False``, with the latest transcript and risk score saved), so a user repeating
+    "human please" does not queue twice. A client address (``client``, stored as a keyed hash)
+    may open at most ``KEFU_HANDOFFS_PER_CLIENT_PER_HOUR`` (3) new handoffs an hour, so a script
+    with fresh conversation ids cannot flood the queue.
+
+    A conversation at high complaint risk (``contract.is_high_risk``) is served at least at
+    ``high`` priority: an agent who reaches it soon may turn a likely complaint or 1-2 rating
+    around, which a ``normal`` place in the queue would leave to chance. A more urgent priority
+    is kept, and a later, lower score never lowers the priority again (the entry keeps its place;
+    only the ``at_risk`` flag follows the latest score).
+
+    Args:
+        risk: the conversation's latest 0-1 complaint-risk score (``analytics.risk``, the
+            ``complaint_risk`` slot); None when there is none, which leaves a waiting entry's
+            stored score as it was.
 
     Raises:
-        InvalidInput, OrderNotFound: as :func:`open_ticket`.
+        InvalidInput, OrderNotFound: as :func:`open_ticket`; ``risk`` not a number in 0..1.
         TooManyAttempts: the client's hourly handoff limit is reached.
     """
     conv = check_text(conversation_id, "conversation_id", max_len=100)
@@ -281,6 +328,7 @@ def conversation_handoff(
     args = _check_ticket_args(
         reason, category, severity, transcript, customer_id, order_number, conv, language
     )
+    risk = _check_risk(risk)
     client_k = client_key(client)
     now = utcnow()
     with session_factory.begin() as session:
@@ -296,6 +344,10 @@ def conversation_handoff(
                 ticket = session.get(SupportTicket, existing.ticket_id)
                 ticket.transcript = args.transcript
                 ticket.updated_at = now
+            if risk is not None:
+                existing.risk = risk
+                existing.priority = _risk_priority(existing.priority, risk)
+                session.flush()
             return _handoff_view(session, existing, created=False)
         if client_k is not None:
             _check_client_handoffs(session, client_k, now)
@@ -306,7 +358,8 @@ def conversation_handoff(
             language=language,
             reason=reason,
             client_key=client_k,
-            priority=SEVERITY_PRIORITY[severity],
+            priority=_risk_priority(SEVERITY_PRIORITY[severity], risk),
+            risk=risk,
             status=HANDOFF_WAITING,
             enqueued_at=now,
         )
@@ -331,7 +384,13 @@ def _check_client_handoffs(session, client_k: str, now) -> None:
 def list_handoff_queue(
     session_factory, status: str = HANDOFF_WAITING, limit: int = 50
 ) -> tuple[HandoffView, ...]:
-    """Queue entries in one status, most urgent then oldest first."""
+    """Queue entries in one status, in the order agents should take them.
+
+    Most urgent priority first; within a priority, conversations at high complaint risk before
+    the others (they are the ones likely to end in a complaint or a 1-2 rating if left waiting);
+    then the longest-waiting first. ``claim_next_handoff`` and each entry's ``position`` follow
+    the same order.
+    """
     _check_choice(status, "status", HANDOFF_STATUSES)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
         raise InvalidInput("limit", "must be an integer between 1 and 500")
@@ -339,7 +398,7 @@ def list_handoff_queue(
         rows = session.execute(
             select(HandoffRequest)
             .where(HandoffRequest.status == status)
-            .order_by(HandoffRequest.priority, HandoffRequest.id)
+            .order_by(*_QUEUE_ORDER)
             .limit(limit)
         ).scalars()
         return tuple(_handoff_view(session, h) for h in rows)
@@ -441,7 +500,8 @@ def _check_handoff_id(handoff_id) -> None:
 def claim_next_handoff(
     session_factory, agent: str, language: str | None = None
 ) -> HandoffView | None:
-    """Assign the most urgent waiting entry to ``agent``; None when the queue is empty.
+    """Assign the first waiting entry in queue order (:func:`list_handoff_queue`) to ``agent``;
+    None when the queue is empty.
 
     Two agents claiming at once never get the same entry (``FOR UPDATE SKIP LOCKED`` on
     PostgreSQL, the single writer on SQLite).
@@ -455,7 +515,7 @@ def claim_next_handoff(
         stmt = (
             select(HandoffRequest)
             .where(HandoffRequest.status == HANDOFF_WAITING)
-            .order_by(HandoffRequest.priority, HandoffRequest.id)
+            .order_by(*_QUEUE_ORDER)
             .limit(1)
         )
         if language is not None:

@@ -178,6 +178,95 @@ def test_an_agent_claims_a_chosen_handoff(session_factory, world):
         get_handoff(session_factory, "1")
 
 
+def test_a_handoff_keeps_the_conversations_complaint_risk(session_factory):
+    flagged = conversation_handoff(session_factory, "risky", "wants a human", risk=0.5)
+    calm = conversation_handoff(session_factory, "calm", "wants a human", risk=0.49)
+    unknown = conversation_handoff(session_factory, "unscored", "wants a human")
+    # The cut-off is the contract's HIGH_COMPLAINT_RISK (0.5), inclusive.
+    assert (flagged.risk, flagged.at_risk) == (0.5, True)
+    assert (calm.risk, calm.at_risk) == (0.49, False)
+    assert (unknown.risk, unknown.at_risk) == (None, False)
+    assert get_handoff(session_factory, flagged.handoff_id) == flagged
+    assert conversation_handoff(session_factory, "whole", "x", risk=1).risk == 1.0
+
+
+@pytest.mark.parametrize(
+    ("severity", "risk", "priority"),
+    [
+        ("normal", 0.8, 1),  # raised to "high"
+        ("low", 0.5, 1),
+        ("urgent", 0.9, 0),  # a more urgent priority is kept
+        ("high", 0.95, 1),
+        ("normal", 0.3, 2),  # below the cut-off nothing changes
+        ("low", None, 3),
+    ],
+)
+def test_high_complaint_risk_raises_the_priority_to_high(session_factory, severity, risk, priority):
+    h = conversation_handoff(session_factory, "c", "wants a human", severity=severity, risk=risk)
+    assert h.priority == priority
+
+
+def test_asking_again_updates_the_waiting_entrys_risk(session_factory):
+    first = conversation_handoff(session_factory, "again", "wants a human", risk=0.2)
+    assert (first.priority, first.at_risk) == (2, False)
+    riskier = conversation_handoff(session_factory, "again", "still waiting!!", risk=0.8)
+    assert riskier.handoff_id == first.handoff_id and not riskier.created
+    assert (riskier.risk, riskier.at_risk, riskier.priority) == (0.8, True, 1)
+    # A calmer score clears the flag but never lowers the priority the entry already had.
+    calmer = conversation_handoff(session_factory, "again", "ok, I'll wait", risk=0.1)
+    assert (calmer.risk, calmer.at_risk, calmer.priority) == (0.1, False, 1)
+    # No score this time: the last one stays.
+    assert conversation_handoff(session_factory, "again", "hello?").risk == 0.1
+    # An entry an agent is serving is still updated (it shows in the "assigned" list).
+    claim_handoff(session_factory, first.handoff_id, "anna")
+    served = conversation_handoff(session_factory, "again", "this is useless", risk=0.9)
+    assert (served.status, served.risk, served.at_risk) == ("assigned", 0.9, True)
+
+
+@pytest.mark.parametrize("risk", [-0.01, 1.01, float("nan"), float("inf"), "0.7", True, [0.7]])
+def test_handoff_risk_must_be_a_number_from_0_to_1(session_factory, count_statements, risk):
+    with pytest.raises(InvalidInput) as e:
+        conversation_handoff(session_factory, "c", "wants a human", risk=risk)
+    assert e.value.field == "risk" and count_statements == []
+
+
+def test_bad_risk_leaves_a_waiting_entry_as_it_was(session_factory, count_statements):
+    before = conversation_handoff(session_factory, "c", "wants a human", risk=0.7)
+    count_statements.clear()
+    with pytest.raises(InvalidInput):
+        conversation_handoff(session_factory, "c", "wants a human", risk=7)
+    assert count_statements == [] and get_handoff(session_factory, before.handoff_id) == before
+
+
+def test_at_risk_entries_go_first_within_their_priority(session_factory):
+    def queue(conversation, severity="normal", risk=None):
+        conversation_handoff(
+            session_factory, conversation, "wants a human", severity=severity, risk=risk
+        )
+
+    queue("normal-early")
+    queue("high-early", "high")
+    queue("normal-near-cutoff", risk=0.45)
+    queue("normal-at-risk", risk=0.6)  # raised to high, at risk: ahead of high-early
+    queue("high-at-risk", "high", risk=0.9)  # at risk too, but queued after normal-at-risk
+    queue("urgent-late", "urgent")
+    order = [
+        "urgent-late",
+        "normal-at-risk",
+        "high-at-risk",
+        "high-early",
+        "normal-early",
+        "normal-near-cutoff",
+    ]
+    waiting = list_handoff_queue(session_factory)
+    assert [h.conversation_id for h in waiting] == order
+    assert [h.position for h in waiting] == [1, 2, 3, 4, 5, 6]
+    assert [h.at_risk for h in waiting] == [False, True, True, False, False, False]
+    # Agents taking "the next one" get them in the same order.
+    taken = [claim_next_handoff(session_factory, "li").conversation_id for _ in order]
+    assert taken == order and claim_next_handoff(session_factory, "li") is None
+
+
 def test_a_customers_open_tickets_newest_first(session_factory, world):
     first = open_ticket(session_factory, "late parcel", customer_id=world.alice_id)
     second = open_ticket(session_factory, "wrong size", customer_id=world.alice_id)

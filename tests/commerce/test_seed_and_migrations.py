@@ -6,10 +6,10 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
 from commerce.__main__ import alembic_config
-from commerce.db import make_engine
+from commerce.db import make_engine, make_session_factory
 from commerce.models import Base, Customer, Inventory, Order, OrderItem, Refund, TrackingEvent
 from commerce.seed import seed
 from commerce.services.identity import verify_order_owner
@@ -17,6 +17,7 @@ from commerce.services.orders import cancel_order, track_order
 from commerce.services.refunds import get_refund
 from commerce.services.returns import check_return_eligibility
 from commerce.services.stock import check_stock
+from commerce.services.support import conversation_handoff, get_handoff
 
 
 def test_migration_creates_the_model_schema(tmp_path):
@@ -33,6 +34,26 @@ def test_migration_creates_the_model_schema(tmp_path):
             r[0] for r in conn.execute(text("select name from sqlite_master where type='table'"))
         }
     assert names <= {"alembic_version"}
+    engine.dispose()
+
+
+def test_the_handoff_risk_revision_keeps_queued_handoffs(tmp_path):
+    """0003 adds ``handoff_queue.risk`` to a live queue (NULL for entries already there) and
+    its downgrade drops only the column (SQLite rebuilds the table in batch mode)."""
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "head")
+    engine = make_engine(url)
+    queued = conversation_handoff(make_session_factory(engine), "c-1", "help", risk=0.8)
+    command.downgrade(cfg, "0002")
+    with engine.connect() as conn:
+        assert "risk" not in {c["name"] for c in inspect(conn).get_columns("handoff_queue")}
+        assert conn.execute(text("SELECT id, priority FROM handoff_queue")).all() == [
+            (queued.handoff_id, 1)
+        ]
+    command.upgrade(cfg, "head")
+    view = get_handoff(make_session_factory(engine), queued.handoff_id)
+    assert (view.conversation_id, view.risk, view.at_risk, view.priority) == ("c-1", None, False, 1)
     engine.dispose()
 
 
