@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.events import order_refs
-from contract import frustration_of
+from contract import frustration_of, rating_of
 
 FALLBACK_INTENT = "nlu_fallback"
 #: Actions that mean the bot did not understand (Rasa's core fallback and its give-up).
@@ -123,19 +123,6 @@ TASK_FAILED = "failed"
 TASK_STOPPED = "stopped"
 TASK_ABANDONED = "abandoned"
 TASK_OPEN = "open"
-
-
-def parse_rating(value: Any) -> int | None:
-    """The survey's 1-5 (``"5"``, ``5``, ``"５"``, ``["4"]``); None otherwise."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        rating = int(str(value).strip().translate(str.maketrans("１２３４５", "12345")))
-    except ValueError:
-        return None
-    return rating if 1 <= rating <= 5 else None
 
 
 def outcome_of(response: str) -> str | None:
@@ -336,7 +323,7 @@ class _Reader:
         if name == "order_number" and value:
             self.note_order(value)
         elif name == "rating":
-            rating = parse_rating(value)
+            rating = rating_of(value)
             if rating is not None:
                 self.csat = rating
                 if self.user is not None:

@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from analytics.events import check_event, mask_order_number, order_key
-from analytics.facts import ConversationFacts, conversation_facts, parse_rating
+from analytics.facts import ConversationFacts, conversation_facts
 from tests.analytics.conftest import NOW, ORDER_SECRET
 
 
@@ -129,9 +129,33 @@ def test_order_numbers_are_stored_masked(value, masked):
     assert mask_order_number(value) == masked
 
 
+def rated(*values) -> list[dict]:
+    """A user message then a ``rating`` slot event per value (the survey answers)."""
+    events = []
+    for i, value in enumerate(values):
+        user = {"event": "user", "timestamp": 2.0 * i, "parse_data": {"intent": {"name": "inform"}}}
+        events += [
+            user,
+            {"event": "slot", "timestamp": 2.0 * i + 1, "name": "rating", "value": value},
+        ]
+    return events
+
+
 @pytest.mark.parametrize(
-    "value, rating",
-    [("5", 5), (4, 4), ("５", 5), (["3"], 3), ("6", None), (None, None), (True, None)],
+    "values, turn_ratings, csat",
+    [
+        (["5"], [5], 5),
+        ([4], [4], 4),
+        (["５"], [5], 5),
+        ([["3"]], [3], 3),
+        # The last rating counts; the action's reset to None and a value outside 1-5 do not.
+        (["2", None], [2, None], 2),
+        (["4", "6"], [4, None], 4),
+        ([True], [None], None),
+        (["5 pairs"], [None], None),
+    ],
 )
-def test_ratings(value, rating):
-    assert parse_rating(value) == rating
+def test_the_csat_is_the_last_rating_slot_value(values, turn_ratings, csat):
+    f = conversation_facts("s", rated(*values))
+    assert [t.rating for t in users(f)] == turn_ratings
+    assert f.csat == csat
