@@ -5,7 +5,8 @@
 is the account's, whatever the request says (an ``X-Kefu-Agent`` header is ignored):
 
 - ``GET  api/me`` — who is signed in;
-- ``GET  api/queue`` — waiting and assigned handoffs, most urgent first;
+- ``GET  api/queue`` — waiting and assigned handoffs in queue order (most urgent first, then
+  the ones at high complaint risk), each with its ``risk`` score and ``at_risk`` flag;
 - ``GET  api/handoffs/<id>`` — the handoff, the conversation (from the tracker store) with the
   frustration score of each customer message, the customer's recent orders and open tickets;
 - ``POST api/handoffs/<id>/claim`` — the agent takes the conversation (the customer is told);
@@ -74,8 +75,12 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _handoff_json(view: HandoffView) -> dict[str, Any]:
+    """A queue entry for the page: ``risk`` rounded to 2 places (or null), ``at_risk`` from the
+    contract's cut-off (the page badges those entries "at risk")."""
     data = asdict(view)
     data.pop("created", None)
+    # Two places are all an agent reads; the flag is computed on the full score, not this one.
+    data["risk"] = round(view.risk, 2) if view.risk is not None else None
     return data
 
 

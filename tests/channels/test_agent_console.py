@@ -252,6 +252,28 @@ async def test_the_detail_shows_the_conversation(app, tokens, handoff):
     assert detail["messages"][0]["mood"] == "angry"
 
 
+async def test_the_queue_flags_conversations_at_complaint_risk(app, factory, tokens):
+    support.conversation_handoff(factory, "calm", "wants a human")
+    support.conversation_handoff(factory, "risky", "wants a human", risk=0.8349)
+    # Rounds to 0.50 for the page, but the flag follows the full score (below the 0.5 cut-off).
+    support.conversation_handoff(factory, "close-call", "wants a human", risk=0.4961)
+    status, queue, _ = await call(app, "GET", "/queue", tokens["Anna"])
+    assert status == 200
+    entries = [
+        (h["conversation_id"], h["risk"], h["at_risk"], h["priority"]) for h in queue["waiting"]
+    ]
+    # The at-risk conversation was raised to "high" priority, so it leads the queue.
+    assert entries == [
+        ("risky", 0.83, True, 1),
+        ("calm", None, False, 2),
+        ("close-call", 0.5, False, 2),
+    ]
+    [risky] = [h for h in queue["waiting"] if h["at_risk"]]
+    status, detail, _ = await call(app, "GET", f"/handoffs/{risky['handoff_id']}", tokens["Anna"])
+    assert status == 200
+    assert (detail["handoff"]["risk"], detail["handoff"]["at_risk"]) == (0.83, True)
+
+
 def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(factory, tokens):
     """Over real TCP (peer 127.0.0.1, listed as a proxy): each forwarded client counts alone."""
     app = Sanic(f"console_{uuid.uuid4().hex[:8]}")

@@ -39,6 +39,15 @@
     return data;
   }
 
+  // The server flags a conversation at the contract's HIGH_COMPLAINT_RISK (at_risk) and sorts
+  // it first within its priority; the badge tells the agent why it jumped the queue.
+  function riskBadge(risk) {
+    var score = risk === null || risk === undefined ? "" : " " + Number(risk).toFixed(2);
+    var badge = el("span", "tag tag--risk", "at risk" + score);
+    badge.title = "Complaint risk" + score + ": likely to complain or rate 1-2";
+    return badge;
+  }
+
   function queueItem(h) {
     var li = el("li");
     var button = el("button", "queue__item" + (h.handoff_id === current ? " is-current" : ""));
@@ -46,6 +55,7 @@
     button.dataset.handoff = h.handoff_id;
     button.appendChild(el("strong", null, h.ticket_number));
     button.appendChild(el("span", "tag tag--" + h.language, h.language === "zh" ? "中文" : "EN"));
+    if (h.at_risk) button.appendChild(riskBadge(h.risk));
     button.appendChild(el("span", "queue__reason", h.reason));
     if (h.assigned_to) button.appendChild(el("span", "queue__agent", "→ " + h.assigned_to));
     button.addEventListener("click", function () { open(h.handoff_id); });
