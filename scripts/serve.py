@@ -3,6 +3,15 @@
 Waits until both answer their health checks, prints where to chat, and stops both cleanly
 on Ctrl-C (SIGINT) or SIGTERM. Logs go to var/log/.
 
+With an SQL tracker store (the default endpoints.yml) a third process follows it into the
+analytics tables: ``python -m analytics upgrade``, then ``python -m analytics consume
+--from-tracker-store`` without ``--once`` or ``--max-seconds``, so it polls until stopped
+(events reach the tables a few seconds after they happen: it reads only rows older than its
+settle time). Its log is ``analytics.log`` next to ``rasa.log``. Analytics never takes the chat
+down: if the upgrade fails or the consumer dies, the error is printed and the chat keeps
+running. ``--no-analytics`` or ``KEFU_ANALYTICS=0`` leaves it out, and so does ``--shell``;
+what it did not read, the next run reads (the consumer resumes after its high-water mark).
+
 Server settings it applies (environment):
 
 - ``KEFU_CORS_ORIGINS``: comma-separated web origins allowed to call the Rasa server from a
@@ -33,6 +42,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -50,9 +61,15 @@ def _healthy(url: str) -> bool:
 
 
 class Service:
-    """One child process with a health URL and a log file."""
+    """One child process with a log file and, for a server, a health URL.
 
-    def __init__(self, name: str, command: list[str], health_url: str, log_dir: Path) -> None:
+    A process without one (the analytics consumer listens on nothing) counts as healthy while
+    it runs.
+    """
+
+    def __init__(
+        self, name: str, command: list[str], health_url: str | None, log_dir: Path
+    ) -> None:
         self.name = name
         self.command = command
         self.health_url = health_url
@@ -60,9 +77,7 @@ class Service:
         self.process: subprocess.Popen | None = None
 
     def start(self, env: dict[str, str]) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        log.write(f"\n==> {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.command)}\n".encode())
-        log.flush()
+        log = _open_log(self.log_path, self.command)
         # A new process group, so Ctrl-C in the terminal reaches us first and we stop
         # the children in order instead of racing them.
         self.process = subprocess.Popen(
@@ -74,14 +89,18 @@ class Service:
             start_new_session=True,
         )
 
+    def exited(self) -> bool:
+        """Whether the process was started and has ended."""
+        return self.process is not None and self.process.poll() is not None
+
     def wait_healthy(self, deadline: float) -> None:
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            if self.exited():
                 raise ServiceFailed(
                     f"{self.name} exited with code {self.process.returncode}; "
                     f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
                 )
-            if _healthy(self.health_url):
+            if self.health_url is None or _healthy(self.health_url):
                 return
             time.sleep(0.5)
         raise ServiceFailed(
@@ -117,6 +136,14 @@ def endpoints_for_port(endpoints: Path, actions_port: int, out_dir: Path) -> Pat
     return effective
 
 
+def _open_log(path: Path, command: list[str]):
+    """``path`` opened for appending, with a line naming the command and the time."""
+    log = open(path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    log.write(f"\n==> {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+    log.flush()
+    return log
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -137,6 +164,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-dir", default="var/log")
     parser.add_argument("--startup-timeout", type=float, default=600.0)
     parser.add_argument("--shell", action="store_true", help="chat in this terminal instead")
+    parser.add_argument(
+        "--no-analytics",
+        action="store_true",
+        help=f"do not run the analytics consumer (also {ANALYTICS_ENV}=0)",
+    )
     return parser.parse_args(argv)
 
 
@@ -154,6 +186,81 @@ DEMO_LINK_FILE_ENV = "KEFU_DEMO_LINK_FILE"
 DEFAULT_DEMO_LINK_FILE = "var/demo-link"
 MAX_REQUEST_ENV = "SANIC_REQUEST_MAX_SIZE"
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+#: ``0`` leaves the analytics consumer out (as ``--no-analytics`` does).
+ANALYTICS_ENV = "KEFU_ANALYTICS"
+
+
+def sql_tracker_store(endpoints: Path) -> bool:
+    """Whether ``endpoints`` configures an SQL tracker store, the one the consumer can follow."""
+    from channels.tracker_store import SQL_TYPES  # imports Rasa: only when the answer matters
+
+    with open(endpoints, encoding="utf-8") as f:
+        section = (yaml.safe_load(f) or {}).get("tracker_store")
+    kind = section.get("type") if isinstance(section, dict) else None
+    return isinstance(kind, str) and kind.lower() in SQL_TYPES
+
+
+def analytics_off(args: argparse.Namespace, env: dict[str, str], endpoints: Path) -> str | None:
+    """Why the analytics consumer does not run, or None when it does."""
+    if args.no_analytics:
+        return "--no-analytics"
+    if env.get(ANALYTICS_ENV, "1").strip() == "0":
+        return f"{ANALYTICS_ENV}=0"
+    if args.shell:
+        return "--shell"
+    if not sql_tracker_store(endpoints):
+        return "the tracker store is not SQL"
+    return None
+
+
+def analytics_commands(endpoints: Path) -> tuple[list[str], list[str]]:
+    """The analytics ``upgrade`` command and the ``consume`` command that follows the tracker
+    store of ``endpoints`` (neither ``--once`` nor ``--max-seconds``: it polls until stopped)."""
+    analytics = [str(VENV_BIN / "python"), "-m", "analytics"]
+    consume = ["consume", "--from-tracker-store", "--endpoints", str(endpoints)]
+    return [*analytics, "upgrade"], [*analytics, *consume]
+
+
+def upgrade_analytics(command: list[str], env: dict[str, str], log_path: Path) -> bool:
+    """Run the analytics upgrade into ``log_path``; False, after printing why, when it failed."""
+    with _open_log(log_path, command) as log:
+        code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        print(
+            f"warning: no analytics this run: the upgrade failed (code {code}); "
+            f"last lines of {log_path}:\n{_tail(log_path)}",
+            file=sys.stderr,
+        )
+    return code == 0
+
+
+def check_services(required: list[Service], optional: list[Service]) -> list[Service]:
+    """Raise if a required service stopped; print which optional ones stopped.
+
+    Returns:
+        The optional services still running.
+
+    Raises:
+        ServiceFailed: a required service stopped.
+    """
+    for service in required:
+        if service.exited():
+            raise ServiceFailed(
+                f"{service.name} stopped unexpectedly (code {service.process.returncode});"
+                f" last lines of {service.log_path}:\n{_tail(service.log_path)}"
+            )
+    running = []
+    for service in optional:
+        if service.exited():
+            print(
+                f"warning: {service.name} stopped (code {service.process.returncode}); the chat"
+                f" keeps running; last lines of {service.log_path}:\n{_tail(service.log_path)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            running.append(service)
+    return running
 
 
 def cors_arguments(origins: str | None) -> list[str]:
@@ -253,6 +360,7 @@ def banner(
     *,
     demo_token: str | None,
     agent_ready: bool,
+    analytics_off: str | None = "not started",
 ) -> str:
     """The startup banner. It names where secrets are, never prints one: the demo customer's
     signed-in link carries a token, so it is written to a file (mode 0600) that the banner
@@ -276,6 +384,12 @@ def banner(
         else "(add an account: python -m commerce agent add NAME)"
     )
     cors = env.get(CORS_ENV, "").strip() or "none (same origin only)"
+    logs = f"{args.log_dir}/rasa.log, {args.log_dir}/actions.log"
+    if analytics_off is None:
+        analytics = "following the tracker store into the analytics tables"
+        logs += f", {args.log_dir}/analytics.log"
+    else:
+        analytics = f"off ({analytics_off})"
     return f"""
 Kefu is running.
   Web chat:              {base}/webhooks/webchat/
@@ -283,7 +397,8 @@ Kefu is running.
 {generated}  socket.io:             {base}/socket.io   (events: user_uttered / bot_uttered)
   REST:                  {base}/webhooks/rest/webhook
   Action server:         http://{args.host}:{args.actions_port}/health
-  Logs:                  {args.log_dir}/rasa.log, {args.log_dir}/actions.log
+  Analytics consumer:    {analytics}
+  Logs:                  {logs}
   Cross-origin callers:  {cors}   ({CORS_ENV})
 
 Try it:
@@ -292,7 +407,7 @@ Try it:
   curl -s {base}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
        -d '{{"sender": "me", "message": "你好"}}'
 
-Press Ctrl-C to stop both servers.
+Press Ctrl-C to stop everything.
 """
 
 
@@ -318,13 +433,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     rasa_command = rasa_run_command(args, model, endpoints, env)
     rasa = Service("rasa", rasa_command, f"http://127.0.0.1:{args.port}/", log_dir)
+    upgrade_command, consume_command = analytics_commands(endpoints)
+    consumer = Service("analytics", consume_command, None, log_dir)
+    no_analytics = analytics_off(args, env, endpoints)
 
     def _request_stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, _request_stop)
     services = [actions] if args.shell else [actions, rasa]
+    optional: list[Service] = []
     try:
+        if no_analytics is None and not upgrade_analytics(upgrade_command, env, consumer.log_path):
+            no_analytics = "the upgrade failed"
         for service in services:
             # Only the public server gets the request size limit: the action server receives
             # whole trackers from Rasa, which can outgrow it.
@@ -336,18 +457,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.shell:
             shell = [str(VENV_BIN / "rasa"), "shell", "--model", str(model)]
             return subprocess.call([*shell, "--endpoints", str(endpoints)], cwd=ROOT, env=env)
+        if no_analytics is None:
+            # Only now: until Rasa has made the tracker store's events table, the consumer
+            # finds nothing to follow and exits.
+            try:
+                consumer.start(env)
+                consumer.wait_healthy(deadline)
+                optional.append(consumer)
+            except (OSError, ServiceFailed) as e:
+                print(f"warning: no analytics this run: {e}", file=sys.stderr)
+                no_analytics = "it did not start"
         agent_ready = _demo_agent(env)
         print(
-            banner(args, env, made_up, demo_token=_demo_token(env), agent_ready=agent_ready),
+            banner(
+                args,
+                env,
+                made_up,
+                demo_token=_demo_token(env),
+                agent_ready=agent_ready,
+                analytics_off=no_analytics,
+            ),
             flush=True,
         )
         while True:
-            for service in services:
-                if service.process is not None and service.process.poll() is not None:
-                    raise ServiceFailed(
-                        f"{service.name} stopped unexpectedly (code {service.process.returncode});"
-                        f" last lines of {service.log_path}:\n{_tail(service.log_path)}"
-                    )
+            optional = check_services(services, optional)
             time.sleep(1)
     except KeyboardInterrupt:
         print("\n==> stopping…", flush=True)
@@ -356,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        for service in reversed(services):
+        for service in [consumer, *reversed(services)]:
             service.stop()
         print("==> stopped", flush=True)
 

@@ -1,4 +1,5 @@
 import argparse
+import asyncio
 import os
 import socket
 import subprocess
@@ -6,15 +7,23 @@ import sys
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from scripts.serve import (
     GENERATED_SECRETS,
+    Service,
+    ServiceFailed,
+    _parse_args,
     _with_secrets,
+    analytics_commands,
+    analytics_off,
     banner,
+    check_services,
     cors_arguments,
     endpoints_for_port,
     rasa_run_command,
     server_env,
+    upgrade_analytics,
 )
 from tests.helpers import ROOT
 from tests.helpers.network import free_port, service_reachable
@@ -171,3 +180,165 @@ def test_rasa_runs_without_wildcard_cors():
     env = {"KEFU_CORS_ORIGINS": "https://shop.example"}
     command = rasa_run_command(args, ROOT / "models/kefu.tar.gz", ROOT / "endpoints.yml", env)
     assert command[-2:] == ["--cors", "https://shop.example"]
+
+
+# --- the analytics consumer ----------------------------------------------------------------
+
+
+def test_the_consumer_follows_the_effective_endpoints_until_stopped(tmp_path):
+    from analytics.__main__ import parser
+
+    effective = endpoints_for_port(ROOT / "endpoints.yml", 6123, tmp_path)
+    upgrade, consume = analytics_commands(effective)
+    assert upgrade[1:] == ["-m", "analytics", "upgrade"]
+    assert consume[1:3] == ["-m", "analytics"]
+    parsed = parser().parse_args(consume[3:])
+    assert parsed.func.__name__ == "cmd_consume" and parsed.from_tracker_store
+    assert parsed.endpoints == str(effective) and effective.name == "endpoints.6123.yml"
+    assert not parsed.once and parsed.max_seconds is None  # polls until stopped
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return _parse_args(["--endpoints", "endpoints.yml", *argv])
+
+
+def test_analytics_runs_next_to_an_sql_tracker_store_unless_turned_off(tmp_path):
+    default = ROOT / "endpoints.yml"  # channels.tracker_store.MaskingSQLTrackerStore on SQLite
+    assert analytics_off(_args(), {}, default) is None
+    assert analytics_off(_args(), {"KEFU_ANALYTICS": "1"}, default) is None
+    assert analytics_off(_args("--no-analytics"), {}, default) == "--no-analytics"
+    assert analytics_off(_args(), {"KEFU_ANALYTICS": "0"}, default) == "KEFU_ANALYTICS=0"
+    assert analytics_off(_args("--shell"), {}, default) == "--shell"
+    plain_sql = tmp_path / "sql.yml"
+    plain_sql.write_text("tracker_store:\n  type: SQL\n  url: ${KEFU_TRACKER_DB_URL}\n")
+    assert analytics_off(_args(), {}, plain_sql) is None
+    redis = tmp_path / "redis.yml"
+    redis.write_text("tracker_store:\n  type: redis\n  url: localhost\n")
+    none = tmp_path / "none.yml"
+    none.write_text("action_endpoint:\n  url: http://localhost:5055/webhook\n")
+    for endpoints in (redis, none):
+        assert analytics_off(_args(), {}, endpoints) == "the tracker store is not SQL"
+
+
+def test_the_banner_lists_the_consumer_and_its_log_or_why_it_is_off():
+    on = banner(ARGS, {}, [], demo_token=None, agent_ready=True, analytics_off=None)
+    assert "Analytics consumer:    following the tracker store" in on
+    assert "var/log/rasa.log, var/log/actions.log, var/log/analytics.log" in on
+    off = banner(ARGS, {}, [], demo_token=None, agent_ready=True, analytics_off="--no-analytics")
+    assert "Analytics consumer:    off (--no-analytics)" in off
+    assert "analytics.log" not in off
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_a_service_without_a_health_url_is_healthy_while_it_runs(tmp_path):
+    sleeper = Service("sleeper", _python("import time; time.sleep(60)"), None, tmp_path)
+    sleeper.start(dict(os.environ))
+    try:
+        started = time.monotonic()
+        sleeper.wait_healthy(started + 30)
+        assert time.monotonic() - started < 5 and not sleeper.exited()
+    finally:
+        sleeper.stop()
+    assert sleeper.exited()
+    failing = Service("failing", _python("print('boom'); raise SystemExit(3)"), None, tmp_path)
+    failing.start(dict(os.environ))
+    failing.process.wait(timeout=30)
+    with pytest.raises(ServiceFailed, match="failing exited with code 3") as failed:
+        failing.wait_healthy(time.monotonic() + 30)
+    assert "boom" in str(failed.value)  # the tail of tmp_path/failing.log
+
+
+def test_a_stopped_consumer_is_reported_and_the_servers_keep_running(tmp_path, capsys):
+    server = Service("server", _python("import time; time.sleep(60)"), None, tmp_path)
+    consumer = Service("analytics", _python("raise SystemExit('db gone')"), None, tmp_path)
+    server.start(dict(os.environ))
+    consumer.start(dict(os.environ))
+    try:
+        consumer.process.wait(timeout=30)
+        assert check_services([server], [consumer]) == []
+        warning = capsys.readouterr().err
+        assert "analytics stopped (code 1); the chat keeps running" in warning
+        assert "db gone" in warning
+        assert not server.exited()
+        assert check_services([server], []) == []  # reported once, then forgotten
+        assert capsys.readouterr().err == ""
+    finally:
+        server.stop()
+    with pytest.raises(ServiceFailed, match="server stopped unexpectedly"):
+        check_services([server], [])
+
+
+def test_a_failed_upgrade_is_logged_and_leaves_analytics_out(tmp_path, capsys):
+    log = tmp_path / "analytics.log"
+    assert not upgrade_analytics(_python("raise SystemExit('no database')"), {}, log)
+    assert "no analytics this run: the upgrade failed (code 1)" in capsys.readouterr().err
+    assert "no database" in log.read_text()
+
+
+def _save_conversation(store, sender: str) -> None:
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    tracker = DialogueStateTracker.from_events(
+        sender,
+        [
+            ActionExecuted("action_listen"),
+            UserUttered("hello", intent={"name": "greet", "confidence": 0.99}),
+            ActionExecuted("utter_greet"),
+        ],
+    )
+    asyncio.run(store.save(tracker))
+
+
+def _analytics_senders(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(
+                conn.execute(sa.text("SELECT DISTINCT sender_id FROM analytics_events")).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def _wait_for(condition, consumer: Service, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert not consumer.exited(), f"the consumer stopped:\n{consumer.log_path.read_text()}"
+        assert time.monotonic() < deadline, "the consumer did not read the events in time"
+        time.sleep(0.5)
+
+
+def test_the_consumer_as_serve_starts_it_keeps_reading_new_conversations(tmp_path):
+    from rasa.shared.core.domain import Domain
+
+    from channels.tracker_store import MaskingSQLTrackerStore
+
+    # What `rasa run` does before serve.py starts the consumer: make the tracker store.
+    store = MaskingSQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tmp_path / "t.db"))
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(
+        "tracker_store:\n  type: channels.tracker_store.MaskingSQLTrackerStore\n"
+        f"  dialect: sqlite\n  db: {tmp_path / 't.db'}\n"
+    )
+    url = f"sqlite:///{tmp_path / 'analytics.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEFU_ANALYTICS_DATABASE_URL": url}
+    upgrade, consume = analytics_commands(endpoints)
+    assert upgrade_analytics(upgrade, env, tmp_path / "analytics.log")
+    consumer = Service("analytics", consume, None, tmp_path)
+    consumer.start(env)
+    try:
+        consumer.wait_healthy(time.monotonic() + 30)
+        _save_conversation(store, "first")
+        _wait_for(lambda: _analytics_senders(url) == {"first"}, consumer)
+        # Caught up, it keeps polling: a conversation saved later is read too.
+        _save_conversation(store, "second")
+        _wait_for(lambda: _analytics_senders(url) == {"first", "second"}, consumer)
+        assert not consumer.exited()
+    finally:
+        consumer.stop()
+        store.engine.dispose()
+    assert consumer.exited()
