@@ -10,13 +10,22 @@ and the console's dashboard use — overall (``language="all"``) and per languag
 without data (no CSAT answer yet, no agent reply) is left out rather than reported as 0.
 ``kefu_analytics_up`` is 0 when the analytics tables cannot be read (absent, or the database
 down): the scrape still succeeds, so an alert can say so.
+
+The exposition is kept for ``$KEFU_METRICS_CACHE_S`` seconds (default 15, ``0``: none), per
+analytics database: several Prometheus servers scraping every few seconds then run the queries
+once per period between them. The numbers move slowly (the consumer reads settled events every
+few seconds, the window is a day), so a scrape may be that much older. Concurrent scrapes (the
+console computes in worker threads) wait for the one computing instead of each running the
+queries.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +42,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_WINDOW_S = 86_400.0
 #: Env var holding the bearer token a scraper must send (no token needed when unset).
 METRICS_TOKEN_ENV = "KEFU_METRICS_TOKEN"
+#: Env var: seconds a computed exposition is served again (0: compute on every scrape).
+CACHE_ENV = "KEFU_METRICS_CACHE_S"
+DEFAULT_CACHE_S = 15.0
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 ALL = "all"
 
@@ -57,6 +69,21 @@ PER_LANGUAGE: tuple[tuple[str, str, tuple[str, str]], ...] = (
 def metrics_token() -> str:
     """The bearer token scrapers must send; empty when ``/metrics`` is open."""
     return os.environ.get(METRICS_TOKEN_ENV, "").strip()
+
+
+def cache_seconds() -> float:
+    """``$KEFU_METRICS_CACHE_S`` (default 15; a negative or unreadable value: the default)."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CACHE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if value >= 0:  # False for NaN too
+        return value
+    logger.warning("%s=%r is not a number of seconds: using %s", CACHE_ENV, raw, DEFAULT_CACHE_S)
+    return DEFAULT_CACHE_S
 
 
 def collect(engine: Engine, until: float, window_s: float = DEFAULT_WINDOW_S) -> dict[str, Any]:
@@ -108,15 +135,74 @@ def registry_of(summaries: dict[str, Any] | None, window_s: float) -> CollectorR
     return registry
 
 
-def exposition(
-    engine: Engine, until: float | None = None, window_s: float = DEFAULT_WINDOW_S
-) -> bytes:
-    """The text exposition of the gauges (``kefu_analytics_up 0`` when the tables are absent or
-    the database is down)."""
-    until = time.time() if until is None else until
+def render(engine: Engine, until: float, window_s: float = DEFAULT_WINDOW_S) -> bytes:
+    """The text exposition of the gauges of the window ending at ``until``, computed now
+    (``kefu_analytics_up 0`` when the tables are absent or the database is down)."""
     try:
         summaries: dict[str, Any] | None = collect(engine, until, window_s)
     except sa.exc.SQLAlchemyError as e:
         logger.warning("analytics unavailable for /metrics: %s", type(e).__name__)
         summaries = None
     return generate_latest(registry_of(summaries, window_s))
+
+
+def render_now(engine: Engine, window_s: float = DEFAULT_WINDOW_S) -> bytes:
+    """:func:`render` of the window ending now."""
+    return render(engine, time.time(), window_s)
+
+
+class ExpositionCache:
+    """The exposition of each analytics database and window, kept for a while.
+
+    Args:
+        ttl_s: seconds an exposition is served again; None: :func:`cache_seconds` at each
+            scrape (so the environment decides); 0: computed on every scrape.
+        clock: monotonic seconds (tests pass their own instead of sleeping).
+        compute: what makes an exposition of the window ending now (:func:`render_now`).
+    """
+
+    def __init__(
+        self,
+        ttl_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        compute: Callable[[Engine, float], bytes] = render_now,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.compute = compute
+        self._entries: dict[tuple[str, float], tuple[float, bytes]] = {}
+        # One lock for all: a scrape that finds the entry stale computes it while the others
+        # wait and then take its result. The console computes in worker threads
+        # (asyncio.to_thread), so the event loop itself never waits on it.
+        self._lock = threading.Lock()
+
+    def get(self, engine: Engine, window_s: float = DEFAULT_WINDOW_S) -> bytes:
+        """The exposition of ``engine``'s last ``window_s``, recomputed once it is too old."""
+        ttl = cache_seconds() if self.ttl_s is None else self.ttl_s
+        if ttl <= 0:
+            return self.compute(engine, window_s)
+        key = (engine.url.render_as_string(hide_password=False), window_s)
+        with self._lock:
+            now = self.clock()
+            entry = self._entries.get(key)
+            if entry is not None and now < entry[0]:
+                return entry[1]
+            body = self.compute(engine, window_s)
+            # Forget the stale entries of other databases (a test session makes many).
+            self._entries = {k: v for k, v in self._entries.items() if now < v[0]}
+            self._entries[key] = (now + ttl, body)
+            return body
+
+
+#: The cache :func:`exposition` serves scrapes from.
+CACHE = ExpositionCache()
+
+
+def exposition(
+    engine: Engine, until: float | None = None, window_s: float = DEFAULT_WINDOW_S
+) -> bytes:
+    """The text exposition of the gauges: of the window ending now through :data:`CACHE`
+    (what a scrape gets), or of the one ending at ``until``, computed."""
+    if until is not None:
+        return render(engine, until, window_s)
+    return CACHE.get(engine, window_s)

@@ -13,6 +13,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 from rasa.core.lock_store import InMemoryLockStore
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.core.tracker_store import InMemoryTrackerStore
@@ -424,6 +425,99 @@ def test_metrics_without_analytics_tables_report_down(factory, tmp_path, monkeyp
     values = samples(reply.text)
     assert values[("kefu_analytics_up", ())] == 0
     assert not any(name == "kefu_conversations" for name, _ in values)
+
+
+class Clock:
+    """Monotonic seconds the test moves by hand (the metrics cache's clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counted_metrics_app(factory, url: str, monkeypatch) -> tuple[Sanic, Clock, list[str]]:
+    """An app whose ``/metrics`` caches with a hand-moved clock, and the queries it ran."""
+    from analytics import prometheus
+
+    monkeypatch.delenv("KEFU_METRICS_TOKEN", raising=False)
+    clock = Clock()
+    monkeypatch.setattr(prometheus, "CACHE", prometheus.ExpositionCache(clock=clock))
+    console = AgentConsole(factory, analytics_url=url)
+    queries: list[str] = []
+    sa.event.listen(
+        console.analytics_engine(),
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: queries.append(statement),
+    )
+    app = Sanic(f"console_{uuid.uuid4().hex[:8]}")
+    app.blueprint(console.blueprint(), url_prefix=PREFIX)
+    return app, clock, queries
+
+
+def test_scrapes_within_the_cache_period_run_the_queries_once(factory, analytics_url, monkeypatch):
+    from tests.analytics.conftest import NOW
+
+    monkeypatch.setattr("time.time", lambda: NOW)
+    monkeypatch.delenv("KEFU_METRICS_CACHE_S", raising=False)  # the default: 15 s
+    app, clock, queries = counted_metrics_app(factory, analytics_url, monkeypatch)
+    first = scrape(app)
+    per_scrape = len(queries)
+    assert first.status == 200 and per_scrape > 0
+    clock.now += 14.9  # another Prometheus server, the same period
+    again = scrape(app)
+    assert again.status == 200 and again.body == first.body
+    assert len(queries) == per_scrape
+    assert samples(again.text)[("kefu_conversations", (("language", "all"),))] == 8
+    clock.now += 0.1  # the period is over
+    assert scrape(app).status == 200
+    assert len(queries) == 2 * per_scrape
+
+
+def test_the_cache_period_is_set_by_the_environment_and_0_turns_it_off(
+    factory, analytics_url, monkeypatch
+):
+    app, clock, queries = counted_metrics_app(factory, analytics_url, monkeypatch)
+    monkeypatch.setenv("KEFU_METRICS_CACHE_S", "0")
+    scrape(app)
+    per_scrape = len(queries)
+    scrape(app)
+    assert len(queries) == 2 * per_scrape
+    monkeypatch.setenv("KEFU_METRICS_CACHE_S", "60")
+    scrape(app)
+    clock.now += 59
+    scrape(app)
+    assert len(queries) == 3 * per_scrape
+    clock.now += 1
+    scrape(app)
+    assert len(queries) == 4 * per_scrape
+    from analytics.prometheus import cache_seconds
+
+    for unreadable in ("soon", "-5", "nan"):
+        monkeypatch.setenv("KEFU_METRICS_CACHE_S", unreadable)
+        assert cache_seconds() == 15  # the default, with a warning in the log
+
+
+def test_concurrent_scrapes_wait_for_the_one_computing(analytics_url):
+    from analytics import db
+    from analytics.prometheus import ExpositionCache
+    from tests.helpers.concurrency import race
+
+    engine = db.engine(analytics_url)
+    queries: list[str] = []
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: queries.append(statement),
+    )
+    ExpositionCache(ttl_s=0).get(engine)
+    per_scrape, queries[:] = len(queries), []
+    cache = ExpositionCache(ttl_s=15, clock=Clock())
+    bodies, errors = race(lambda _: cache.get(engine), n=4)
+    engine.dispose()
+    assert errors == [] and len(bodies) == 4 and len(set(bodies)) == 1
+    assert len(queries) == per_scrape
 
 
 @pytest.mark.browser
