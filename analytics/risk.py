@@ -27,18 +27,23 @@ simulator's assumptions, not real customers.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.events import order_key
 from analytics.facts import ConversationFacts, conversation_facts
 from analytics.models import Conversation
+
+logger = logging.getLogger(__name__)
 
 FEATURES = (
     "frustration_max",
@@ -54,7 +59,13 @@ FEATURES = (
 BASELINE_FEATURES = ("frustration_max", "frustration_last", "frustration_slope")
 #: Where ``risk-train`` saves the model by default.
 DEFAULT_MODEL = Path("var/analytics/risk.joblib")
+#: Env var naming the model the action server scores with (default :data:`DEFAULT_MODEL`).
+MODEL_ENV = "KEFU_RISK_MODEL"
 TOP_SHARE = 0.10
+#: The frustration slope is clipped to this: a conversation scored live after two or three
+#: messages has slopes (0.4 from 0.5 to 0.9) that complete conversations, the training data,
+#: almost never show (1st-99th percentile -0.13..0.20), and a linear model extrapolates them.
+SLOPE_LIMIT = 0.2
 FAILED_REFUND = "utter_refund_status_failed"
 
 
@@ -79,7 +90,7 @@ def features(
     return {
         "frustration_max": max(scores, default=0.0),
         "frustration_last": scores[-1] if scores else 0.0,
-        "frustration_slope": frustration_slope(scores),
+        "frustration_slope": max(-SLOPE_LIMIT, min(SLOPE_LIMIT, frustration_slope(scores))),
         "prior_contacts": float(prior_contacts),
         "delay_days": float(max(0.0, delay_days or 0.0)),
         "failed_actions": float(
@@ -227,6 +238,11 @@ def train(conversations: int = 2000, seed: int = 7) -> RiskModel:
     return RiskModel(_pipeline().fit(data.matrix(FEATURES), data.labels))
 
 
+def model_path() -> Path:
+    """``$KEFU_RISK_MODEL``, else :data:`DEFAULT_MODEL`."""
+    return Path(os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL)
+
+
 def save(model: RiskModel, path: Path) -> None:
     import joblib
 
@@ -267,9 +283,15 @@ def _today(today: date | None) -> date:
     return today or datetime.now(timezone.utc).date()
 
 
-def late_shipments(commerce_engine: sa.engine.Engine, today: date | None = None) -> list[dict]:
+def late_shipments(
+    commerce_engine: sa.engine.Engine,
+    today: date | None = None,
+    *,
+    numbers: Sequence[str] | None = None,
+) -> list[dict]:
     """Undelivered shipments past their ``estimated_delivery`` on ``today`` (UTC) of orders that
-    are still open (not delivered, cancelled or returned), with their order number."""
+    are still open (not delivered, cancelled or returned), with their order number; only those
+    of the orders ``numbers`` when given."""
     from commerce.models import ORDER_CANCELLED, ORDER_DELIVERED, ORDER_RETURNED, Order, Shipment
 
     closed = (ORDER_CANCELLED, ORDER_DELIVERED, ORDER_RETURNED)
@@ -284,6 +306,8 @@ def late_shipments(commerce_engine: sa.engine.Engine, today: date | None = None)
         .where(Order.status.not_in(closed))
         .order_by(Shipment.estimated_delivery, Order.number)
     )
+    if numbers is not None:
+        stmt = stmt.where(Order.number.in_(list(numbers)))
     with commerce_engine.connect() as conn:
         rows = conn.execute(stmt).all()
     late: dict[str, dict] = {}
@@ -308,6 +332,16 @@ def order_delays(
         order_key(row["number"], order_secret): row["days_late"]
         for row in late_shipments(commerce_engine, today)
     }
+
+
+def order_delay(
+    commerce_engine: sa.engine.Engine, numbers: Sequence[str], today: date | None = None
+) -> int:
+    """Days the latest of the orders ``numbers`` is late (0 when none is, or none is known)."""
+    if not numbers:
+        return 0
+    late = late_shipments(commerce_engine, today, numbers=numbers)
+    return max((row["days_late"] for row in late), default=0)
 
 
 def contacts_before(analytics_engine: sa.engine.Engine, facts: ConversationFacts) -> int:
@@ -370,6 +404,131 @@ def late_orders_with_contacts(
         )
     result.sort(key=lambda r: (-r["days_late"], -r["contacts"], r["number"]))
     return result
+
+
+# ---- live scoring: the action server asks about the conversation it is serving -------------
+
+
+class LiveRisk:
+    """Scores an open conversation from its Rasa events, for the action server.
+
+    The same features as training (:func:`features` over :func:`conversation_facts` of the
+    reduced events), with ``delay_days`` from the commerce database for the orders the caller
+    names and ``prior_contacts`` from the analytics tables (conversations the consumer has
+    already read). The model loads once; it is ``None`` until ``make risk-model`` has trained
+    it, and then every score is ``None`` (no offer, no flag) rather than a guess. A database
+    that cannot answer costs its feature (0, logged), never the conversation.
+
+    Args:
+        model_path: the trained model (:data:`DEFAULT_MODEL`).
+        commerce_engine: the commerce database (default: ``commerce.config.database_url()``).
+        analytics_engine: the analytics database (default: :func:`analytics.db.engine`).
+        order_secret: key of the order-number hashes (default: ``commerce.config.hash_secret()``,
+            the key the consumer uses, so the keys match the stored conversations').
+    """
+
+    def __init__(
+        self,
+        model_path: Path = DEFAULT_MODEL,
+        *,
+        commerce_engine: sa.engine.Engine | None = None,
+        analytics_engine: sa.engine.Engine | None = None,
+        order_secret: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self._commerce = commerce_engine
+        self._analytics = analytics_engine
+        self._secret = order_secret
+        self._model: RiskModel | None = None
+        self._loaded_mtime: float | None = None
+        self._warned = False
+
+    @property
+    def model(self) -> RiskModel | None:
+        """The trained model, reloaded when ``risk-train`` rewrote the file; None without one."""
+        try:
+            mtime = self.model_path.stat().st_mtime
+        except OSError:
+            if not self._warned:
+                logger.warning(
+                    "no complaint-risk model at %s (make risk-model): conversations are not scored",
+                    self.model_path,
+                )
+                self._warned = True
+            self._model, self._loaded_mtime = None, None
+            return None
+        self._warned = False
+        if self._model is None or mtime != self._loaded_mtime:
+            self._model, self._loaded_mtime = load(self.model_path), mtime
+        return self._model
+
+    @property
+    def order_secret(self) -> str:
+        if self._secret is None:
+            from commerce.config import hash_secret
+
+            self._secret = hash_secret()
+        return self._secret
+
+    def _commerce_engine(self) -> sa.engine.Engine:
+        if self._commerce is None:
+            from commerce.db import make_engine
+
+            self._commerce = make_engine()
+        return self._commerce
+
+    def _analytics_engine(self) -> sa.engine.Engine:
+        if self._analytics is None:
+            from analytics import db
+
+            self._analytics = db.engine()
+        return self._analytics
+
+    def score(
+        self,
+        sender_id: str,
+        events: Iterable[dict[str, Any]],
+        *,
+        order_numbers: Sequence[str] = (),
+        today: date | None = None,
+    ) -> float | None:
+        """The 0-1 risk of the conversation ``sender_id`` so far; None without a model.
+
+        Args:
+            sender_id: the conversation.
+            events: its Rasa events as the tracker holds them (oldest first).
+            order_numbers: the orders it is about (their delay is a feature).
+            today: the day delays count from (default: UTC today).
+        """
+        from analytics.events import MalformedEvent, check_event
+
+        model = self.model
+        if model is None:
+            return None
+        secret = self.order_secret
+        reduced = []
+        for event in events:
+            # Read as the consumer reads them: what it would skip does not count here either.
+            try:
+                reduced.append(check_event(event, sender_id, order_secret=secret).data)
+            except MalformedEvent:
+                continue
+        facts = conversation_facts(sender_id, reduced, order_secret=secret)
+        # The task's order counts even where no event of this conversation named it yet.
+        named = {order_key(n, secret) for n in order_numbers} - {None}
+        facts = replace(facts, order_keys=sorted(set(facts.order_keys) | named))
+        try:
+            delay = order_delay(self._commerce_engine(), order_numbers, today)
+        except SQLAlchemyError as e:
+            logger.warning("complaint risk: order delay unknown (%s)", type(e).__name__)
+            delay = 0
+        try:
+            prior = contacts_before(self._analytics_engine(), facts)
+        except SQLAlchemyError as e:
+            # No analytics tables yet (the consumer has never run) is the common case.
+            logger.info("complaint risk: prior contacts unknown (%s)", type(e).__name__)
+            prior = 0
+        return score(facts, prior_contacts=prior, delay_days=delay, model=model)
 
 
 # ---- command line (``python -m analytics simulate | risk-eval | risk-train | risk-outreach``) --

@@ -7,11 +7,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from analytics import risk
 from analytics.events import order_key, reduce_event
 from analytics.facts import conversation_facts
-from tests.analytics.conftest import ORDER_SECRET, broker_items
+from tests.analytics.conftest import NOW, ORDER_SECRET, broker_items
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +211,53 @@ def test_outreach_command_prints_json(
     assert main(["risk-outreach", "--commerce-url", url, "--database-url", analytics_url]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["number"], r["contacts"]) for r in rows] == [("KF-190911", 1)]
+
+
+def test_live_risk_scores_an_open_conversation_from_its_tracker_events(
+    small_model, tmp_path, commerce_engine, facts_store, analytics_engine, recorded_bodies
+):
+    from sqlalchemy.orm import Session
+
+    from tests.commerce.commerce_factories import add_customer, add_order, add_product, add_variant
+
+    with Session(commerce_engine) as s, s.begin():
+        customer = add_customer(s, "live@example.com")
+        variant = add_variant(s, add_product(s, "LIVE-SHOE"), "LIVE-SHOE-42")
+        # Shipped 9 days ago, promised 3 days after that: 6 days late.
+        add_order(s, "KF-190911", customer, [(variant, 1)], status="shipped", placed_days_ago=10)
+    earlier = conversation_about(recorded_bodies, "rest-en-track", "before-1", "KF-190911")
+    earlier += conversation_about(recorded_bodies, "rest-en-track", "before-2", "KF-190911")
+    facts_store.ingest("test", broker_items(earlier))
+    model_path = tmp_path / "risk.joblib"
+    risk.save(small_model, model_path)
+    live = risk.LiveRisk(
+        model_path,
+        commerce_engine=commerce_engine,
+        analytics_engine=analytics_engine,
+        order_secret=ORDER_SECRET,
+    )
+    now = NOW + 3600
+    angry = [
+        {
+            "event": "user",
+            "timestamp": now + i,
+            "text": text,
+            "parse_data": {"intent": {"name": "order_status"}, "sentiment": {"frustration": f}},
+        }
+        for i, (text, f) in enumerate([("where is it", 0.5), ("still nothing!!", 0.9)])
+    ]
+    angry.append({"event": "slot", "name": "order_number"})  # no timestamp: skipped, as stored
+    high = live.score("live-1", angry, order_numbers=["KF-190911"])
+    calm = live.score("live-2", [{**angry[0], "parse_data": {}}], order_numbers=[])
+    assert high >= 0.5 > calm
+
+    # No model trained yet: nobody is scored (and the action server carries on).
+    assert risk.LiveRisk(tmp_path / "missing.joblib").score("live-1", angry) is None
+    # An analytics database without its tables costs the prior contacts, not the score.
+    bare = risk.LiveRisk(
+        model_path,
+        commerce_engine=commerce_engine,
+        analytics_engine=sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}"),
+        order_secret=ORDER_SECRET,
+    )
+    assert calm <= bare.score("live-1", angry, order_numbers=["KF-190911"]) < high
