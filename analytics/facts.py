@@ -22,8 +22,9 @@ Read in order (by timestamp, then arrival), the events of one conversation say:
   and containment (no handoff) / resolved (no handoff and a completed task).
 
 Handoff reasons, from what led to ``action_handoff``: ``asked`` (the customer asked for a
-person), ``complaint`` / ``frustration`` / ``form_failed`` / ``fallback`` (the customer said yes
-to a person offered by a complaint, the frustration policy, a form that gave up, a fallback),
+person), ``complaint`` / ``frustration`` / ``form_failed`` / ``fallback`` / ``risk`` (the
+customer said yes to a person offered by a complaint, the frustration policy, a form that gave
+up, a fallback, a task's action on a high complaint risk),
 ``other``.
 """
 
@@ -115,7 +116,17 @@ OFFER_SOURCES = {
     "action_offer_human_frustrated": "frustration",
     "action_default_fallback": "fallback",
 }
-HANDOFF_REASONS = ("asked", "complaint", "frustration", "form_failed", "fallback", "other")
+#: The offer a task's action makes when the conversation's complaint risk is high.
+RISK_OFFER = "utter_offer_human_risk"
+HANDOFF_REASONS = (
+    "asked",
+    "complaint",
+    "frustration",
+    "form_failed",
+    "fallback",
+    "risk",
+    "other",
+)
 
 OK = "ok"
 TASK_COMPLETED = "completed"
@@ -385,6 +396,8 @@ class _Reader:
             name = action.action or ""
             form_action = name.endswith("_form") or name.startswith("validate_")
             self.offer_source = "form_failed" if form_action else OFFER_SOURCES.get(name, "other")
+        elif response == RISK_OFFER:
+            self.offer_source = "risk"
 
     def on_active_loop(self, position: int, event: dict[str, Any], ts: float) -> None:
         name = event.get("name")
