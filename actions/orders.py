@@ -20,7 +20,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import call_service, money, pick
 from actions.identity import IdentityFormValidation
 from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second_factor
-from actions.survey import ask_survey
+from actions.survey import close_task
 from commerce.errors import InvalidInput
 from commerce.lifecycles import ORDER
 from commerce.privacy import is_sealed, seal, unseal
@@ -76,8 +76,7 @@ class ActionShowOrderStatus(CustomerAction):
                     response="utter_order_eta", eta=info.estimated_delivery.isoformat()
                 )
         dispatcher.utter_message(json_message=order_card(tracker, info, status))
-        ask_survey(dispatcher)
-        return []
+        return await close_task(dispatcher, tracker, "track", info.order_number)
 
 
 def order_card(tracker: Tracker, info, status: str) -> dict[str, Any]:
@@ -165,8 +164,7 @@ class ActionCancelOrder(CustomerAction):
             dispatcher.utter_message(
                 response="utter_order_cancelled", order_number=result.order_number
             )
-        ask_survey(dispatcher)
-        return []
+        return await close_task(dispatcher, tracker, "cancel", result.order_number)
 
 
 _ADDRESS_SPLIT = re.compile(r"\s*[,，;；\n]\s*")
@@ -258,5 +256,4 @@ class ActionChangeAddress(CustomerAction):
         dispatcher.utter_message(
             response="utter_address_changed", order_number=number, address=shown
         )
-        ask_survey(dispatcher)
-        return []
+        return await close_task(dispatcher, tracker, "address", number)

@@ -14,7 +14,7 @@ from actions.forms import first_value
 from actions.identity import IdentityFormValidation
 from actions.session import VERIFY_CONTACT, CustomerAction, Identity, has_second_factor
 from actions.stock import describe_choice
-from actions.survey import ask_survey
+from actions.survey import close_task
 from commerce.dto import ItemEligibility, ReturnView
 from commerce.lifecycles import REFUND
 from commerce.policies import returnable_items
@@ -101,8 +101,7 @@ class ActionOpenReturn(CustomerAction):
             items=_items_text(tracker, view),
             refund=money(view.refund_estimate_cents, view.currency),
         )
-        ask_survey(dispatcher)
-        return []
+        return await close_task(dispatcher, tracker, "return", view.order_number)
 
 
 class ValidateExchangeForm(IdentityFormValidation):
@@ -177,8 +176,7 @@ class ActionOpenExchange(CustomerAction):
             items=_items_text(tracker, view),
             choice=describe_choice(tracker, replacement.size, replacement.colour),
         )
-        ask_survey(dispatcher)
-        return []
+        return await close_task(dispatcher, tracker, "exchange", view.order_number)
 
 
 class ActionShowRefundStatus(CustomerAction):
@@ -211,4 +209,4 @@ class ActionShowRefundStatus(CustomerAction):
             order_number=latest.order_number,
             amount=money(latest.amount_cents, latest.currency),
         )
-        return []
+        return await close_task(dispatcher, tracker, "refund", latest.order_number)

@@ -78,6 +78,10 @@ NOT_CARRIED = frozenset(
         "human_offered",
         "requested_slot",
         "session_started_metadata",
+        # A new session is asked for its own rating, and scored afresh.
+        "surveyed_tasks",
+        "survey_pending",
+        "complaint_risk",
     }
 )
 

@@ -1,11 +1,14 @@
-"""Complaints (a ticket with category and severity) and the human handoff.
+"""Complaints (a ticket with category and severity), complaint risk and the human handoff.
 
 The handoff opens a ticket with the conversation's transcript, queues it for an agent and pauses
-the bot (``ConversationPaused``) so the agent takes over the conversation.
+the bot (``ConversationPaused``) so the agent takes over the conversation. Every handoff carries
+the conversation's complaint-risk score (:func:`complaint_risk`), which flags it in the agent
+queue when high.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from rasa_sdk import Action, Tracker
@@ -18,19 +21,28 @@ from actions.common import (
     call_service,
     error_params,
     lang,
+    service_timeout,
     utter_for_exception,
 )
 from actions.forms import HUMAN_OFFERED, offer_human
 from actions.session import CustomerAction, Identity, client_of
+from analytics.risk import LiveRisk, model_path
 from commerce.errors import CommerceError, TooManyAttempts
 from commerce.policies import complaint_category, complaint_severity
 from commerce.services import support
-from contract import REPEATED_FRUSTRATION, frustration_of, is_strongly_negative
+from contract import (
+    COMPLAINT_RISK_SLOT,
+    REPEATED_FRUSTRATION,
+    frustration_of,
+    is_strongly_negative,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_TRANSCRIPT_CHARS = 20_000
 SUBJECT_CHARS = 200
+#: Scores conversations with the model ``make risk-model`` trains (``$KEFU_RISK_MODEL``).
+LIVE_RISK = LiveRisk(model_path())
 
 
 def frustrated_messages(tracker: Tracker) -> int:
@@ -49,6 +61,44 @@ def frustrated_messages(tracker: Tracker) -> int:
 
 def _repeatedly_frustrated(tracker: Tracker) -> bool:
     return frustrated_messages(tracker) >= REPEATED_FRUSTRATION
+
+
+async def complaint_risk(tracker: Tracker, order_number: str | None = None) -> float | None:
+    """The conversation's 0-1 risk of a complaint or a rating of 1-2; None when unknown.
+
+    Scored by :data:`LIVE_RISK` (``analytics.risk.LiveRisk``) in a worker thread within the
+    service timeout. Scoring is advice: without a model, or on any failure, it is unknown
+    (logged), and the conversation goes on as if the risk were low.
+
+    Args:
+        order_number: the order the conversation is about, proven to be the customer's (its
+            delay against the promised date is one of the features).
+    """
+    numbers = [order_number] if order_number else []
+    try:
+        score = await asyncio.wait_for(
+            asyncio.to_thread(
+                LIVE_RISK.score, tracker.sender_id, list(tracker.events), order_numbers=numbers
+            ),
+            timeout=service_timeout(),
+        )
+    except Exception:  # noqa: BLE001 - advice only: never fail the customer's task over it
+        logger.exception("complaint risk of %s could not be scored", tracker.sender_id)
+        return None
+    return None if score is None else round(score, 3)
+
+
+def declined_or_handed_over(tracker: Tracker) -> bool:
+    """Whether this session's customer already said no to a person or was handed over."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            return False
+        if event.get("event") == "action" and event.get("name") in (
+            "action_decline_human",
+            "action_handoff",
+        ):
+            return True
+    return False
 
 
 def transcript_of(tracker: Tracker) -> str:
@@ -117,6 +167,7 @@ class ActionHandoff(CustomerAction):
         identity: Identity | None,
     ) -> list[EventType]:
         repeated = _repeatedly_frustrated(tracker)
+        risk = await complaint_risk(tracker, identity.order_number if identity else None)
         try:
             handoff = await call_service(
                 support.conversation_handoff,
@@ -130,6 +181,7 @@ class ActionHandoff(CustomerAction):
                 category="complaint" if repeated else "other",
                 severity=complaint_severity(frustration_of(tracker.latest_message), repeated),
                 client=client_of(tracker),
+                risk=risk,
             )
         except TooManyAttempts as e:
             # This client opened its hourly share of handoffs: the offer is used up.
@@ -145,7 +197,8 @@ class ActionHandoff(CustomerAction):
             ticket_number=handoff.ticket_number,
             position=handoff.position or 1,
         )
-        return [SlotSet(HUMAN_OFFERED, False), ConversationPaused()]
+        risk_events = [] if risk is None else [SlotSet(COMPLAINT_RISK_SLOT, risk)]
+        return [SlotSet(HUMAN_OFFERED, False), *risk_events, ConversationPaused()]
 
 
 class ActionDeclineHuman(Action):

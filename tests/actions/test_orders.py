@@ -27,6 +27,7 @@ from tests.helpers.actions import (
     make_tracker,
     responses,
     slot_events,
+    survey_asked,
     verified,
     without_refresh,
 )
@@ -182,7 +183,10 @@ async def test_verified_customer_asking_for_someone_elses_order(database, dispat
 async def test_order_status_with_tracking(database, dispatcher):
     tracker = make_tracker({"order_number": "KF-100004", **verified(ALICE)})
     events = await ActionShowOrderStatus().run(dispatcher, tracker, {})
-    assert without_refresh(events) == [SlotSet("verify_contact", None)]
+    assert without_refresh(events) == [
+        *survey_asked("track:KF-100004"),
+        SlotSet("verify_contact", None),
+    ]
     assert responses(dispatcher)[0] == "utter_order_status_shipped"
     assert kwargs_of(dispatcher, "utter_order_status_shipped")["order_number"] == "KF-100004"
     tracking = kwargs_of(dispatcher, "utter_order_tracking")
@@ -293,6 +297,7 @@ async def test_cancel_confirmed_opens_a_refund(database, dispatcher):
     )
     events = await ActionCancelOrder().run(dispatcher, tracker, {})
     assert without_refresh(events) == [
+        *survey_asked("cancel:KF-100002"),
         SlotSet("cancel_confirmed", None),
         SlotSet("verify_contact", None),
     ]
@@ -398,6 +403,7 @@ async def test_address_change_before_packing(database, dispatcher):
     )
     events = await ActionChangeAddress().run(dispatcher, tracker, {})
     assert without_refresh(events) == [
+        *survey_asked("address:KF-100001"),
         SlotSet("new_address", None),
         SlotSet("verify_contact", None),
     ]

@@ -19,6 +19,7 @@ from tests.helpers.actions import (
     kwargs_of,
     make_tracker,
     responses,
+    survey_asked,
     verified,
     without_refresh,
 )
@@ -111,6 +112,7 @@ async def test_open_return_gives_the_rma_and_next_steps(database, dispatcher):
     )
     events = await ActionOpenReturn().run(dispatcher, tracker, {})
     assert without_refresh(events) == [
+        *survey_asked("return:KF-100006"),
         SlotSet("return_reason", None),
         SlotSet("verify_contact", None),
     ]
@@ -199,8 +201,13 @@ async def test_exchange_form_refuses_an_undelivered_order(database, dispatcher):
 async def test_refund_status(database, dispatcher, number, customer, response):
     tracker = make_tracker({"order_number": number, **verified(customer)})
     events = await ActionShowRefundStatus().run(dispatcher, tracker, {})
-    assert without_refresh(events) == [SlotSet("verify_contact", None)]
-    assert responses(dispatcher) == [response]
+    if response == "utter_no_refund":
+        assert without_refresh(events) == [SlotSet("verify_contact", None)]
+        assert responses(dispatcher) == [response]
+    else:  # the status is an answered task: rated once
+        asked = survey_asked(f"refund:{number}")
+        assert without_refresh(events) == [*asked, SlotSet("verify_contact", None)]
+        assert responses(dispatcher) == [response, "utter_ask_rating"]
 
 
 async def test_refund_form_checks_ownership(database, dispatcher):

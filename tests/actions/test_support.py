@@ -1,4 +1,4 @@
-"""Complaints, handoff, recommendations, survey, log masking and outages."""
+"""Complaints, handoff, recommendations, log masking and outages."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from actions.support import (
     frustrated_messages,
     transcript_of,
 )
-from actions.survey import ActionRecordRating, parse_rating
 from commerce.services.identity import sign_identity_claim
 from tests.helpers.actions import (
+    ANGRY_LATEST,
+    angry_history,
     kwargs_of,
     make_tracker,
     responses,
@@ -31,6 +32,7 @@ from tests.helpers.actions import (
     without_refresh,
 )
 
+ALICE = 1.0
 HISTORY = [
     {"event": "user", "text": "where is my order KF-100004", "parse_data": {}},
     {"event": "bot", "text": "What's the email on the order?"},
@@ -104,6 +106,24 @@ async def test_handoff_queues_the_transcript_and_pauses(database, dispatcher):
     assert "kefu: What's the email on the order?" in transcript
 
 
+async def test_a_handoff_at_high_complaint_risk_is_flagged_in_the_queue(
+    risk_model, database, late_order_asked_about_before, dispatcher
+):
+    tracker = make_tracker(
+        verified(ALICE, order=late_order_asked_about_before),
+        events=angry_history(time.time()),
+        sender_id="h-risk",
+        **ANGRY_LATEST,
+    )
+    events = await ActionHandoff().run(dispatcher, tracker, {})
+    assert slot_events(events)["complaint_risk"] >= 0.5
+    [(risk, priority)] = rows(
+        database,
+        "SELECT risk, priority FROM handoff_queue WHERE conversation_id = 'h-risk'",
+    )
+    assert risk >= 0.5 and priority <= 1  # at least "high": agents see it before routine ones
+
+
 async def test_asking_twice_queues_once(database, dispatcher):
     tracker = make_tracker(text="agent", intent="human_handoff", sender_id="h2")
     await ActionHandoff().run(dispatcher, tracker, {})
@@ -171,22 +191,6 @@ async def test_recommendations_for_a_verified_customer(database, dispatcher):
 async def test_recommendations_need_identity(database, dispatcher):
     await ActionRecommendProducts().run(dispatcher, make_tracker(), {})
     assert responses(dispatcher) == ["utter_recommend_needs_identity"]
-
-
-@pytest.mark.parametrize(
-    "value, rating", [("5", 5), (["3"], 3), ("５", 5), ("9", None), ("x", None)]
-)
-def test_parse_rating(value, rating):
-    assert parse_rating(value) == rating
-
-
-@pytest.mark.parametrize(
-    "value, response", [("5", "utter_thanks_rating"), ("1", "utter_thanks_rating_low")]
-)
-async def test_record_rating(dispatcher, value, response):
-    events = await ActionRecordRating().run(dispatcher, make_tracker({"rating": value}), {})
-    assert events == [SlotSet("rating", None)]
-    assert responses(dispatcher) == [response]
 
 
 @pytest.mark.parametrize(

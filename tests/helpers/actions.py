@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 
@@ -47,6 +48,12 @@ def verified(
 def slot_events(events) -> dict[str, Any]:
     """The slots the events set, last value wins."""
     return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def survey_asked(task: str, *, before: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The slot events of a satisfaction survey asked about ``task`` (``track:KF-100004``)
+    after the tasks ``before`` were asked about in the same session."""
+    return [SlotSet("surveyed_tasks", [*before, task]), SlotSet("survey_pending", task)]
 
 
 def without_refresh(events) -> list[dict[str, Any]]:
@@ -95,7 +102,7 @@ def make_tracker(
         }
     )
     history += [
-        {"event": "slot", "name": name, "value": value}
+        {"event": "slot", "timestamp": time.time(), "name": name, "value": value}
         for name, value in slots.items()
         if name not in ("language", "requested_slot") and value is not None
     ]
@@ -132,3 +139,36 @@ def kwargs_of(dispatcher: CollectingDispatcher, response: str) -> dict[str, Any]
 def domain_for(form: str, required: list[str]) -> dict[str, Any]:
     """The slice of the domain a FormValidationAction reads."""
     return {"forms": {form: {"required_slots": required}}, "slots": {}}
+
+
+def user_event(text: str, frustration: float, *, at: float, intent: str = "order_status"):
+    """A customer message as the tracker holds it, with the SentimentAnalyzer's score."""
+    return {
+        "event": "user",
+        "timestamp": at,
+        "text": text,
+        "parse_data": {
+            "text": text,
+            "intent": {"name": intent, "confidence": 0.9},
+            "entities": [],
+            "sentiment": {"frustration": frustration},
+        },
+    }
+
+
+def angry_history(now: float) -> list[dict]:
+    """A customer who grew angrier, one message Kefu did not understand (the latest message,
+    :data:`ANGRY_LATEST`, comes next)."""
+    return [
+        {"event": "action", "timestamp": now - 60, "name": "action_session_start"},
+        user_event("where is my parcel??", 0.5, at=now - 50),
+        user_event("this is ridiculous, still nothing", 0.85, at=now - 30),
+        {"event": "action", "timestamp": now - 29, "name": "action_default_fallback"},
+    ]
+
+
+ANGRY_LATEST = {
+    "text": "I have asked about this order three times",
+    "intent": "order_status",
+    "sentiment": {"frustration": 0.9},
+}
