@@ -173,7 +173,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 #: Secrets a local run makes up when the environment does not set them (named in the banner).
-GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET",)
+GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET",)  # TOKEN_SECRET_ENV
+HASH_SECRET_ENV = "KEFU_HASH_SECRET"
+TOKEN_SECRET_ENV = "KEFU_CUSTOMER_TOKEN_SECRET"
+#: Where the keyed-hash secret is kept between runs when KEFU_HASH_SECRET is unset.
+HASH_SECRET_FILE_ENV = "KEFU_HASH_SECRET_FILE"
+DEFAULT_HASH_SECRET_FILE = "var/hash-secret"
 DEMO_CUSTOMER = "alice@example.com"
 DEMO_AGENT = "demo"
 #: Where the demo agent's token is written (KEFU_AGENT_TOKEN_FILE overrides it, e.g. in tests).
@@ -300,9 +305,25 @@ def server_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def _with_secrets(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """``env`` with a random value for each unset secret, and the names that were made up."""
+    """``env`` with a random value for each unset secret, and the names that were made up.
+
+    The keyed hashes (``commerce.config.hash_secret``: ``KEFU_HASH_SECRET``, else the token
+    secret) must not change with the run, or the same order and client would hash differently
+    from the last run and the analytics tables would lose a customer's earlier contacts about
+    an order. So when neither is set, the hash secret is read from (or first written to)
+    ``$KEFU_HASH_SECRET_FILE`` (``var/hash-secret``, this user only).
+    """
     made_up = [name for name in GENERATED_SECRETS if not env.get(name)]
-    return {**env, **{name: secrets.token_urlsafe(24) for name in made_up}}, made_up
+    env = {**env, **{name: secrets.token_urlsafe(24) for name in made_up}}
+    if not env.get(HASH_SECRET_ENV) and TOKEN_SECRET_ENV in made_up:
+        path = env.get(HASH_SECRET_FILE_ENV) or DEFAULT_HASH_SECRET_FILE
+        target = ROOT / path
+        value = target.read_text(encoding="utf-8").strip() if target.exists() else ""
+        if not value:
+            value = secrets.token_urlsafe(32)
+            write_secret_file(path, value)
+        env[HASH_SECRET_ENV] = value
+    return env, made_up
 
 
 def _demo_token(env: dict[str, str]) -> str | None:

@@ -90,6 +90,9 @@ event_broker:
             # serve.py writes the demo agent's console token here, not to the developer's var/.
             "KEFU_AGENT_TOKEN_FILE": str(self.log_dir.parent / "agent-token"),
             "KEFU_DEMO_LINK_FILE": str(self.log_dir.parent / "demo-link"),
+            # The analytics consumer serve.py starts writes here, not into var/kefu.db.
+            "KEFU_ANALYTICS_DATABASE_URL": f"sqlite:///{self.log_dir.parent / 'analytics.db'}",
+            "KEFU_HASH_SECRET_FILE": str(self.log_dir.parent / "hash-secret"),
             **os.environ,
             "KEFU_ACTION_TOKEN": "integration-test-token",
             "PYTHONPATH": str(ROOT),

@@ -57,15 +57,30 @@ def test_default_port_and_remote_urls_are_left_alone(tmp_path):
     assert endpoints_for_port(remote, 6123, tmp_path) == remote
 
 
-def test_unset_secrets_are_made_up_per_run_and_set_ones_are_kept():
-    env, made_up = _with_secrets({"PATH": "/bin"})
+def test_unset_secrets_are_made_up_per_run_and_set_ones_are_kept(tmp_path):
+    kept_file = {"KEFU_HASH_SECRET_FILE": str(tmp_path / "hash-secret")}
+    env, made_up = _with_secrets({"PATH": "/bin", **kept_file})
     assert made_up == list(GENERATED_SECRETS) == ["KEFU_CUSTOMER_TOKEN_SECRET"]
     assert all(len(env[name]) >= 32 for name in GENERATED_SECRETS)
     secret = "KEFU_CUSTOMER_TOKEN_SECRET"
-    assert _with_secrets({})[0][secret] != env[secret]
-    kept, made_up = _with_secrets({secret: "mine"})
+    assert _with_secrets(kept_file)[0][secret] != env[secret]
+    kept, made_up = _with_secrets({secret: "mine", **kept_file})
     assert kept[secret] == "mine" and made_up == []
-    assert "KEFU_AGENT_TOKEN" not in _with_secrets({})[0]  # agents have their own accounts
+    assert "KEFU_AGENT_TOKEN" not in _with_secrets(kept_file)[0]  # agents have own accounts
+
+
+def test_the_keyed_hash_secret_is_kept_between_runs(tmp_path):
+    # Order and client hashes must match last run's, or analytics loses earlier contacts.
+    path = tmp_path / "var" / "hash-secret"
+    first = _with_secrets({"KEFU_HASH_SECRET_FILE": str(path)})[0]["KEFU_HASH_SECRET"]
+    assert len(first) >= 32 and path.stat().st_mode & 0o777 == 0o600
+    again = _with_secrets({"KEFU_HASH_SECRET_FILE": str(path)})[0]["KEFU_HASH_SECRET"]
+    assert again == first
+    chosen = {"KEFU_HASH_SECRET": "operator's", "KEFU_HASH_SECRET_FILE": str(path)}
+    assert _with_secrets(chosen)[0]["KEFU_HASH_SECRET"] == "operator's"
+    # An operator's token secret is stable already: hashes keep using it, as in production.
+    token = {"KEFU_CUSTOMER_TOKEN_SECRET": "stable", "KEFU_HASH_SECRET_FILE": str(path)}
+    assert "KEFU_HASH_SECRET" not in _with_secrets(token)[0]
 
 
 @pytest.mark.parametrize(
