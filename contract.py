@@ -125,6 +125,9 @@ VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
 
 #: The slot holding the customer's 1-5 satisfaction rating.
 RATING_SLOT = "rating"
+#: The slot naming what an asked, unanswered survey is about (``track:KF-100004``,
+#: ``agent:<handoff id>`` after an agent handed the conversation back).
+SURVEY_PENDING_SLOT = "survey_pending"
 #: The slot holding the conversation's latest complaint-risk score (0-1).
 COMPLAINT_RISK_SLOT = "complaint_risk"
 #: The score at which a conversation counts as high risk (offer of a person, flag in the queue).

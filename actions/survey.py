@@ -29,14 +29,20 @@ from rasa_sdk.types import DomainDict
 
 from actions.forms import HUMAN_OFFERED
 from actions.support import complaint_risk, declined_or_handed_over
-from contract import COMPLAINT_RISK_SLOT, RATING_SLOT, is_high_risk, rating_of
+from contract import (
+    COMPLAINT_RISK_SLOT,
+    RATING_SLOT,
+    SURVEY_PENDING_SLOT,
+    is_high_risk,
+    rating_of,
+)
 
 logger = logging.getLogger(__name__)
 
 #: The tasks this session was asked to rate (``<task>:<order>``).
 SURVEYED = "surveyed_tasks"
-#: The task of a survey asked and not answered yet.
-SURVEY_PENDING = "survey_pending"
+#: The task of a survey asked and not answered yet (the agent console sets it too).
+SURVEY_PENDING = SURVEY_PENDING_SLOT
 
 
 def task_key(task: str, order_number: str | None = None) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
-from rasa.shared.core.events import ActionExecuted, ConversationResumed, Event
+from rasa.shared.core.events import ActionExecuted, ConversationResumed, Event, SlotSet
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -57,7 +57,7 @@ from channels.live import (
 from channels.rest import RequestRejected
 from channels.webchat import static_file
 from commerce.dto import AgentAccount, HandoffView
-from contract import frustration_label
+from contract import SURVEY_PENDING_SLOT, frustration_label
 
 logger = logging.getLogger(__name__)
 
@@ -358,13 +358,20 @@ class AgentConsole:
         closed = await self._service(support.close_handoff, handoff_id, True)
         await self._audit(request, account, agents.ACTION_HANDBACK, view)
         # The paused conversation stopped without listening; resume it in the state a bot
-        # turn ends in, so the next message is predicted as at any other turn.
+        # turn ends in, so the next message is predicted as at any other turn. The customer
+        # is asked to rate the help (typed "5" / "五星" works: the text carries no buttons);
+        # the rating lands on this conversation and, through it, on the agent.
+        await self.say(
+            request, view.conversation_id, "utter_back_to_bot", before=(ConversationResumed(),)
+        )
         await self.say(
             request,
             view.conversation_id,
-            "utter_back_to_bot",
-            before=(ConversationResumed(),),
-            after=(ActionExecuted(ACTION_LISTEN_NAME),),
+            "utter_ask_rating",
+            after=(
+                SlotSet(SURVEY_PENDING_SLOT, f"agent:{handoff_id}"),
+                ActionExecuted(ACTION_LISTEN_NAME),
+            ),
         )
         return {"handoff": _handoff_json(closed)}
 

@@ -197,7 +197,12 @@ async def test_only_the_assignee_replies_and_hands_back(app, factory, rasa, toke
             "You're back with Kefu, the shop assistant. Is there anything else I can help with?",
             None,
         ),
+        ("How satisfied are you with my help? (1 = not at all, 5 = very)", None),
     ]
+    # The next message is predicted as after any bot turn, and a rating answers the survey.
+    tracker = await rasa.tracker_store.retrieve(CONVERSATION)
+    assert tracker.latest_action_name == "action_listen" and not tracker.is_paused()
+    assert tracker.get_slot("survey_pending") == f"agent:{handoff}"
     trail = [
         (e.agent_name, e.action, e.detail)
         for e in agents.list_audit(factory, handoff_id=handoff)
