@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from analytics.events import order_key
 from analytics.facts import ConversationFacts, conversation_facts
 from analytics.models import Conversation
+from contract import HIGH_COMPLAINT_RISK
 
 logger = logging.getLogger(__name__)
 
@@ -200,19 +201,36 @@ def evaluate(conversations: int = 2000, seed: int = 7, test_size: float = 0.3) -
             "features": list(names),
             "roc_auc": round(float(roc_auc_score(y_test, scores)), 4),
             "precision_top_10": round(precision_at_top(y_test, scores, TOP_SHARE), 4),
+            "at_cutoff": at_cutoff(y_test, scores, HIGH_COMPLAINT_RISK),
         }
     return result
+
+
+def at_cutoff(labels: Sequence[int], scores: Sequence[float], cutoff: float) -> dict[str, float]:
+    """What acting at ``cutoff`` does: the share of conversations offered a person, and the
+    precision and recall of those offers."""
+    flagged = [label for label, score in zip(labels, scores, strict=True) if score >= cutoff]
+    positives = sum(labels)
+    return {
+        "cutoff": cutoff,
+        "flagged_share": round(len(flagged) / max(1, len(labels)), 4),
+        "precision": round(sum(flagged) / len(flagged), 4) if flagged else 0.0,
+        "recall": round(sum(flagged) / positives, 4) if positives else 0.0,
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:
     """The evaluation as a Markdown table."""
     lines = [
-        "| model | features | ROC-AUC | precision at top 10% |",
-        "|---|---|---|---|",
+        "| model | features | ROC-AUC | precision at top 10% | offered at "
+        f"{HIGH_COMPLAINT_RISK} | their precision | recall |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in result["results"].items():
+        cut = r["at_cutoff"]
         lines.append(
-            f"| {name} | {len(r['features'])} | {r['roc_auc']:.3f} | {r['precision_top_10']:.3f} |"
+            f"| {name} | {len(r['features'])} | {r['roc_auc']:.3f} | {r['precision_top_10']:.3f} "
+            f"| {cut['flagged_share']:.1%} | {cut['precision']:.3f} | {cut['recall']:.3f} |"
         )
     lines.append(
         f"\n{result['conversations']} simulated conversations (seed {result['seed']}), "

@@ -25,6 +25,12 @@ def recorded_facts(bodies, sender_id):
     return conversation_facts(sender_id, events, order_secret=ORDER_SECRET)
 
 
+def test_acting_at_the_cutoff_counts_offers_and_their_hits():
+    cut = risk.at_cutoff([1, 0, 1, 0], [0.9, 0.6, 0.2, 0.1], 0.5)
+    assert cut == {"cutoff": 0.5, "flagged_share": 0.5, "precision": 0.5, "recall": 0.5}
+    assert risk.at_cutoff([0, 1], [0.1, 0.2], 0.5)["precision"] == 0.0  # nobody offered
+
+
 def test_frustration_slope_and_prior_contacts():
     assert risk.frustration_slope([]) == 0.0
     assert risk.frustration_slope([0.5]) == 0.0
