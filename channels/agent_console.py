@@ -16,7 +16,11 @@ is the account's, whatever the request says (an ``X-Kefu-Agent`` header is ignor
   resolved, the bot is resumed and the customer is told they are back with Kefu;
 - ``GET  api/dashboard?since=7d[&until=ISO]`` — the service numbers of the conversations started
   in the window (:func:`analytics.report.build`: the report's queries); 503
-  ``analytics_unavailable`` when the analytics tables are absent or their database is down.
+  ``analytics_unavailable`` when the analytics tables are absent or their database is down;
+- ``GET  api/outreach[?min_contacts=1]`` — late orders (undelivered shipments past their promised
+  date) that customers already contacted Kefu about at least ``min_contacts`` times, most days
+  late first (:func:`analytics.risk.late_orders_with_contacts`); 503 ``analytics_unavailable``
+  as for the dashboard.
 
 ``GET /webhooks/agent/metrics`` needs no agent: it is the operators' Prometheus endpoint
 (:mod:`analytics.prometheus`), behind ``Authorization: Bearer $KEFU_METRICS_TOKEN`` when that
@@ -38,6 +42,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
@@ -82,6 +87,26 @@ def _handoff_json(view: HandoffView) -> dict[str, Any]:
     # Two places are all an agent reads; the flag is computed on the full score, not this one.
     data["risk"] = round(view.risk, 2) if view.risk is not None else None
     return data
+
+
+def _outreach_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An outreach entry for the page: what an agent acts on. The conversation ids and the
+    order's keyed hash stay server-side (the page opens no conversation by id; the hash only
+    joins the two databases)."""
+    last = row["last_contact_at"]
+    return {
+        "number": row["number"],
+        "status": row["status"],
+        "estimated_delivery": row["estimated_delivery"],
+        "days_late": row["days_late"],
+        "carrier": row["carrier"],
+        "contacts": row["contacts"],
+        "last_contact_at": (
+            datetime.fromtimestamp(last, timezone.utc).isoformat(timespec="seconds")
+            if last is not None
+            else None
+        ),
+    }
 
 
 def _is_loopback(address: str | None) -> bool:
@@ -254,6 +279,7 @@ class AgentConsole:
             (self.reply, "/api/handoffs/<handoff_id:int>/reply", "POST"),
             (self.handback, "/api/handoffs/<handoff_id:int>/handback", "POST"),
             (self.dashboard, "/api/dashboard", "GET"),
+            (self.outreach, "/api/outreach", "GET"),
         ]
         for handler, uri, method in routes:
             console.add_route(self.api(handler), uri, methods=[method])
@@ -400,6 +426,54 @@ class AgentConsole:
                 "database is down (an operator runs python -m analytics upgrade / consume).",
             ) from e
         return {"agent": account.name, **data}
+
+    def commerce_engine(self):
+        """The engine of the commerce session factory (its pool, not a second one)."""
+        factory = self._session_factory
+        if factory is None:
+            from commerce.db import shared_session_factory
+
+            factory = shared_session_factory()
+        with factory() as session:  # a session opens no connection until it is used
+            return session.get_bind()
+
+    async def outreach(self, request: Request, account: AgentAccount) -> dict[str, Any]:
+        """Late orders customers already asked about: whom to contact before they complain."""
+        import sqlalchemy as sa
+
+        from analytics.risk import late_orders_with_contacts
+        from commerce.config import hash_secret
+
+        raw = request.args.get("min_contacts", "1")
+        try:
+            min_contacts = int(raw)
+            if min_contacts < 0:
+                raise ValueError(raw)
+        except ValueError as e:
+            raise RequestRejected(
+                400, "bad_min_contacts", "min_contacts is a whole number, 0 or more."
+            ) from e
+
+        def listed() -> list[dict[str, Any]]:
+            return late_orders_with_contacts(
+                self.commerce_engine(),
+                self.analytics_engine(),
+                # The consumer's key: the stored order keys were hashed with it.
+                order_secret=hash_secret(),
+                min_contacts=min_contacts,
+            )
+
+        try:
+            rows = await asyncio.to_thread(listed)
+        except sa.exc.SQLAlchemyError as e:
+            logger.warning("outreach: list unavailable (%s)", type(e).__name__)
+            raise RequestRejected(
+                503,
+                "analytics_unavailable",
+                "The outreach list is unavailable: the analytics tables are missing or a "
+                "database is down (an operator runs python -m analytics upgrade / consume).",
+            ) from e
+        return {"agent": account.name, "orders": [_outreach_json(row) for row in rows]}
 
     async def metrics(self, request: Request) -> HTTPResponse:
         """Prometheus text exposition; ``$KEFU_METRICS_TOKEN`` as a bearer token when set.

@@ -597,3 +597,106 @@ def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path)
             assert page.locator("#panel-conversations").is_visible()
         finally:
             browser.close()
+
+
+# ---- the outreach list: late orders customers already asked about -----------------------
+
+
+def conversation_about(sender_id: str, number: str, *, later_s: float = 0) -> list[str]:
+    """The recorded tracking conversation ``rest-en-track`` as ``sender_id``, about order
+    ``number``, started ``later_s`` seconds after the recorded one."""
+    import json
+
+    from tests.analytics.conftest import RECORDING
+
+    lines = []
+    for line in RECORDING.read_text(encoding="utf-8").splitlines():
+        body = json.loads(line)
+        if body["sender_id"] == "rest-en-track":
+            body = {**body, "sender_id": sender_id, "timestamp": body["timestamp"] + later_s}
+            lines.append(json.dumps(body).replace("KF-100023", number))
+    return lines
+
+
+@pytest.fixture
+def outreach_app(factory, tmp_path, monkeypatch) -> Sanic:
+    """A shop with a late order asked about twice, a late order nobody asked about and an
+    on-time order asked about once; the analytics tables hold those conversations."""
+    from sqlalchemy.orm import Session
+
+    from analytics import db
+    from analytics.store import FactsStore
+    from tests.analytics.conftest import NOW, ORDER_SECRET, broker_items
+    from tests.commerce.commerce_factories import add_customer, add_order, add_product, add_variant
+
+    # The consumer hashed the order numbers with this key; the console must use the same.
+    monkeypatch.setenv("KEFU_HASH_SECRET", ORDER_SECRET)
+    with Session(factory.kw["bind"]) as s, s.begin():
+        customer = add_customer(s, "late@example.com")
+        variant = add_variant(s, add_product(s, "OUT-SHOE"), "OUT-SHOE-42")
+        # Shipped 9 days ago, promised 3 days after that: 6 days late, not delivered.
+        add_order(s, "KF-190901", customer, [(variant, 1)], status="shipped", placed_days_ago=10)
+        add_order(s, "KF-190902", customer, [(variant, 1)], status="shipped", placed_days_ago=10)
+        # Shipped yesterday: its promised date has not come.
+        add_order(s, "KF-190904", customer, [(variant, 1)], status="shipped", placed_days_ago=1)
+    url = f"sqlite:///{tmp_path / 'outreach-analytics.db'}"
+    db.upgrade(url)
+    engine = db.engine(url)
+    lines = conversation_about("late-1", "KF-190901")
+    lines += conversation_about("late-2", "KF-190901", later_s=3600)
+    lines += conversation_about("on-time-1", "KF-190904")
+    store = FactsStore(engine, order_secret=ORDER_SECRET, clock=lambda: NOW)
+    assert store.ingest("test", broker_items(lines)).skipped == 0
+    engine.dispose()
+    return analytics_app(factory, url)
+
+
+async def test_outreach_lists_the_late_orders_customers_asked_about(outreach_app, tokens):
+    status, data, _ = await call(outreach_app, "GET", "/outreach", tokens["Anna"])
+    assert status == 200 and data["agent"] == "Anna"
+    [order] = data["orders"]  # not the on-time order, not the late one nobody asked about
+    assert order == {
+        "number": "KF-190901",
+        "status": "shipped",
+        "estimated_delivery": order["estimated_delivery"],
+        "days_late": 6,
+        "carrier": order["carrier"],
+        "contacts": 2,
+        # The later of the two conversations (the recording's start, an hour on), in UTC.
+        "last_contact_at": "2026-01-01T02:00:00+00:00",
+    }
+    assert order["carrier"] and order["estimated_delivery"][:4].isdigit()
+
+
+async def test_outreach_with_min_contacts_0_lists_every_late_order(outreach_app, tokens):
+    status, data, _ = await call(outreach_app, "GET", "/outreach?min_contacts=0", tokens["Anna"])
+    assert status == 200
+    assert [(o["number"], o["contacts"], o["last_contact_at"]) for o in data["orders"]] == [
+        ("KF-190901", 2, "2026-01-01T02:00:00+00:00"),
+        ("KF-190902", 0, None),
+    ]
+    status, data, _ = await call(outreach_app, "GET", "/outreach?min_contacts=3", tokens["Anna"])
+    assert (status, data["orders"]) == (200, [])
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+async def test_outreach_refuses_a_bad_min_contacts(outreach_app, tokens, value):
+    status, error, _ = await call(
+        outreach_app, "GET", f"/outreach?min_contacts={value}", tokens["Anna"]
+    )
+    assert (status, error["error"]) == (400, "bad_min_contacts")
+
+
+async def test_outreach_needs_an_agent(outreach_app, tokens):
+    status, error, _ = await call(outreach_app, "GET", "/outreach", None)
+    assert (status, error["error"]) == (401, "unauthorised")
+    status, error, _ = await call(outreach_app, "GET", "/outreach", "wrong")
+    assert (status, error["error"]) == (401, "unauthorised")
+
+
+async def test_without_analytics_tables_outreach_says_so(outreach_app, factory, tokens, tmp_path):
+    # The shop has late orders (outreach_app made them), but no conversations can be counted.
+    app = analytics_app(factory, f"sqlite:///{tmp_path / 'empty.db'}")
+    status, error, _ = await call(app, "GET", "/outreach", tokens["Anna"])
+    assert (status, error["error"]) == (503, "analytics_unavailable")
+    assert "outreach list is unavailable" in error["message"]
