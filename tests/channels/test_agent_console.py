@@ -526,10 +526,10 @@ def test_concurrent_scrapes_wait_for_the_one_computing(analytics_url):
 
 
 @pytest.mark.browser
-def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path):
-    """The page's Dashboard tab renders the route's answer (cards and tables) and, when the
-    analytics tables are absent, says so. The API answers are the real routes' answers,
-    served to the browser by Playwright."""
+def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, outreach_app, tmp_path):
+    """The page's Dashboard tab renders the route's answer (cards and tables) and the outreach
+    list and, when the analytics tables are absent, says so. The API answers are the real
+    routes' answers, served to the browser by Playwright."""
     import json
     import os
     from pathlib import Path
@@ -545,7 +545,8 @@ def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path)
     _, down = analytics_app(factory, f"sqlite:///{tmp_path / 'empty.db'}").test_client.get(
         path, headers=headers
     )
-    assert (good.status, down.status) == (200, 503)
+    _, outreach = outreach_app.test_client.get(PREFIX + "/api/outreach", headers=headers)
+    assert (good.status, down.status, outreach.status) == (200, 503, 200)
     static = ROOT / "channels" / "static"
     answers = {"dashboard": (good.status, good.text)}
 
@@ -559,6 +560,7 @@ def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path)
             "/me": (200, json.dumps({"agent": "Anna", "agent_id": 1})),
             "/queue": (200, json.dumps({"agent": "Anna", "waiting": [], "assigned": []})),
             "/dashboard": answers["dashboard"],
+            "/outreach": (outreach.status, outreach.text),
         }
         status, body = api.get(url.removeprefix(PREFIX + "/api"), (404, "{}"))
         return route.fulfill(status=status, body=body, content_type="application/json")
@@ -586,6 +588,10 @@ def test_the_dashboard_tab_in_chromium(factory, tokens, analytics_url, tmp_path)
             assert "complaint" in page.inner_text("#dash-reasons")
             agents = page.inner_text("#dash-agents")
             assert "anna" in agents and "李娜" in agents and "240 s" in agents
+            page.wait_for_selector("#outreach-orders tbody tr")
+            listed = page.inner_text("#outreach")
+            assert "Orders to reach out to" in listed and "KF-190901" in listed
+            assert "2026-01-01 02:00 UTC" in listed
             if os.environ.get("KEFU_DASHBOARD_SCREENSHOT"):
                 page.screenshot(path=os.environ["KEFU_DASHBOARD_SCREENSHOT"], full_page=True)
 

@@ -1,7 +1,8 @@
 // Kefu agent console: polls the handoff queue and the open conversation, claims, replies and
 // hands back through /webhooks/agent/api with the agent's own bearer token (kept in
 // sessionStorage only). Who is signed in is the server's answer to api/me, never typed in.
-// The Dashboard tab shows api/dashboard: the numbers of `python -m analytics report`.
+// The Dashboard tab shows api/dashboard: the numbers of `python -m analytics report`, and
+// below them api/outreach: the late orders customers already asked about (whom to contact).
 (function () {
   "use strict";
 
@@ -155,8 +156,9 @@
     return node;
   }
 
-  function table(id, head, rows) {
+  function table(id, head, rows, emptyText) {
     var t = $(id);
+    var caption = t.querySelector("caption");  // the table's accessible name stays
     var thead = el("thead");
     var tr = el("tr");
     head.forEach(function (h) { var th = el("th", null, h); th.scope = "col"; tr.appendChild(th); });
@@ -169,12 +171,12 @@
     });
     if (!rows.length) {
       var empty = el("tr");
-      var td = el("td", "empty", "Nothing in this window.");
+      var td = el("td", "empty", emptyText || "Nothing in this window.");
       td.colSpan = head.length;
       empty.appendChild(td);
       tbody.appendChild(empty);
     }
-    t.replaceChildren(thead, tbody);
+    t.replaceChildren.apply(t, [caption, thead, tbody].filter(Boolean));
   }
 
   function renderDashboard(d) {
@@ -220,7 +222,34 @@
 
   function dashStatus(text) { $("dash-status").textContent = text || ""; $("dash-status").hidden = !text; }
 
+  function when(iso) {
+    return iso ? new Date(iso).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "—";
+  }
+
+  // Not windowed: an order is late today, whenever its customers wrote.
+  async function loadOutreach() {
+    var status = $("outreach-status");
+    try {
+      var data = await call("GET", "/outreach");
+      table("outreach-orders", ["Order", "Days late", "Carrier", "Contacts", "Last contact"],
+        data.orders.map(function (o) {
+          return [o.number, num(o.days_late), o.carrier || "—", num(o.contacts),
+            when(o.last_contact_at)];
+        }), "No late orders customers have asked about.");
+      $("outreach-orders").hidden = false;
+      status.hidden = true;
+    } catch (e) {
+      if (e.status === 401 || e.status === 429) { refused(e); return; }
+      $("outreach-orders").hidden = true;
+      status.textContent = e.status === 503 ? e.message
+        : "The outreach list could not be loaded: " + e.message;
+      status.hidden = false;
+    }
+    $("outreach").hidden = false;
+  }
+
   async function loadDashboard() {
+    loadOutreach();
     dashStatus("Loading…");
     try {
       var data = await call("GET", "/dashboard?since=" + encodeURIComponent($("dash-since").value));
@@ -270,6 +299,7 @@
     $("customer").hidden = true;
     $("tabs").hidden = true;
     $("dash-body").hidden = true;
+    $("outreach").hidden = true;
     dashStatus("");
     showTab("conversations");
   }
