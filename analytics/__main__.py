@@ -14,8 +14,11 @@ consume --from-jsonl FILE
 report [--since 7d] [--until ISO] --out DIR
     Write ``DIR/report.json`` and ``DIR/report.html`` for conversations started in the window.
 export-misses [--since 7d] [--until ISO] [--endpoints endpoints.yml] --out FILE.yml
+        [--model models/kefu.tar.gz [--covered-confidence 0.9]]
     Write the messages that fell to a fallback, were rephrased or ended in a handoff, grouped
     by nearest intent, as a Rasa NLU YAML draft (texts from the tracker store, masked).
+    ``--model`` groups them by what the current trained model reads instead (loads it once,
+    ~47 s) and lists those it now reads confidently as another intent as probably covered.
 simulate --conversations N --seed S --out FILE.jsonl
     Write simulated, labelled conversations (broker bodies; labels in FILE.labels.jsonl).
 risk-eval [--conversations 2000] [--seed 7] [--out var/analytics/risk_eval.json]
@@ -45,6 +48,7 @@ from typing import Any
 import yaml
 
 from analytics import db
+from analytics.misses import DEFAULT_COVERED_CONFIDENCE
 from analytics.sources import (
     DEFAULT_BATCH,
     DEFAULT_SETTLE_S,
@@ -153,7 +157,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export_misses(args: argparse.Namespace) -> int:
     from analytics.metrics import Window
-    from analytics.misses import export_misses
+    from analytics.misses import export_misses, model_parser
     from analytics.report import parse_since
     from channels.tracker_store import tracker_store_engine
 
@@ -169,9 +173,22 @@ def cmd_export_misses(args: argparse.Namespace) -> int:
         "Draft NLU examples from production (python -m analytics export-misses "
         f"--since {args.since}): review before adding them to data/nlu/."
     )
+    parse = None
+    if args.model:
+        if not Path(args.model).is_file():
+            tracker.dispose()
+            print(f"{args.model}: no trained model (make train)", file=sys.stderr)
+            return 1
+        header += f"\nGrouped by what {args.model} reads now, not by what the NLU logged."
+        parse = model_parser(args.model)
     try:
         text, stats = export_misses(
-            db.engine(args.database_url), tracker, Window(since, until), header
+            db.engine(args.database_url),
+            tracker,
+            Window(since, until),
+            header,
+            parse=parse,
+            covered_confidence=args.covered_confidence,
         )
     finally:
         tracker.dispose()
@@ -231,6 +248,17 @@ def parser() -> argparse.ArgumentParser:
     misses.add_argument("--until", help="an ISO date (default: now)")
     misses.add_argument("--endpoints", help="endpoints file of the tracker store (endpoints.yml)")
     misses.add_argument("--out", required=True, help="the YAML file to write")
+    misses.add_argument(
+        "--model",
+        help="re-rank with this trained model (e.g. models/kefu.tar.gz; loads it once, ~47 s)",
+    )
+    misses.add_argument(
+        "--covered-confidence",
+        type=float,
+        default=DEFAULT_COVERED_CONFIDENCE,
+        help="with --model: from this confidence a message read as another intent than was "
+        "logged is listed as probably covered since (default %(default)s)",
+    )
     misses.set_defaults(func=cmd_export_misses)
 
     from analytics import risk  # simulate, risk-eval, risk-train, risk-outreach
