@@ -11,9 +11,11 @@ Needs a trained model (``make train``); the accounts are those of docs/SEED.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -74,12 +76,21 @@ ORDER_STATUS = {
 }
 
 
+#: The survey question and the thanks for a typed rating, per language.
+SURVEY = {"en": "How satisfied are you", "zh": "您对本次服务满意吗"}
+TYPED_RATING = {"en": ("five stars", "Thanks for your feedback"), "zh": ("五星", "感谢您的评价")}
+
+
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_order_status(kefu, commerce_db, language):
     sender, turns, number = ORDER_STATUS[language]
     replies = chat(kefu, sender, turns)
     assert "KF-" in replies[0] and number in replies[-1], replies
     assert bool(HAN.search(replies[-1])) == (language == "zh"), replies
+    # The task is done: one survey, answered by typing (no button).
+    assert SURVEY[language] in replies[-1], replies
+    typed, thanks = TYPED_RATING[language]
+    assert thanks in chat(kefu, sender, [typed])[0]
     assert query(
         commerce_db,
         "SELECT success FROM verification_attempts WHERE conversation_id = ?",
@@ -248,3 +259,56 @@ def test_a_new_session_acts_for_nobody(kefu, commerce_db):
     assert query(commerce_db, "SELECT status FROM orders WHERE number = ?", "KF-100001")[0] != (
         "cancelled",
     )
+
+
+def analytics_conversations(kefu, senders: set[str], timeout: float = 60.0) -> set[str]:
+    """The ``senders`` the analytics consumer serve.py runs has stored, waiting up to
+    ``timeout`` seconds for all of them (it follows the tracker store every few seconds)."""
+    db = kefu.log_dir.parent / "analytics.db"
+    deadline, found = time.monotonic() + timeout, set()
+    while time.monotonic() < deadline:
+        if db.exists():
+            with contextlib.suppress(sqlite3.OperationalError):  # tables not created yet
+                found = {
+                    row[0] for row in query(db, "SELECT sender_id FROM analytics_conversations")
+                }
+        if senders <= found:
+            break
+        time.sleep(1.0)
+    return found & senders
+
+
+def test_a_late_order_asked_about_before_gets_a_person_offered_before_the_customer_asks(
+    kefu, commerce_db
+):
+    # KF-100004 (Alice's, shipped) is nine days past its promised date ...
+    nine_days_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 9 * 86_400))
+    with sqlite3.connect(commerce_db) as conn:
+        conn.execute(
+            "UPDATE shipments SET estimated_delivery = ?, delivered_at = NULL "
+            "WHERE order_id = (SELECT id FROM orders WHERE number = 'KF-100004')",
+            (nine_days_ago,),
+        )
+    # ... and Alice already asked about it twice (calmly).
+    earlier = {"late-1", "late-2"}
+    for sender in sorted(earlier):
+        chat(kefu, sender, ["where is my order?", "KF-100004", "alice@example.com"])
+    assert analytics_conversations(kefu, earlier) == earlier
+    replies = chat(
+        kefu,
+        "late-3",
+        [
+            "where is my order? it's late and I already asked about it twice",
+            "KF-100004",
+            "alice@example.com",
+        ],
+    )
+    assert "KF-100004" in replies[-1], replies
+    assert "connect you with a person" in replies[-1], replies  # offered, not asked to rate
+    assert SURVEY["en"] not in replies[-1], replies
+    assert "ticket" in chat(kefu, "late-3", ["yes please"])[0].lower()
+    [(risk, priority)] = query(
+        commerce_db,
+        "SELECT risk, priority FROM handoff_queue WHERE conversation_id = 'late-3'",
+    )
+    assert risk >= 0.5 and priority <= 1  # flagged and ahead of routine handoffs
