@@ -18,7 +18,7 @@ export-misses [--since 7d] [--until ISO] [--endpoints endpoints.yml] --out FILE.
     Write the messages that fell to a fallback, were rephrased or ended in a handoff, grouped
     by nearest intent, as a Rasa NLU YAML draft (texts from the tracker store, masked).
     ``--model`` groups them by what the current trained model reads instead (loads it once,
-    ~47 s) and lists those it now reads confidently as another intent as probably covered.
+    ~50 s) and lists those it now reads confidently as another intent as probably covered.
 simulate --conversations N --seed S --out FILE.jsonl
     Write simulated, labelled conversations (broker bodies; labels in FILE.labels.jsonl).
 risk-eval [--conversations 2000] [--seed 7] [--out var/analytics/risk_eval.json]
@@ -250,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
     misses.add_argument("--out", required=True, help="the YAML file to write")
     misses.add_argument(
         "--model",
-        help="re-rank with this trained model (e.g. models/kefu.tar.gz; loads it once, ~47 s)",
+        help="re-rank with this trained model (e.g. models/kefu.tar.gz; loads it once, ~50 s)",
     )
     misses.add_argument(
         "--covered-confidence",

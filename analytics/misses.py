@@ -16,12 +16,15 @@ exactly the wrong place, and one a retrained model now understands still shows u
 
 ``--model models/kefu.tar.gz`` re-ranks with the current trained model instead
 (:func:`model_parser`: ``Agent.load`` once, in-process, then ``Agent.parse_message`` per
-distinct text). It costs the model's load, measured once here at ~47 s (2 CPU cores, the
-fine-tuned encoder and the dialogue policies: ``Agent`` loads the whole graph, the lightest
-documented way, as ``rasa shell nlu`` does) and about 0.1-1 s a message. Each message is then
-grouped under the model's best intent that is not ``nlu_fallback`` (a FallbackClassifier
-verdict, no intent one can train); for the FAQ and chitchat retrieval intents, under the
-full ``faq/<key>`` the response selector picked, the name ``data/nlu`` uses.
+distinct text). It costs the model's load, measured here (2 CPU cores, 2026-12) at 47-49 s:
+``Agent.load``, the documented way ``rasa shell nlu`` uses too, loads the whole graph, the
+fine-tuned encoder and the dialogue policies; the first parse then warms the graph up (~6 s)
+and each further message takes ~0.1 s (the recording's 3 misses: 54 s in all).
+
+Each message is then grouped under the model's best intent that is not ``nlu_fallback`` (a
+FallbackClassifier verdict, no intent one can train); for the FAQ and chitchat retrieval
+intents, under the full ``faq/<key>`` the response selector picked, the name ``data/nlu``
+uses.
 ``out_of_scope`` is kept as a group: it is a trained intent (answered by
 ``utter_out_of_scope``), and "things the shop does not do" is exactly where a designer wants
 such a message, or to see that something the shop does do is read as out of scope.
