@@ -121,6 +121,23 @@ def test_a_failed_submit_action_fails_its_task():
     assert not f.resolved
 
 
+def test_a_person_accepted_after_the_risk_offer_is_a_risk_handoff():
+    events = [
+        {"event": "user", "timestamp": 1.0, "parse_data": {"intent": {"name": "order_status"}}},
+        {"event": "action", "timestamp": 2.0, "name": "action_show_order_status"},
+        {"event": "bot", "timestamp": 2.1, "metadata": {"utter_action": "utter_order_eta"}},
+        {"event": "bot", "timestamp": 2.2, "metadata": {"utter_action": "utter_offer_human_risk"}},
+        {"event": "slot", "timestamp": 2.3, "name": "complaint_risk", "value": 0.72},
+        {"event": "user", "timestamp": 5.0, "parse_data": {"intent": {"name": "affirm"}}},
+        {"event": "action", "timestamp": 6.0, "name": "action_handoff"},
+        {"event": "pause", "timestamp": 6.1},
+    ]
+    f = conversation_facts("s", events)
+    assert (f.handoff, f.handoff_reason, f.contained) == (True, "risk", False)
+    # What the bot failed at is the tracking request, not the "yes" to the person.
+    assert [t.followed_by_handoff for t in users(f)] == [True, False]
+
+
 @pytest.mark.parametrize(
     "value, masked",
     [("KF-100023", "KF-****23"), ("kf100023", "KF-****23"), ("#KF-100023", None), ("x", None)],
