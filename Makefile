@@ -26,7 +26,7 @@ export KEFU_ACTION_TOKEN
 
 
 .PHONY: help install model db reset-db catalog train run shell test unit lint format pytest validate test-stories browser \
-        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse clean
+        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse bench-scope clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -116,7 +116,10 @@ bench-commerce: install ## Order lookup and stock query latency on 100k seeded o
 bench-abuse: install ## Guesses an attacker gets per email and per client before lock-out, before vs after
 	$(PY) -m bench.abuse_bench
 
-bench: bench-encoder bench-nlu bench-commerce bench-abuse ## All benchmarks (long: run on an idle machine)
+bench-scope: install model train ## Trained model on never-trained data: CLINC150 val + bilingual near misses (bench/results/scope.md)
+	$(PY) -m bench.scope_bench --model $(MODEL)
+
+bench: bench-encoder bench-nlu bench-commerce bench-abuse bench-scope ## All benchmarks (long: run on an idle machine)
 
 retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store
 	$(PY) scripts/privacy.py --endpoints $${KEFU_ENDPOINTS:-endpoints.yml} purge
