@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from custom_components import mixed_script_tokenizer
 from custom_components.catalog_entity_extractor import CatalogEntityExtractor
 from custom_components.errors import ComponentStorageError, KefuComponentError
 from custom_components.mixed_script_tokenizer import MixedScriptTokenizer
@@ -37,8 +39,14 @@ def resource() -> Resource:
 
 
 @pytest.fixture(scope="module")
-def tokenizer() -> MixedScriptTokenizer:
-    return MixedScriptTokenizer(MixedScriptTokenizer.get_default_config())
+def tokenizer() -> Iterator[MixedScriptTokenizer]:
+    # jieba is one tokenizer per process and keeps every user dictionary a loaded model added
+    # (a test that loads the shop's trained model adds the shop's catalog words, which segment
+    # "黑色的越野跑鞋二代" differently); these tests start from jieba's own dictionary.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mixed_script_tokenizer, "_jieba_tokenizer", None)
+        patch.setattr(mixed_script_tokenizer, "_loaded_dictionaries", set())
+        yield MixedScriptTokenizer(MixedScriptTokenizer.get_default_config())
 
 
 def config(**overrides) -> dict:
