@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LANGUAGES = ("en", "zh")
 #: Intents that are no request of their own: Rasa's fallback, and the retrieval intents whose
 #: sub-intents (faq/returns_policy …) a "Did you mean …?" button cannot carry.
-UNDESCRIBED = {"nlu_fallback", "out_of_scope", "faq", "chitchat"}
+UNDESCRIBED = {"nlu_fallback", "out_of_scope", "faq", "chitchat", "decline"}
 #: What a customer may say in the middle of any form (data/rules/*.yml answers each).
-DIGRESSIONS = ("faq", "chitchat", "stop", "human_handoff")
+DIGRESSIONS = ("faq", "chitchat", "decline", "stop", "human_handoff")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -176,5 +176,13 @@ def test_no_request_is_taken_for_a_free_text_answer():
     (not_intent,) = {tuple(m["not_intent"]) for _, _, m in free_text_mappings()}
     assert set(not_intent) <= set(INTENTS)
     # "can you speak Chinese?" is no address, reason or code.
-    for intent in (*DIGRESSIONS, "switch_language", "out_of_scope", "help", "greet", "goodbye"):
+    for intent in (
+        *DIGRESSIONS,
+        "switch_language",
+        "out_of_scope",
+        "payment_problem",
+        "help",
+        "greet",
+        "goodbye",
+    ):
         assert intent in not_intent, intent
