@@ -88,6 +88,21 @@ async def complaint_risk(tracker: Tracker, order_number: str | None = None) -> f
     return None if score is None else round(score, 3)
 
 
+#: Who offered the person the customer accepted → the handoff's reason and ticket category
+#: (others: "customer asked for a person", or a repeatedly frustrated customer's complaint).
+OFFER_REASONS = {"action_payment_problem": ("payment problem", "payment")}
+
+
+def offered_by(tracker: Tracker) -> str | None:
+    """The action whose offer of a person is open (the latest action before this message)."""
+    if not tracker.get_slot(HUMAN_OFFERED):
+        return None
+    for event in reversed(tracker.events):
+        if event.get("event") == "action" and event.get("name") != "action_listen":
+            return event.get("name")
+    return None
+
+
 def declined_or_handed_over(tracker: Tracker) -> bool:
     """Whether this session's customer already said no to a person or was handed over."""
     for event in reversed(tracker.events):
@@ -167,18 +182,25 @@ class ActionHandoff(CustomerAction):
         identity: Identity | None,
     ) -> list[EventType]:
         repeated = _repeatedly_frustrated(tracker)
+        offer = OFFER_REASONS.get(offered_by(tracker) or "")
+        if repeated:
+            reason, category = "frustrated customer", "complaint"
+        elif offer:
+            reason, category = offer
+        else:
+            reason, category = "customer asked for a person", "other"
         risk = await complaint_risk(tracker, identity.order_number if identity else None)
         try:
             handoff = await call_service(
                 support.conversation_handoff,
                 tracker.sender_id[:100],
-                "frustrated customer" if repeated else "customer asked for a person",
+                reason,
                 transcript=transcript_of(tracker),
                 customer_id=identity.customer_id if identity else None,
                 # Link the order only when this conversation proved it owns it.
                 order_number=identity.order_number if identity else None,
                 language=lang(tracker),
-                category="complaint" if repeated else "other",
+                category=category,
                 severity=complaint_severity(frustration_of(tracker.latest_message), repeated),
                 client=client_of(tracker),
                 risk=risk,

@@ -124,6 +124,27 @@ async def test_a_handoff_at_high_complaint_risk_is_flagged_in_the_queue(
     assert risk >= 0.5 and priority <= 1  # at least "high": agents see it before routine ones
 
 
+async def test_yes_to_the_person_offered_for_a_payment_problem_files_a_payment_handoff(
+    database, dispatcher
+):
+    history = [
+        {"event": "user", "text": "I was charged twice", "parse_data": {}},
+        {"event": "action", "name": "action_payment_problem"},
+        {"event": "bot", "text": "Sorry about the trouble with your payment."},
+        {"event": "slot", "name": "human_offered", "value": True},
+        {"event": "action", "name": "action_listen"},
+    ]
+    tracker = make_tracker(
+        {"human_offered": True}, text="yes", intent="affirm", events=history, sender_id="pay-1"
+    )
+    await ActionHandoff().run(dispatcher, tracker, {})
+    assert rows(
+        database,
+        "SELECT h.reason, t.category FROM handoff_queue h "
+        "JOIN support_tickets t ON t.id = h.ticket_id WHERE h.conversation_id = 'pay-1'",
+    ) == [("payment problem", "payment")]
+
+
 async def test_asking_twice_queues_once(database, dispatcher):
     tracker = make_tracker(text="agent", intent="human_handoff", sender_id="h2")
     await ActionHandoff().run(dispatcher, tracker, {})
