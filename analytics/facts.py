@@ -22,9 +22,9 @@ Read in order (by timestamp, then arrival), the events of one conversation say:
   and containment (no handoff) / resolved (no handoff and a completed task).
 
 Handoff reasons, from what led to ``action_handoff``: ``asked`` (the customer asked for a
-person), ``complaint`` / ``frustration`` / ``form_failed`` / ``fallback`` / ``risk`` (the
-customer said yes to a person offered by a complaint, the frustration policy, a form that gave
-up, a fallback, a task's action on a high complaint risk),
+person), ``complaint`` / ``frustration`` / ``form_failed`` / ``fallback`` / ``risk`` /
+``payment`` (the customer said yes to a person offered by a complaint, the frustration policy,
+a form that gave up, a fallback, a task's action on a high complaint risk, a payment problem),
 ``other``.
 """
 
@@ -51,7 +51,7 @@ ANSWER_INTENTS = frozenset({"affirm", "deny", "out_of_scope"})
 #: Intents a form or a conversation repeats on purpose, so the same one twice is no rephrase
 #: (two FAQs are two questions under the one retrieval intent).
 NOT_REPHRASE_INTENTS = frozenset(
-    {*ANSWER_INTENTS, "inform", "thank", "greet", "goodbye", "faq", "chitchat"}
+    {*ANSWER_INTENTS, "inform", "thank", "greet", "goodbye", "faq", "chitchat", "decline"}
 )
 #: Actions that are bookkeeping, not something the customer sees the bot do.
 NOT_TURNS = frozenset({"action_listen", "action_session_start"})
@@ -82,6 +82,10 @@ ONE_SHOT_FLOWS = {
     "utter_faq": "faq",
     "action_open_complaint": "complaint",
     "action_recommend_products": "recommend",
+    # A request Kefu does not handle, answered with a redirect (actions/scope.py): its own
+    # outcome, counted apart from the tasks (a redirect contains a conversation, it does not
+    # resolve it).
+    "action_decline": "declined",
 }
 #: The intents that open each flow (a flow is touched even when its form never started).
 INTENT_FLOWS = {
@@ -96,6 +100,7 @@ INTENT_FLOWS = {
     "faq": "faq",
     "complaint": "complaint",
     "recommend": "recommend",
+    "decline": "declined",
 }
 FLOWS = (
     "tracking",
@@ -109,12 +114,16 @@ FLOWS = (
     "faq",
     "complaint",
     "recommend",
+    "declined",
 )
+#: Flows that end the customer's request without doing it for them.
+NOT_RESOLVING_FLOWS = frozenset({"declined"})
 #: Who offered the person the customer then accepted → the handoff's reason.
 OFFER_SOURCES = {
     "action_open_complaint": "complaint",
     "action_offer_human_frustrated": "frustration",
     "action_default_fallback": "fallback",
+    "action_payment_problem": "payment",
 }
 #: The offer a task's action makes when the conversation's complaint risk is high.
 RISK_OFFER = "utter_offer_human_risk"
@@ -125,6 +134,7 @@ HANDOFF_REASONS = (
     "form_failed",
     "fallback",
     "risk",
+    "payment",
     "other",
 )
 
@@ -460,7 +470,9 @@ def conversation_facts(
     wait = None
     if handoff and reader.first_agent_reply_at is not None:
         wait = round(reader.first_agent_reply_at - reader.handoff_at, 3)
-    completed = any(t.outcome == TASK_COMPLETED for t in reader.tasks)
+    completed = any(
+        t.outcome == TASK_COMPLETED and t.flow not in NOT_RESOLVING_FLOWS for t in reader.tasks
+    )
     return ConversationFacts(
         sender_id=sender_id,
         started_at=min(timestamps),

@@ -138,6 +138,30 @@ def test_a_person_accepted_after_the_risk_offer_is_a_risk_handoff():
     assert [t.followed_by_handoff for t in users(f)] == [True, False]
 
 
+def test_a_declined_request_is_contained_but_not_resolved():
+    events = [
+        {"event": "user", "timestamp": 1.0, "parse_data": {"intent": {"name": "decline"}}},
+        {"event": "action", "timestamp": 2.0, "name": "action_decline"},
+        {"event": "bot", "timestamp": 2.1, "metadata": {"utter_action": "utter_decline/password"}},
+    ]
+    f = conversation_facts("s", events)
+    assert [(t.flow, t.outcome) for t in f.tasks] == [("declined", "completed")]
+    assert (f.contained, f.resolved) == (True, False)  # redirected, not done for them
+
+
+def test_yes_to_a_person_after_a_payment_problem_is_a_payment_handoff():
+    events = [
+        {"event": "user", "timestamp": 1.0, "parse_data": {"intent": {"name": "payment_problem"}}},
+        {"event": "action", "timestamp": 2.0, "name": "action_payment_problem"},
+        {"event": "bot", "timestamp": 2.1, "metadata": {"utter_action": "utter_payment_problem"}},
+        {"event": "bot", "timestamp": 2.2, "metadata": {"utter_action": "utter_offer_human"}},
+        {"event": "user", "timestamp": 5.0, "parse_data": {"intent": {"name": "affirm"}}},
+        {"event": "action", "timestamp": 6.0, "name": "action_handoff"},
+        {"event": "pause", "timestamp": 6.1},
+    ]
+    assert conversation_facts("s", events).handoff_reason == "payment"
+
+
 @pytest.mark.parametrize(
     "value, masked",
     [("KF-100023", "KF-****23"), ("kf100023", "KF-****23"), ("#KF-100023", None), ("x", None)],
