@@ -39,8 +39,14 @@ def responses_named_in(package: Path) -> tuple[set[str], tuple[str, ...]]:
 def is_uttered_elsewhere(
     response: str, names: set[str], prefixes: tuple[str, ...], slots: set[str]
 ) -> bool:
-    """True for responses uttered by actions, and `utter_ask_<slot>` that forms ask with."""
+    """True for responses uttered by actions, and `utter_ask_<slot>` that forms ask with.
+
+    A retrieval intent's action (`utter_decline`) counts as used when an action utters its
+    sub-responses (`utter_decline/account`) itself, as action_decline does to add the link.
+    """
     if response in names or response in RASA_DEFAULT_ACTION_RESPONSES:
+        return True
+    if any(name.startswith(f"{response}/") for name in names):
         return True
     if response.startswith(prefixes):
         return True
