@@ -168,6 +168,7 @@ def test_it_runs_last_in_the_pipeline_and_is_never_trained():
     graph = DefaultV1Recipe().graph_config_for_recipe(config, {}, TrainingType.BOTH)
 
     [node] = [n for n in graph.predict_schema.nodes if "RatingReader" in n]
-    assert "SentimentAnalyzer" in graph.predict_schema.nodes[node].needs["messages"]
+    # After every component that sets the intent (the AnswerKeyFallback included): "5" wins.
+    assert "AnswerKeyFallback" in graph.predict_schema.nodes[node].needs["messages"]
     assert graph.predict_schema.nodes["run_RegexMessageHandler"].needs["messages"] == node
     assert not [n for n in graph.train_schema.nodes if "RatingReader" in n]
