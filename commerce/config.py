@@ -35,8 +35,11 @@ def token_secret() -> str | None:
 
 #: Env var holding the key of keyed hashes (client addresses, contacts, one-time codes).
 HASH_SECRET_ENV = "KEFU_HASH_SECRET"
-#: Used only when neither KEFU_HASH_SECRET nor KEFU_CUSTOMER_TOKEN_SECRET is set: fine for a
-#: laptop demo, not for production (anyone who reads this file can recompute the hashes).
+#: Env var naming the file a generated hash secret is kept in between runs.
+HASH_SECRET_FILE_ENV = "KEFU_HASH_SECRET_FILE"
+DEFAULT_HASH_SECRET_FILE = VAR_DIR / "hash-secret"
+#: Used only when neither KEFU_HASH_SECRET, KEFU_CUSTOMER_TOKEN_SECRET nor a kept secret is
+#: there: fine for tests, not for production (anyone who reads this file can recompute them).
 DEV_HASH_SECRET = "kefu-dev-only-hash-secret-set-KEFU_HASH_SECRET-in-production"
 #: File the LogSender appends outbox messages to (the README demo reads its code there).
 OUTBOX_LOG_ENV = "KEFU_OUTBOX_LOG"
@@ -48,9 +51,31 @@ HANDOFFS_PER_CLIENT_ENV = "KEFU_HANDOFFS_PER_CLIENT_PER_HOUR"
 DEFAULT_HANDOFFS_PER_CLIENT_PER_HOUR = 3
 
 
+def hash_secret_file() -> Path:
+    """Where ``make run`` keeps the hash secret it generated: ``$KEFU_HASH_SECRET_FILE``, else
+    ``var/hash-secret`` (scripts/serve.py writes it when no hash or token secret is set)."""
+    value = os.environ.get(HASH_SECRET_FILE_ENV, "").strip()
+    return Path(value) if value else DEFAULT_HASH_SECRET_FILE
+
+
+def kept_hash_secret() -> str | None:
+    """The hash secret ``make run`` generated and kept, if there is one."""
+    try:
+        return hash_secret_file().read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 def hash_secret() -> str:
-    """Key of the keyed hashes: ``$KEFU_HASH_SECRET``, else the token secret, else a dev constant."""
-    return os.environ.get(HASH_SECRET_ENV) or os.environ.get(TOKEN_SECRET_ENV) or DEV_HASH_SECRET
+    """Key of the keyed hashes: ``$KEFU_HASH_SECRET``, else the token secret, else the one
+    ``make run`` keeps (so a tool run by hand, such as ``python -m analytics consume``, hashes
+    order numbers as the running Kefu does), else a dev constant."""
+    return (
+        os.environ.get(HASH_SECRET_ENV)
+        or os.environ.get(TOKEN_SECRET_ENV)
+        or kept_hash_secret()
+        or DEV_HASH_SECRET
+    )
 
 
 def outbox_log_path() -> Path:

@@ -173,12 +173,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 #: Secrets a local run makes up when the environment does not set them (named in the banner).
-GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET",)  # TOKEN_SECRET_ENV
-HASH_SECRET_ENV = "KEFU_HASH_SECRET"
-TOKEN_SECRET_ENV = "KEFU_CUSTOMER_TOKEN_SECRET"
-#: Where the keyed-hash secret is kept between runs when KEFU_HASH_SECRET is unset.
-HASH_SECRET_FILE_ENV = "KEFU_HASH_SECRET_FILE"
-DEFAULT_HASH_SECRET_FILE = "var/hash-secret"
+GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET",)
 DEMO_CUSTOMER = "alice@example.com"
 DEMO_AGENT = "demo"
 #: Where the demo agent's token is written (KEFU_AGENT_TOKEN_FILE overrides it, e.g. in tests).
@@ -315,14 +310,21 @@ def _with_secrets(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """
     made_up = [name for name in GENERATED_SECRETS if not env.get(name)]
     env = {**env, **{name: secrets.token_urlsafe(24) for name in made_up}}
+    from commerce.config import (
+        DEFAULT_HASH_SECRET_FILE,
+        HASH_SECRET_ENV,
+        HASH_SECRET_FILE_ENV,
+        TOKEN_SECRET_ENV,
+    )
+
     if not env.get(HASH_SECRET_ENV) and TOKEN_SECRET_ENV in made_up:
-        path = env.get(HASH_SECRET_FILE_ENV) or DEFAULT_HASH_SECRET_FILE
-        target = ROOT / path
-        value = target.read_text(encoding="utf-8").strip() if target.exists() else ""
-        if not value:
-            value = secrets.token_urlsafe(32)
-            write_secret_file(path, value)
-        env[HASH_SECRET_ENV] = value
+        value = env.get(HASH_SECRET_FILE_ENV, "").strip()
+        target = ROOT / value if value else DEFAULT_HASH_SECRET_FILE
+        kept = target.read_text(encoding="utf-8").strip() if target.exists() else ""
+        if not kept:
+            kept = secrets.token_urlsafe(32)
+            write_secret_file(str(target), kept)
+        env[HASH_SECRET_ENV] = kept
     return env, made_up
 
 

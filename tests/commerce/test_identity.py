@@ -286,12 +286,19 @@ def test_contact_key_separates_contacts_and_purposes():
     assert contact_key("alice@example.com") != client_key("alice@example.com")
 
 
-def test_hash_secret_falls_back_to_token_secret_then_dev_constant(monkeypatch):
+def test_hash_secret_falls_back_to_token_secret_then_the_kept_one_then_dev_constant(
+    monkeypatch, tmp_path
+):
+    kept = tmp_path / "hash-secret"
+    monkeypatch.setenv("KEFU_HASH_SECRET_FILE", str(kept))
     monkeypatch.delenv("KEFU_HASH_SECRET", raising=False)
     monkeypatch.setenv("KEFU_CUSTOMER_TOKEN_SECRET", "tok")
     assert hash_secret() == "tok"
     monkeypatch.delenv("KEFU_CUSTOMER_TOKEN_SECRET")
     assert hash_secret() == DEV_HASH_SECRET
+    # `make run` kept one (scripts/serve.py): tools run by hand hash as the running Kefu does.
+    kept.write_text("kept-by-make-run\n", encoding="utf-8")
+    assert hash_secret() == "kept-by-make-run"
 
 
 def test_identity_claim_round_trip(token_secret):
