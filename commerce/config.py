@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,17 +52,18 @@ HANDOFFS_PER_CLIENT_ENV = "KEFU_HANDOFFS_PER_CLIENT_PER_HOUR"
 DEFAULT_HANDOFFS_PER_CLIENT_PER_HOUR = 3
 
 
-def hash_secret_file() -> Path:
-    """Where ``make run`` keeps the hash secret it generated: ``$KEFU_HASH_SECRET_FILE``, else
-    ``var/hash-secret`` (scripts/serve.py writes it when no hash or token secret is set)."""
-    value = os.environ.get(HASH_SECRET_FILE_ENV, "").strip()
-    return Path(value) if value else DEFAULT_HASH_SECRET_FILE
+def hash_secret_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where ``make run`` keeps the hash secret it generated: ``$KEFU_HASH_SECRET_FILE`` (a
+    relative path is taken from the repository root), else ``var/hash-secret``
+    (scripts/serve.py writes it when no hash or token secret is set)."""
+    value = environ.get(HASH_SECRET_FILE_ENV, "").strip()
+    return REPO_ROOT / value if value else DEFAULT_HASH_SECRET_FILE
 
 
-def kept_hash_secret() -> str | None:
+def kept_hash_secret(environ: Mapping[str, str] = os.environ) -> str | None:
     """The hash secret ``make run`` generated and kept, if there is one."""
     try:
-        return hash_secret_file().read_text(encoding="utf-8").strip() or None
+        return hash_secret_file(environ).read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
 

@@ -311,19 +311,17 @@ def _with_secrets(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     made_up = [name for name in GENERATED_SECRETS if not env.get(name)]
     env = {**env, **{name: secrets.token_urlsafe(24) for name in made_up}}
     from commerce.config import (
-        DEFAULT_HASH_SECRET_FILE,
         HASH_SECRET_ENV,
-        HASH_SECRET_FILE_ENV,
         TOKEN_SECRET_ENV,
+        hash_secret_file,
+        kept_hash_secret,
     )
 
     if not env.get(HASH_SECRET_ENV) and TOKEN_SECRET_ENV in made_up:
-        value = env.get(HASH_SECRET_FILE_ENV, "").strip()
-        target = ROOT / value if value else DEFAULT_HASH_SECRET_FILE
-        kept = target.read_text(encoding="utf-8").strip() if target.exists() else ""
+        kept = kept_hash_secret(env)
         if not kept:
             kept = secrets.token_urlsafe(32)
-            write_secret_file(str(target), kept)
+            write_secret_file(str(hash_secret_file(env)), kept)
         env[HASH_SECRET_ENV] = kept
     return env, made_up
 
