@@ -97,6 +97,25 @@ def frustration_of(parse_data: dict[str, Any] | None) -> float:
         return 0.0
 
 
+def selected_response(selectors: Any, intent: str) -> dict[str, Any] | None:
+    """The answer the ResponseSelector picked for the retrieval intent ``intent``.
+
+    Args:
+        selectors: a message's ``parse_data["response_selector"]``. Kefu's one ResponseSelector
+            reports every retrieval intent under the key ``default`` (Rasa does not name the
+            intent there), so a pick counts only when its key is ``<intent>/…``.
+
+    Returns:
+        The pick's ``response`` dict (``intent_response_key``, ``confidence`` …), or None.
+    """
+    for selector in (selectors or {}).values() if isinstance(selectors, dict) else ():
+        response = selector.get("response") if isinstance(selector, dict) else None
+        key = (response or {}).get("intent_response_key")
+        if isinstance(key, str) and key.startswith(f"{intent}/"):
+            return response
+    return None
+
+
 def is_strongly_negative(score: float) -> bool:
     """Whether a frustration score counts as strongly negative (:data:`STRONG_FRUSTRATION`)."""
     return score >= STRONG_FRUSTRATION

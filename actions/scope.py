@@ -34,7 +34,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import lang
 from actions.forms import offer_human
 from commerce.errors import ConfigurationError
-from contract import LANGUAGES
+from contract import LANGUAGES, selected_response
 
 DECLINE_INTENT = "decline"
 #: Topic → the response that declines it (``{link}`` is the shop's page for it).
@@ -99,14 +99,11 @@ def load_shop_links(path: Path | None = None) -> dict[str, dict[str, str]]:
 
 def declined_topic(parse_data: dict[str, Any] | None) -> str | None:
     """The topic the ResponseSelector picked for a ``decline`` message, if Kefu knows it."""
-    selectors = (parse_data or {}).get("response_selector") or {}
-    for name in (DECLINE_INTENT, "default"):
-        response = (selectors.get(name) or {}).get("response") or {}
-        key = response.get("intent_response_key")
-        if isinstance(key, str) and key.startswith(f"{DECLINE_INTENT}/"):
-            topic = key.split("/", 1)[1]
-            return topic if topic in DECLINE_RESPONSES else None
-    return None
+    response = selected_response((parse_data or {}).get("response_selector"), DECLINE_INTENT)
+    if response is None:
+        return None
+    topic = response["intent_response_key"].split("/", 1)[1]
+    return topic if topic in DECLINE_RESPONSES else None
 
 
 class ActionDecline(Action):

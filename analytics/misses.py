@@ -59,6 +59,7 @@ from analytics.facts import FALLBACK_INTENT
 from analytics.metrics import Window, senders
 from analytics.models import TurnRow
 from analytics.sources import TRACKER_EVENTS
+from contract import selected_response
 
 #: The YAML format version of the draft (Rasa 3.x NLU data).
 NLU_VERSION = "3.1"
@@ -266,17 +267,9 @@ def _retrieval_intent(parse_data: Mapping[str, Any], intent: str) -> str | None:
     verdict = parse_data.get("intent") or {}
     if verdict.get("name") == intent and verdict.get("full_retrieval_intent_name"):
         return str(verdict["full_retrieval_intent_name"])
-    # Kefu's one ResponseSelector serves every retrieval intent under the key "default",
-    # which Rasa does not copy into ``full_retrieval_intent_name``; its pick counts only when
-    # it is one of this intent's responses (not chitchat/... for faq).
-    selectors = parse_data.get("response_selector") or {}
-    for selector in selectors.values():
-        if not isinstance(selector, Mapping):
-            continue
-        key = (selector.get("response") or {}).get("intent_response_key")
-        if isinstance(key, str) and key.startswith(f"{intent}/"):
-            return key
-    return None
+    # Rasa does not copy the "default" selector's pick into ``full_retrieval_intent_name``.
+    response = selected_response(parse_data.get("response_selector"), intent)
+    return str(response["intent_response_key"]) if response else None
 
 
 def rerank(

@@ -36,6 +36,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
+from contract import selected_response
 from custom_components.component import KefuComponent
 from custom_components.config import Rule
 
@@ -109,11 +110,6 @@ class AnswerKeyFallback(KefuComponent, GraphComponent, IntentClassifier):
         intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
         if not intent or intent == DEFAULT_NLU_FALLBACK_INTENT_NAME:
             return None
-        selectors = message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}
-        for selector in selectors.values():
-            response = selector.get("response") if isinstance(selector, dict) else None
-            key = (response or {}).get("intent_response_key")
-            if isinstance(key, str) and key.startswith(f"{intent}/"):
-                confidence = response.get(PREDICTED_CONFIDENCE_KEY)
-                return float(confidence) if confidence is not None else None
-        return None
+        response = selected_response(message.get(RESPONSE_SELECTOR_PROPERTY_NAME), intent)
+        confidence = (response or {}).get(PREDICTED_CONFIDENCE_KEY)
+        return float(confidence) if confidence is not None else None

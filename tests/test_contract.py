@@ -17,6 +17,7 @@ from contract import (
     is_strongly_negative,
     language_or_default,
     rating_of,
+    selected_response,
 )
 
 
@@ -174,3 +175,11 @@ def test_a_rating_is_read_from_a_slot_value_or_a_whole_message(value, rating):
 )
 def test_anything_not_clearly_a_rating_is_none(value):
     assert rating_of(value) is None
+
+
+def test_the_selected_response_is_the_pick_for_the_retrieval_intent_asked_about():
+    pick = {"intent_response_key": "faq/shipping_time", "confidence": 0.97}
+    selectors = {"all_retrieval_intents": ["faq", "chitchat"], "default": {"response": pick}}
+    assert selected_response(selectors, "faq") is pick
+    assert selected_response(selectors, "chitchat") is None  # the pick is an FAQ answer
+    assert selected_response(None, "faq") is None and selected_response({}, "faq") is None
