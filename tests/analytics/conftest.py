@@ -109,3 +109,15 @@ def tracker_store_engine(tmp_path, recorded_bodies):
     asyncio.run(save_all())
     yield store.engine
     store.engine.dispose()
+
+
+def tracker_store_endpoints(tmp_path, tracker_store_engine: sa.engine.Engine):
+    """An endpoints.yml whose tracker store is ``tracker_store_engine``'s SQLite file, as the
+    command line reads it."""
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(
+        "tracker_store:\n  type: channels.tracker_store.MaskingSQLTrackerStore\n"
+        f"  dialect: sqlite\n  db: {tracker_store_engine.url.database}\n",
+        encoding="utf-8",
+    )
+    return endpoints

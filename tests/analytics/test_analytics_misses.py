@@ -29,7 +29,7 @@ from analytics.misses import (
     render_yaml,
     rerank,
 )
-from tests.analytics.conftest import NOW, broker_items
+from tests.analytics.conftest import NOW, broker_items, tracker_store_endpoints
 from tests.helpers.kefu_server import MODEL
 
 WEEK = Window(NOW - 7 * 86_400, NOW)
@@ -86,12 +86,7 @@ def test_texts_are_one_line_and_payloads_are_left_out():
 
 
 def test_the_command_line_writes_the_draft(tmp_path, tracker_store_engine, capsys):
-    endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(
-        "tracker_store:\n  type: channels.tracker_store.MaskingSQLTrackerStore\n"
-        f"  dialect: sqlite\n  db: {tracker_store_engine.url.database}\n",
-        encoding="utf-8",
-    )
+    endpoints = tracker_store_endpoints(tmp_path, tracker_store_engine)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["upgrade", "--database-url", url]) == 0
     consume = ["consume", "--from-tracker-store", "--endpoints", str(endpoints), "--once"]
@@ -212,12 +207,7 @@ def test_a_retrieval_intent_is_read_as_the_response_it_selected():
 
 
 def test_the_command_line_refuses_a_missing_model(tmp_path, tracker_store_engine, capsys):
-    endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(
-        "tracker_store:\n  type: channels.tracker_store.MaskingSQLTrackerStore\n"
-        f"  dialect: sqlite\n  db: {tracker_store_engine.url.database}\n",
-        encoding="utf-8",
-    )
+    endpoints = tracker_store_endpoints(tmp_path, tracker_store_engine)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["upgrade", "--database-url", url]) == 0
     out = tmp_path / "misses.yml"

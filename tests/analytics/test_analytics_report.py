@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from analytics.__main__ import main
 from analytics.metrics import Window, report_data
 from analytics.report import parse_since, render_html, write_report
-from tests.analytics.conftest import BASE, NOW, RECORDING, broker_items
+from tests.analytics.conftest import BASE, NOW, RECORDING, broker_items, tracker_store_endpoints
 
 WEEK = Window(NOW - 7 * 86_400, NOW)
 CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
@@ -183,13 +183,7 @@ def test_the_page_escapes_what_it_shows(week):
 
 
 def test_the_command_line_from_tracker_store_to_report(tmp_path, tracker_store_engine, capsys):
-    endpoints = tmp_path / "endpoints.yml"
-    database = tracker_store_engine.url.database
-    endpoints.write_text(
-        "tracker_store:\n  type: channels.tracker_store.MaskingSQLTrackerStore\n"
-        f"  dialect: sqlite\n  db: {database}\n",
-        encoding="utf-8",
-    )
+    endpoints = tracker_store_endpoints(tmp_path, tracker_store_engine)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["upgrade", "--database-url", url]) == 0
     consume = ["consume", "--from-tracker-store", "--endpoints", str(endpoints), "--once"]
