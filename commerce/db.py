@@ -1,8 +1,11 @@
-"""Engines and session factories for SQLite (embedded default) and PostgreSQL."""
+"""Engines and session factories for SQLite (embedded default) and PostgreSQL, and the commit
+deadline of a service call (:class:`CommitDeadline`)."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -81,7 +84,11 @@ def make_session_factory(url_or_engine: str | Engine | None = None) -> sessionma
         attribute access after commit cheap).
     """
     engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)
-    return sessionmaker(bind=engine, future=True, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, future=True, expire_on_commit=False)
+    # Every commit of every service passes the deadline check (a no-op without a deadline).
+    event.listen(factory, "before_commit", _claim_commit)
+    event.listen(factory, "after_transaction_end", _release_commit)
+    return factory
 
 
 _shared_lock = threading.Lock()
@@ -127,3 +134,96 @@ def begin_write(session: Session) -> None:
 def is_postgres(session: Session) -> bool:
     """True when the session is bound to PostgreSQL."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+# --- commit deadline ---------------------------------------------------------------------------
+
+
+class DeadlinePassed(TimeoutError):
+    """A commit came after its caller stopped waiting; the transaction was rolled back."""
+
+
+_current_deadline: contextvars.ContextVar[CommitDeadline | None] = contextvars.ContextVar(
+    "kefu_commit_deadline", default=None
+)
+_CLAIM_KEY = "kefu_commit_deadline"
+
+
+class CommitDeadline:
+    """The moment a caller stops waiting for a service call; later commits are refused.
+
+    A caller that told the customer "that failed" must not let the work commit afterwards.
+    The service runs with the deadline applied (``with deadline:`` in its thread); each commit
+    of a session from :func:`make_session_factory` first *claims* it, and is refused with
+    :class:`DeadlinePassed` (the transaction rolls back) once the deadline has passed or the
+    caller has :meth:`abandon`-ed the call. Claim and abandon exclude each other, so the
+    caller always knows the truth: either no commit can happen any more, or one is under way
+    and its outcome is worth waiting for.
+
+    Args:
+        seconds: how long from now commits are allowed.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expires_at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._committing = 0
+        self._abandoned = False
+        self._tokens: list[contextvars.Token] = []
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (0 when passed)."""
+        return max(0.0, self.expires_at - time.monotonic())
+
+    def abandon(self) -> bool:
+        """Stop waiting: refuse every later commit.
+
+        Returns:
+            True when no commit can happen any more; False when a commit is under way (the
+            caller should wait for its outcome and answer with it).
+        """
+        with self._lock:
+            if self._committing:
+                return False
+            self._abandoned = True
+            return True
+
+    def claim(self) -> None:
+        """Called before a commit: allow it, or raise :class:`DeadlinePassed`."""
+        with self._lock:
+            if self._abandoned:
+                raise DeadlinePassed("the caller stopped waiting; rolled back")
+            if time.monotonic() >= self.expires_at:
+                self._abandoned = True
+                raise DeadlinePassed("the commit deadline passed; rolled back")
+            self._committing += 1
+
+    def release(self) -> None:
+        """Called when a claimed commit has finished (committed or rolled back)."""
+        with self._lock:
+            self._committing -= 1
+
+    def __enter__(self) -> CommitDeadline:
+        self._tokens.append(_current_deadline.set(self))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _current_deadline.reset(self._tokens.pop())
+
+
+def _claim_commit(session: Session) -> None:
+    deadline = _current_deadline.get()
+    # A savepoint's release commits nothing yet: only the root commit is checked.
+    if deadline is None or session.in_nested_transaction():
+        return
+    if _CLAIM_KEY not in session.info:
+        deadline.claim()
+        session.info[_CLAIM_KEY] = deadline
+
+
+def _release_commit(session: Session, transaction) -> None:
+    # The root transaction's end comes after COMMIT (or the ROLLBACK of a failed one).
+    if transaction.parent is None:
+        deadline = session.info.pop(_CLAIM_KEY, None)
+        if deadline is not None:
+            deadline.release()
