@@ -5,18 +5,29 @@
 - :func:`append_bot_message` writes a message that did not come from a bot prediction (an agent's
   reply, the "you are back with Kefu" note) into the tracker, under the conversation's lock, so
   the transcript, the history a reloaded page shows and the event broker all see it.
-- :func:`chat_history` turns tracker events into the messages a chat page or console shows.
+- :func:`chat_history` turns tracker events into the messages a chat page or console shows;
+  :func:`messages_after` pages through them for the REST channel's polling endpoint.
 
-Rasa runs one Sanic worker by default; with several workers or servers, a push reaches only the
-tabs connected to the same process (the message is still in the tracker and appears on reload).
+Across replicas: with ``KEFU_SOCKETIO_REDIS_URL`` set (e.g. ``redis://127.0.0.1:6379/2``), the
+web chat's socket.io server uses python-socketio's Redis message queue
+(:func:`message_queue`): an emit to a conversation's room, made on any replica (the console
+of replica B replying to a tab connected to replica A, a bot reply), is published on Redis and
+every replica delivers it to the tabs it holds. Without the setting, or when Redis does not
+answer at start (logged as an error), pushes reach only the tabs connected to the same
+process; the message is in the tracker either way and appears on reload, once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from rasa.shared.core.events import BotUttered, Event, UserUttered
+from socketio import AsyncManager, AsyncRedisManager
 
 from contract import frustration_of
 
@@ -25,6 +36,109 @@ AGENT_KEY = "kefu_agent"
 #: Tracker sender ids of web chat conversations start with this (REST ids cannot be confused).
 WEB_SENDER_PREFIX = "web-"
 BOT_EVENT = "bot_uttered"
+#: The Redis URL of the socket.io message queue shared by the replicas (unset: this process).
+SOCKETIO_REDIS_URL_ENV = "KEFU_SOCKETIO_REDIS_URL"
+#: The Redis pub/sub channel the replicas share (one deployment per Redis database).
+SOCKETIO_CHANNEL = "kefu-webchat"
+#: How long connecting to Redis, or publishing one push, may take before it counts as down.
+REDIS_TIMEOUT_S = 2.0
+
+logger = logging.getLogger(__name__)
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _BoundedRedisManager(AsyncRedisManager):
+    """python-socketio's Redis manager whose publish gives up after :data:`REDIS_TIMEOUT_S`.
+
+    The emit has already reached this replica's tabs when the publish starts, so a hung Redis
+    costs the other replicas' tabs a live copy (the tracker keeps the message), never the turn.
+    """
+
+    async def _publish(self, data):
+        try:
+            return await asyncio.wait_for(super()._publish(data), REDIS_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.connected = False  # reconnect on the next publish
+            logger.error(
+                "socket.io message queue %s: publishing took over %.0f s; this push reached "
+                "only the tabs connected to this replica",
+                redacted(self.redis_url),
+                REDIS_TIMEOUT_S,
+            )
+
+
+def message_queue(url: str | None = None, channel: str = SOCKETIO_CHANNEL) -> AsyncManager:
+    """The socket.io client manager for the web chat.
+
+    Args:
+        url: the Redis URL; ``KEFU_SOCKETIO_REDIS_URL`` by default.
+        channel: the pub/sub channel all replicas of one deployment share.
+
+    Returns:
+        A Redis manager (pushes reach every replica's tabs) when ``url`` is set and Redis
+        answers now; else the in-process manager, with an error logged when Redis was asked for.
+    """
+    url = url if url is not None else os.environ.get(SOCKETIO_REDIS_URL_ENV, "").strip()
+    if not url:
+        return AsyncManager()
+    import redis
+
+    try:
+        with redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        ) as probe:
+            probe.ping()
+    except (redis.RedisError, ValueError, OSError) as e:
+        logger.error(
+            "%s=%s does not answer (%s): web chat pushes reach only the tabs connected to this "
+            "replica; agent replies on other replicas are in the tracker and show on reload",
+            SOCKETIO_REDIS_URL_ENV,
+            redacted(url),
+            e,
+        )
+        return AsyncManager()
+    logger.info("web chat pushes cross replicas through Redis %s", redacted(url))
+    # No socket_timeout: the subscriber blocks reading until a message comes, by design.
+    return _BoundedRedisManager(
+        url,
+        channel=channel,
+        redis_options={"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_keepalive": True},
+    )
+
+
+def crosses_replicas(sio) -> bool:
+    """Whether pushes through ``sio`` reach the tabs of every replica."""
+    return isinstance(getattr(sio, "manager", None), AsyncRedisManager)
+
+
+def start_message_queue(sio) -> None:
+    """Subscribe ``sio``'s manager now, not at the first connection (python-socketio's
+    default), so pushes from other replicas reach the first tab too. Needs a running loop."""
+    if not sio.manager_initialized:
+        sio.manager_initialized = True  # python-socketio would otherwise start a second listener
+        sio.manager.initialize()
+
+
+async def stop_message_queue(sio) -> None:
+    """Stop ``sio``'s Redis subscriber and close its connections (nothing for the in-process
+    manager)."""
+    manager = sio.manager
+    task = getattr(manager, "thread", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    if crosses_replicas(sio) and manager.redis is not None:
+        await manager.redis.close(close_connection_pool=True)
+        manager.connected = False
 
 
 class LiveChat:
@@ -37,7 +151,9 @@ class LiveChat:
         self.sio = sio
 
     async def push(self, sender_id: str, message: dict[str, Any]) -> bool:
-        """Emit ``message`` to the browser tabs of ``sender_id``; False when no web chat runs."""
+        """Emit ``message`` to the browser tabs of ``sender_id`` (on every replica when the
+        message queue is Redis); False when no web chat runs or ``sender_id`` is not one of its
+        conversations."""
         if self.sio is None or not sender_id.startswith(WEB_SENDER_PREFIX):
             return False
         await self.sio.emit(BOT_EVENT, message, room=sender_id)
@@ -71,7 +187,7 @@ async def append_bot_message(
     """
     event = BotUttered(text, data=data or {}, metadata=metadata or {})
     await append_events(agent, sender_id, [*before, event, *after])
-    return _bot_message(event)
+    return bot_message(event)
 
 
 async def append_events(agent, sender_id: str, events: list[Event]) -> None:
@@ -83,7 +199,9 @@ async def append_events(agent, sender_id: str, events: list[Event]) -> None:
         await agent.tracker_store.save(tracker)
 
 
-def _bot_message(event: BotUttered) -> dict[str, Any]:
+def bot_message(event: BotUttered) -> dict[str, Any]:
+    """A bot-side message as the page, the console and REST polling show it: ``role`` is
+    ``agent`` (with the ``agent``'s name) for a person's reply, else ``bot``."""
     data = event.data or {}
     message: dict[str, Any] = {"role": "bot", "text": event.text or ""}
     agent_name = (event.metadata or {}).get(AGENT_KEY)
@@ -118,8 +236,39 @@ def chat_history(events, limit: int = 100) -> list[dict[str, Any]]:
                     "timestamp": event.timestamp,
                 }
             )
-        elif isinstance(event, BotUttered) and (event.text or (event.data or {}).get("custom")):
-            message = _bot_message(event)
+        elif _shown(event):
+            message = bot_message(event)
             message["timestamp"] = event.timestamp
             messages.append(message)
     return messages[-limit:]
+
+
+def _shown(event: Event) -> bool:
+    return isinstance(event, BotUttered) and bool(event.text or (event.data or {}).get("custom"))
+
+
+def messages_after(events, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The bot and agent messages among ``events`` after position ``cursor``, oldest first.
+
+    Args:
+        events: all of a conversation's events (``retrieve_full_tracker``: positions do not
+            move when a new session starts).
+        cursor: how many events the caller has seen (0: from the start).
+        limit: the most messages to return.
+
+    Returns:
+        ``(messages, next_cursor)``: each message as :func:`bot_message` with its
+        ``timestamp``; ``next_cursor`` is the position after the last message returned, or
+        after the last event when fewer than ``limit`` came, so a page never skips a message.
+    """
+    events = list(events)
+    messages: list[dict[str, Any]] = []
+    position = max(cursor, 0)
+    while position < len(events) and len(messages) < limit:
+        event = events[position]
+        position += 1
+        if _shown(event):
+            message = bot_message(event)
+            message["timestamp"] = event.timestamp
+            messages.append(message)
+    return messages, max(position, cursor)

@@ -31,7 +31,11 @@ web chat widgets also work against it. On top of Rasa's ``SocketIOInput`` it:
 - refuses malformed, oversized or session-less messages with an ``kefu_error`` event to that
   socket only, and keeps serving everyone else;
 - sends cards (product, order tracking) as ``{"custom": {...}}`` messages, and lets the agent
-  console push an agent's replies into the conversation (:mod:`channels.live`).
+  console push an agent's replies into the conversation (:mod:`channels.live`);
+- with several replicas, shares its socket.io rooms through Redis when
+  ``KEFU_SOCKETIO_REDIS_URL`` is set (:func:`channels.live.message_queue`), so a push made on
+  any replica reaches the tabs connected to every replica; ``GET /webhooks/webchat/health``
+  says which (``"pushes": "all_replicas"`` or ``"this_process"``).
 
 Rasa 3.6's stock channel awaits nothing when it joins a room, which python-socketio 5.18 needs,
 so its session persistence silently drops replies; this channel does not share that problem.
@@ -70,7 +74,17 @@ from channels.identity import (
     trusted_proxies,
 )
 from channels.limits import MessageLimits, RateLimited
-from channels.live import BOT_EVENT, WEB_SENDER_PREFIX, chat_history, live_chat
+from channels.live import (
+    BOT_EVENT,
+    SOCKETIO_CHANNEL,
+    WEB_SENDER_PREFIX,
+    chat_history,
+    crosses_replicas,
+    live_chat,
+    message_queue,
+    start_message_queue,
+    stop_message_queue,
+)
 from channels.rest import DEFAULT_MAX_MESSAGE_CHARS, nesting_exceeds
 from contract import LANGUAGES, VERIFIED_CUSTOMER_SLOT
 
@@ -361,6 +375,8 @@ class WebChatInput(InputChannel):
         *,
         limits: MessageLimits | None = None,
         proxies=None,
+        message_queue_url: str | None = None,
+        message_queue_channel: str = SOCKETIO_CHANNEL,
     ) -> None:
         """
         Args:
@@ -370,7 +386,12 @@ class WebChatInput(InputChannel):
                 socket besides the chat page's own; None allows only the same origin.
             limits: message rate limits; ``KEFU_RATE_*`` by default.
             proxies: trusted proxy networks; ``KEFU_TRUSTED_PROXIES`` by default.
+            message_queue_url: Redis URL shared by the replicas; ``KEFU_SOCKETIO_REDIS_URL`` by
+                default, ``""`` for pushes within this process only.
+            message_queue_channel: the Redis pub/sub channel of this deployment's replicas.
         """
+        self.message_queue_url = message_queue_url
+        self.message_queue_channel = message_queue_channel
         self.socketio_path = socketio_path
         self.max_message_chars = max_message_chars
         self.allowed_origins = list(allowed_origins) if allowed_origins else None
@@ -413,6 +434,7 @@ class WebChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         sio = AsyncServer(
+            client_manager=message_queue(self.message_queue_url, self.message_queue_channel),
             async_mode="sanic",
             # None: only pages of this server's own origin (engine.io checks the Origin header).
             cors_allowed_origins=self.allowed_origins,
@@ -430,7 +452,8 @@ class WebChatInput(InputChannel):
 
         @webhook.route("/health", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+            pushes = "all_replicas" if crosses_replicas(sio) else "this_process"
+            return response.json({"status": "ok", "pushes": pushes})
 
         @webhook.route("/static/<folder:str>/<name:str>", methods=["GET"])
         async def static(request: Request, folder: str, name: str) -> HTTPResponse:
@@ -540,6 +563,16 @@ class _SocketBlueprint(Blueprint):
         self.ctx.channel = channel
 
     def register(self, app: Sanic, options: dict[str, Any]) -> None:
-        self.ctx.sio.attach(app, self.ctx.path)
+        sio = self.ctx.sio
+        sio.attach(app, self.ctx.path)
         self.ctx.channel.app = app
+
+        async def subscribe(app: Sanic, loop) -> None:
+            start_message_queue(sio)
+
+        async def unsubscribe(app: Sanic, loop) -> None:
+            await stop_message_queue(sio)
+
+        app.register_listener(subscribe, "after_server_start")
+        app.register_listener(unsubscribe, "before_server_stop")
         super().register(app, options)
