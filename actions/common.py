@@ -22,7 +22,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from commerce.db import reset_shared_session_factory, shared_session_factory
+from commerce.db import CommitDeadline, reset_shared_session_factory, shared_session_factory
 from commerce.errors import (
     AddressChangeNotAllowed,
     CommerceError,
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: Seconds a service call may take before the customer is told to try again later.
 SERVICE_TIMEOUT_ENV = "KEFU_SERVICE_TIMEOUT_S"
 DEFAULT_SERVICE_TIMEOUT_S = 10.0
+#: Seconds an overrun call that is already committing may take to report its outcome.
+COMMIT_GRACE_S = 5.0
 TRY_AGAIN_LATER = "utter_try_again_later"
 
 
@@ -51,6 +53,7 @@ reset_session_factory = reset_shared_session_factory
 
 
 def service_timeout() -> float:
+    """Seconds a commerce call may take (``KEFU_SERVICE_TIMEOUT_S``, 10 by default)."""
     try:
         return float(os.environ.get(SERVICE_TIMEOUT_ENV, DEFAULT_SERVICE_TIMEOUT_S))
     except ValueError:
@@ -58,21 +61,38 @@ def service_timeout() -> float:
 
 
 async def call_service(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn(session_factory, *args, **kwargs)`` in a worker thread with a timeout.
+    """Run ``fn(session_factory, *args, **kwargs)`` in a worker thread under a commit deadline.
 
     Services are synchronous; a thread keeps the action server's event loop serving other
-    conversations while one waits on the database.
+    conversations while one waits on the database. The call gets :func:`service_timeout`
+    seconds, well inside Rasa's action timeout (``KEFU_ACTION_TIMEOUT_S``, channels/faults.py),
+    so the customer hears from this action before Rasa gives up on it. A call that overruns is
+    abandoned (:class:`commerce.db.CommitDeadline`): its transaction can no longer commit, and
+    the customer's "try again later" stays true. When the overrun call is already committing,
+    the action waits up to :data:`COMMIT_GRACE_S` for the outcome and answers with it.
 
     Raises:
         CommerceError: the service's own typed errors, unchanged.
         ServiceUnavailable: database errors, a timeout, or a database that cannot be opened.
     """
+    deadline = CommitDeadline(service_timeout())
 
     def invoke():
-        return fn(session_factory(), *args, **kwargs)
+        with deadline:
+            return fn(session_factory(), *args, **kwargs)
 
+    work = asyncio.ensure_future(asyncio.to_thread(invoke))
+    # An abandoned call ends later with DeadlinePassed; nobody awaits it any more.
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:
-        return await asyncio.wait_for(asyncio.to_thread(invoke), timeout=service_timeout())
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), timeout=deadline.remaining())
+        except asyncio.TimeoutError:
+            if deadline.abandon():
+                raise
+            # The service is inside COMMIT: its outcome is what the customer must hear.
+            logger.warning("%s overran its deadline while committing; waiting", fn.__name__)
+            return await asyncio.wait_for(asyncio.shield(work), timeout=COMMIT_GRACE_S)
     except CommerceError:
         raise
     except (SQLAlchemyError, asyncio.TimeoutError, TimeoutError, OSError) as e:
