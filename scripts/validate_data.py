@@ -15,6 +15,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 UNUSED_UTTERANCE = re.compile(r"The utterance '([^']+)' is not used in any story or rule")
@@ -55,30 +56,35 @@ def is_uttered_elsewhere(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="config.yml")
-    parser.add_argument("--domain", default="domain")
-    parser.add_argument("--data", default="data")
-    parser.add_argument(
-        "--code",
-        nargs="+",
-        default=["actions", "channels"],
-        help="packages whose Python code utters responses (actions; the agent console)",
-    )
-    parser.add_argument("--max-history", type=int, default=None)
-    args = parser.parse_args(argv)
+class Findings(NamedTuple):
+    """What the checks found, one line each."""
 
+    errors: list[str]  # a failed check: Rasa would refuse to train
+    warnings: list[str]  # a warning Rasa would print (and `--fail-on-warnings` fail on)
+
+
+def find_problems(
+    config: str = "config.yml",
+    domain: str = "domain",
+    data: str = "data",
+    code: tuple[str, ...] = ("actions", "channels"),
+    max_history: int | None = None,
+) -> Findings:
+    """Rasa's data checks, minus unused-response warnings for responses Kefu's code utters.
+
+    `make validate` fails on any finding. `make train` stops on errors, as `rasa train`'s own
+    validation would, and prints the warnings before it trains with `--skip-validation`.
+    """
     from rasa.shared.importers.importer import TrainingDataImporter
     from rasa.validator import Validator
 
     importer = TrainingDataImporter.load_from_config(
-        str(ROOT / args.config), str(ROOT / args.domain), [str(ROOT / args.data)]
+        str(ROOT / config), str(ROOT / domain), [str(ROOT / data)]
     )
     validator = Validator.from_importer(importer)
     names: set[str] = set()
     prefixes: tuple[str, ...] = ()
-    for package in args.code:
+    for package in code:
         found, found_prefixes = responses_named_in(ROOT / package)
         names |= found
         prefixes = tuple(sorted(set(prefixes) | set(found_prefixes)))
@@ -96,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             "example repetition": validator.verify_example_repetition_in_intents(True),
             "utterances": validator.verify_utterances_in_stories(ignore_warnings=True),
             "story structure": validator.verify_story_structure(
-                ignore_warnings=True, max_history=args.max_history
+                ignore_warnings=True, max_history=max_history
             ),
         }
 
-    problems = [name for name, ok in checks.items() if not ok]
+    errors = [f"{name} check failed (details above)" for name, ok in checks.items() if not ok]
+    problems: list[str] = []
     for warning in caught:
         text = str(warning.message)
         unused = UNUSED_UTTERANCE.search(text)
@@ -110,6 +117,27 @@ def main(argv: list[str] | None = None) -> int:
             continue  # library deprecations are not findings about our data
         problems.append(text.strip().splitlines()[0])
 
+    return Findings(errors=errors, warnings=problems)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="config.yml")
+    parser.add_argument("--domain", default="domain")
+    parser.add_argument("--data", default="data")
+    parser.add_argument(
+        "--code",
+        nargs="+",
+        default=["actions", "channels"],
+        help="packages whose Python code utters responses (actions; the agent console)",
+    )
+    parser.add_argument("--max-history", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    findings = find_problems(
+        args.config, args.domain, args.data, tuple(args.code), args.max_history
+    )
+    problems = findings.errors + findings.warnings
     if problems:
         print("Validation failed:", file=sys.stderr)
         for problem in problems:
