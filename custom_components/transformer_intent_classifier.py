@@ -97,11 +97,14 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             # Top encoder layers fine-tuned (0 = head only; all = full fine-tuning). The frozen
             # lower layers run once per example, so fewer layers train much faster on a CPU.
             "trainable_layers": 4,
-            # Passes over the training data ...
+            # Passes over the training data (at most, with `patience`) ...
             "epochs": 4,
             # ... raised until there are at least this many optimizer steps: the new head needs
             # a few hundred steps however small the data (0 = exactly `epochs`).
             "min_steps": 600,
+            # Stop when held-out accuracy has not improved for this many epochs and keep the
+            # best epoch's weights (0 = run every epoch). Needs `validation_fraction` > 0.
+            "patience": 0,
             # Peak AdamW learning rate, reached after `warmup_ratio` of the steps, then linear
             # decay to 0.
             "learning_rate": 2e-4,
@@ -143,6 +146,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             **super().config_rules(),
             "trainable_layers": int_in(0, 1000),
             "epochs": int_in(0, 10_000),
+            "patience": int_in(0, 10_000),
             "min_steps": int_in(0, 10_000_000),
             "batch_size": int_in(1, 100_000),
             "ranking_length": int_in(0, 100_000),
@@ -233,6 +237,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             max_length=cfg["max_length"],
             buckets=cfg["buckets"],
             seed=cfg["seed"],
+            patience=cfg["patience"],
         )
         self.temperature, self.metrics = 1.0, {"epochs": history.epochs}
         self.background_logit = None

@@ -275,12 +275,15 @@ class FineTunedEncoder:
         max_length: int = 64,
         buckets: Sequence[int] | None = None,
         seed: int = 0,
+        patience: int = 0,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> FitHistory:
         """Fine-tunes the top layers and the head with AdamW and linear warm-up / decay.
 
         The layers use `learning_rate`, the freshly initialised head `head_learning_rate`
-        (None = the same rate).
+        (None = the same rate). With held-out texts and `patience` > 0, training stops once
+        held-out accuracy has not improved for `patience` epochs, and the weights of the best
+        epoch are kept (`epochs` is then the most it runs; the schedule still spans it).
 
         Returns:
             Per-epoch loss (and held-out accuracy when `val_texts` are given), wall time, steps.
@@ -341,6 +344,8 @@ class FineTunedEncoder:
         rng = np.random.default_rng(seed)
         history: list[dict[str, float]] = []
         steps = 0
+        watch = bool(patience) and len(val_labels_arr) > 0
+        best_accuracy, best_epoch, best_weights = -1.0, 0, None
         for epoch in range(int(epochs)):
             losses = []
             for batch in length_batches(lengths, batch_size, rng):
@@ -361,6 +366,22 @@ class FineTunedEncoder:
             logger.info("fine-tune epoch %s", record)
             if on_epoch:
                 on_epoch(record)
+            if not watch:
+                continue
+            if record["val_accuracy"] > best_accuracy:
+                best_accuracy, best_epoch = record["val_accuracy"], epoch + 1
+                best_weights = [v.numpy() for v in layer_vars + head_vars]
+            elif epoch + 1 - best_epoch >= patience:
+                logger.info(
+                    "fine-tune early stop after epoch %d: best held-out accuracy %.4f at epoch %d",
+                    epoch + 1,
+                    best_accuracy,
+                    best_epoch,
+                )
+                break
+        if best_weights is not None and best_epoch != len(history):
+            for variable, value in zip(layer_vars + head_vars, best_weights, strict=True):
+                variable.assign(value)
         return FitHistory(history, time.perf_counter() - started, steps, frozen_seconds)
 
     def logits_from_states(

@@ -393,3 +393,32 @@ def test_rasa_train_feeds_fine_tuned_features_to_downstream_components(tiny_enco
 
     assert parse["intent"]["name"] in set(EXAMPLES) | {"nlu_fallback"}
     assert len(parse["intent_ranking"]) >= 3
+
+
+def test_patience_stops_training_and_keeps_the_best_epoch(
+    train_classifier, whitespace_tokenize, training_data
+):
+    extra = {
+        "my order please": "track_order",
+        "return it": "return_item",
+        "cancel it": "cancel_order",
+    }
+    for message in whitespace_tokenize(list(extra)):
+        message.set(INTENT, extra[message.get(TEXT)])
+        training_data.training_examples.append(message)
+
+    classifier = train_classifier(validation_fraction=0.34, epochs=30, patience=1)
+
+    epochs = classifier.metrics["epochs"]
+    # Three held-out examples allow at most four strictly better accuracies (0, 1/3, 2/3, 1):
+    # with a patience of one epoch, training stops by the fifth of the thirty.
+    assert len(epochs) <= 5
+    best = max(e["val_accuracy"] for e in epochs)
+    assert classifier.metrics["held_out_accuracy"] == pytest.approx(best)
+
+
+def test_patience_must_be_a_count(tiny_encoder_dir, model_storage, resource, execution_context):
+    with pytest.raises(InvalidConfigException, match="patience"):
+        TransformerIntentClassifier.create(
+            make_config(tiny_encoder_dir, patience=-1), model_storage, resource, execution_context
+        )
