@@ -80,7 +80,8 @@ class Progress:
             return f"    {self.component} ..."
         if found := FINISHED.search(line):
             name = found.group(1)
-            seconds = self.clock() - self.started.get(name, self.clock())
+            now = self.clock()
+            seconds = now - self.started.get(name, now)
             return f"    {name} done in {seconds:.0f} s"
         if found := ENCODER_EPOCH.search(line):
             epoch, accuracy = found.groups()
