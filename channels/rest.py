@@ -26,6 +26,24 @@ a request without a valid signature gets 401 ``invalid_signature``, so nobody bu
 pick sender ids (and with them a conversation's verified identity). To have the limits count each
 customer rather than the shop's server, list that server in ``KEFU_TRUSTED_PROXIES`` and send
 the customer's address in ``X-Forwarded-For``.
+
+Receiving agent replies (and the bot's notes no webhook call answered, such as "you are back
+with Kefu"): poll ``GET /webhooks/rest/messages?sender=<id>&after=<cursor>[&limit=50]`` with the
+same ``X-Kefu-Signature`` of the sender. It answers ``{"sender", "messages", "cursor"}``: the bot
+and agent messages written to that conversation's tracker after ``cursor`` (omit it, or send
+``0``, for all of them), oldest first, at most ``limit`` (1-100); each message has ``role``
+(``bot`` or ``agent``; an agent's also ``agent``, their name), ``text``, ``timestamp`` and, when
+present, ``quick_replies`` and ``custom``. Pass the answer's ``cursor`` as the next ``after``;
+a page never skips a message. Bot replies the webhook already returned are listed too (the
+poll reads the tracker). Polling needs ``KEFU_REST_SECRET``
+(403 ``polling_disabled`` without it): a sender id alone proves nothing, and a conversation's
+messages may hold a customer's order details. Web chat conversations (``web-``) are never served.
+
+Pushing instead of polling is Rasa's ``CallbackInput`` convention (``rasa.core.channels.callback``,
+``callback: {url: ...}`` in credentials.yml): the caller posts to
+``/webhooks/callback/webhook`` and Rasa posts each bot message to the one URL the operator
+configured, as ``{"recipient_id", "text", ...}``. Kefu does not enable it (it would bypass
+this channel's validation, signatures and limits); polling serves the same need.
 """
 
 from __future__ import annotations
@@ -53,7 +71,7 @@ from channels.identity import (
     trusted_proxies,
 )
 from channels.limits import MessageLimits, RateLimited
-from channels.live import WEB_SENDER_PREFIX
+from channels.live import WEB_SENDER_PREFIX, messages_after
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +85,10 @@ SENDER_ID_PATTERN = re.compile(r"^[\w.:@\-]{1,128}$")
 RESERVED_SENDER_PREFIX = WEB_SENDER_PREFIX
 REST_SECRET_ENV = "KEFU_REST_SECRET"
 SIGNATURE_HEADER = "X-Kefu-Signature"
+#: Messages per polling answer: the default and the most a caller may ask for.
+DEFAULT_POLL_LIMIT = 50
+MAX_POLL_LIMIT = 100
+MAX_CURSOR = 10**9
 
 
 class RequestRejected(ValueError):
@@ -116,6 +138,59 @@ def nesting_exceeds(value: Any, max_depth: int) -> bool:
     return False
 
 
+def check_sender(sender: Any) -> str:
+    """``sender`` when it may name a REST conversation.
+
+    Raises:
+        RequestRejected: 400 ``invalid_sender`` (not a short printable id) or
+            ``reserved_sender`` (a web chat conversation).
+    """
+    if not isinstance(sender, str) or not SENDER_ID_PATTERN.match(sender):
+        raise RequestRejected(
+            400,
+            "invalid_sender",
+            "'sender' must be a string of 1-128 letters, digits or . : @ _ - characters.",
+        )
+    if sender.lower().startswith(RESERVED_SENDER_PREFIX):
+        raise RequestRejected(
+            400,
+            "reserved_sender",
+            f"Sender ids starting with '{RESERVED_SENDER_PREFIX}' belong to the web chat; "
+            "choose another.",
+        )
+    return sender
+
+
+def _whole_number(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise RequestRejected(
+            400, f"invalid_{name}", f"'{name}' must be a whole number from {low} to {high}."
+        )
+    return number
+
+
+def parse_poll_query(args) -> tuple[str, int, int]:
+    """``(sender_id, cursor, limit)`` of a polling request's query string.
+
+    Args:
+        args: the query arguments (``request.args``: name → list of values).
+
+    Raises:
+        RequestRejected: 400 with ``invalid_sender``, ``reserved_sender``, ``invalid_after``
+            or ``invalid_limit``.
+    """
+    sender = check_sender(args.get("sender"))
+    cursor = _whole_number(args.get("after"), "after", 0, 0, MAX_CURSOR)
+    limit = _whole_number(args.get("limit"), "limit", DEFAULT_POLL_LIMIT, 1, MAX_POLL_LIMIT)
+    return sender, cursor, limit
+
+
 def parse_rest_payload(
     body: bytes,
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
@@ -151,20 +226,7 @@ def parse_rest_payload(
     if not isinstance(payload, dict):
         raise RequestRejected(400, "invalid_json", "The request body must be a JSON object.")
 
-    sender = payload.get("sender")
-    if not isinstance(sender, str) or not SENDER_ID_PATTERN.match(sender):
-        raise RequestRejected(
-            400,
-            "invalid_sender",
-            "'sender' must be a string of 1-128 letters, digits or . : @ _ - characters.",
-        )
-    if sender.lower().startswith(RESERVED_SENDER_PREFIX):
-        raise RequestRejected(
-            400,
-            "reserved_sender",
-            f"Sender ids starting with '{RESERVED_SENDER_PREFIX}' belong to the web chat; "
-            "choose another.",
-        )
+    sender = check_sender(payload.get("sender"))
     text = payload.get("message")
     if not isinstance(text, str):
         raise RequestRejected(400, "invalid_message", "'message' must be a string.")
@@ -277,12 +339,48 @@ class KefuRestInput(RestInput):
         metadata = channel_metadata(sent, sender_id=sender_id, identity=identity, client=client)
         return sender_id, text, metadata
 
+    async def _poll(self, request: Request) -> dict[str, Any]:
+        """The answer to ``GET /messages`` (see the module docstring).
+
+        Raises:
+            RequestRejected: polling disabled, a bad query or signature, or no tracker store.
+        """
+        if not self.secret:
+            raise RequestRejected(
+                403,
+                "polling_disabled",
+                f"Polling for messages needs {REST_SECRET_ENV} on the server and "
+                f"{SIGNATURE_HEADER} with each request.",
+            )
+        sender_id, cursor, limit = parse_poll_query(request.args)
+        check_signature(self.secret, sender_id, request.headers.get(SIGNATURE_HEADER))
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is None or agent.tracker_store is None:
+            raise RequestRejected(503, "not_ready", "The assistant is still loading.")
+        try:
+            # The full tracker: positions stay put when a new conversation session starts.
+            tracker = await agent.tracker_store.retrieve_full_tracker(sender_id)
+        except Exception as e:
+            logger.exception("messages of sender %s could not be read", sender_id)
+            raise RequestRejected(
+                503, "unavailable", "Messages cannot be read right now; try again shortly."
+            ) from e
+        messages, after = messages_after(tracker.events if tracker else [], cursor, limit)
+        return {"sender": sender_id, "messages": messages, "cursor": str(after)}
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         webhook = Blueprint("kefu_rest_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.route("/messages", methods=["GET"])
+        async def poll(request: Request) -> HTTPResponse:
+            try:
+                return response.json(await self._poll(request))
+            except RequestRejected as rejected:
+                return rejected.as_response()
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

@@ -1,18 +1,31 @@
 """The REST channel: payload validation, and the running blueprint (Sanic's test client) with
-identity claims, client addresses, sender signatures and rate limits."""
+identity claims, client addresses, sender signatures and rate limits; polling a conversation's
+bot and agent messages."""
 
 import hashlib
 import hmac
 import itertools
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Sanic
 
 from channels.identity import parse_trusted_proxies
 from channels.limits import MessageLimits
-from channels.rest import KefuRestInput, RequestRejected, parse_rest_payload, sender_signature
+from channels.live import AGENT_KEY
+from channels.rest import (
+    KefuRestInput,
+    RequestRejected,
+    parse_poll_query,
+    parse_rest_payload,
+    sender_signature,
+)
 from commerce.services.identity import check_identity_claim, issue_customer_token
 from tests.helpers.channels import SECRET
 
@@ -216,3 +229,137 @@ def test_deeply_nested_json_over_http_is_a_400():
     client, _ = serve(channel())
     _, reply = client.post("/webhooks/rest/webhook", data=b"[" * 30_000 + b"]" * 30_000)
     assert (reply.status, reply.json["error"]) == (400, "invalid_json")
+
+
+# ---- polling for agent replies -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ({"sender": "shop-7"}, ("shop-7", 0, 50)),
+        ({"sender": "shop-7", "after": "12", "limit": "100"}, ("shop-7", 12, 100)),
+        ({"sender": "shop-7", "after": "", "limit": ""}, ("shop-7", 0, 50)),
+    ],
+)
+def test_valid_poll_queries(query, expected):
+    assert parse_poll_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ({}, "invalid_sender"),
+        ({"sender": "a b"}, "invalid_sender"),
+        ({"sender": "web-" + "0" * 32}, "reserved_sender"),
+        ({"sender": "Web-x"}, "reserved_sender"),
+        ({"sender": "a", "after": "-1"}, "invalid_after"),
+        ({"sender": "a", "after": "1e3"}, "invalid_after"),
+        ({"sender": "a", "after": "9" * 40}, "invalid_after"),
+        ({"sender": "a", "limit": "0"}, "invalid_limit"),
+        ({"sender": "a", "limit": "101"}, "invalid_limit"),
+        ({"sender": "a", "limit": "ten"}, "invalid_limit"),
+    ],
+)
+def test_bad_poll_queries_are_rejected_with_a_code(query, code):
+    with pytest.raises(RequestRejected) as caught:
+        parse_poll_query(query)
+    assert (caught.value.status, caught.value.code) == (400, code)
+
+
+POLL_SECRET = "shop-shared-secret"
+
+
+@pytest.fixture
+async def polled():
+    """A REST channel with a secret, over a tracker store holding two shoppers' conversations:
+    shop-7 was answered by the bot, then by the agent Anna; shop-8 talked about their order."""
+    store = InMemoryTrackerStore(Domain.empty())
+    for tracker in (
+        DialogueStateTracker.from_events(
+            "shop-7",
+            [
+                UserUttered("I want a person"),
+                BotUttered("Connecting you to a person."),
+                BotUttered("Hi, Anna here. How can I help?", metadata={AGENT_KEY: "Anna"}),
+            ],
+        ),
+        DialogueStateTracker.from_events(
+            "shop-8", [UserUttered("KF-100023"), BotUttered("Order KF-100023 is at 1 Bob St")]
+        ),
+    ):
+        await store.save(tracker)
+    app = Sanic(f"kefu_rest_test_{next(_apps)}")
+    app.blueprint(channel(secret=POLL_SECRET).blueprint(Recorder()), url_prefix="/webhooks/rest")
+    app.ctx.agent = SimpleNamespace(tracker_store=store)
+    return SimpleNamespace(app=app, store=store)
+
+
+async def poll(app, sender: str, signed_for: str | None = None, **args):
+    signature = sender_signature(POLL_SECRET, signed_for or sender)
+    _, reply = await app.asgi_client.get(
+        "/webhooks/rest/messages",
+        params={"sender": sender, **args},
+        headers={"X-Kefu-Signature": signature},
+    )
+    return reply.status, reply.json
+
+
+async def test_a_rest_caller_polls_the_agent_replies_of_its_conversation(polled):
+    status, reply = await poll(polled.app, "shop-7")
+    assert status == 200 and reply["sender"] == "shop-7"
+    assert [(m["role"], m.get("agent"), m["text"]) for m in reply["messages"]] == [
+        ("bot", None, "Connecting you to a person."),
+        ("agent", "Anna", "Hi, Anna here. How can I help?"),
+    ]
+    assert all(isinstance(m["timestamp"], float) for m in reply["messages"])
+    # Nothing new yet; then Anna writes again and the next poll has only that.
+    cursor = reply["cursor"]
+    assert (await poll(polled.app, "shop-7", after=cursor))[1]["messages"] == []
+    tracker = await polled.store.retrieve("shop-7")
+    tracker.update(BotUttered("Your refund is on its way.", metadata={AGENT_KEY: "Anna"}))
+    await polled.store.save(tracker)
+    status, reply = await poll(polled.app, "shop-7", after=cursor)
+    assert [m["text"] for m in reply["messages"]] == ["Your refund is on its way."]
+    assert int(reply["cursor"]) > int(cursor)
+
+
+async def test_a_caller_never_reads_another_conversation(polled):
+    # Signed for shop-7, asking for shop-8.
+    status, reply = await poll(polled.app, "shop-8", signed_for="shop-7")
+    assert (status, reply["error"]) == (401, "invalid_signature")
+    assert "1 Bob St" not in json.dumps(reply)
+    _, reply = await polled.app.asgi_client.get(
+        "/webhooks/rest/messages", params={"sender": "shop-8"}
+    )
+    assert reply.status == 401
+    status, reply = await poll(polled.app, "web-" + "0" * 32)
+    assert (status, reply["error"]) == (400, "reserved_sender")
+
+
+async def test_an_unknown_conversation_has_no_messages_and_is_not_created(polled):
+    status, reply = await poll(polled.app, "shop-9")
+    assert (status, reply) == (200, {"sender": "shop-9", "messages": [], "cursor": "0"})
+    assert await polled.store.retrieve("shop-9") is None
+
+
+async def test_bad_cursors_and_limits_get_a_400(polled):
+    status, reply = await poll(polled.app, "shop-7", after="-5")
+    assert (status, reply["error"]) == (400, "invalid_after")
+    status, reply = await poll(polled.app, "shop-7", limit="1")
+    assert status == 200 and len(reply["messages"]) == 1
+
+
+async def test_without_a_secret_polling_is_disabled():
+    app = Sanic(f"kefu_rest_test_{next(_apps)}")
+    app.blueprint(channel().blueprint(Recorder()), url_prefix="/webhooks/rest")
+    _, reply = await app.asgi_client.get("/webhooks/rest/messages", params={"sender": "shop-7"})
+    assert (reply.status, reply.json["error"]) == (403, "polling_disabled")
+    assert "KEFU_REST_SECRET" in reply.json["message"]
+
+
+async def test_before_the_assistant_is_loaded_polling_says_so():
+    app = Sanic(f"kefu_rest_test_{next(_apps)}")
+    app.blueprint(channel(secret=POLL_SECRET).blueprint(Recorder()), url_prefix="/webhooks/rest")
+    status, reply = await poll(app, "shop-7")
+    assert (status, reply["error"]) == (503, "not_ready")
