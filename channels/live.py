@@ -12,7 +12,8 @@ Across replicas: with ``KEFU_SOCKETIO_REDIS_URL`` set (e.g. ``redis://127.0.0.1:
 web chat's socket.io server uses python-socketio's Redis message queue
 (:func:`message_queue`): an emit to a conversation's room, made on any replica (the console
 of replica B replying to a tab connected to replica A, a bot reply), is published on Redis and
-every replica delivers it to the tabs it holds. Without the setting, or when Redis does not
+every replica delivers it to the tabs it holds (``KEFU_SOCKETIO_CHANNEL`` names the pub/sub
+channel, ``kefu-webchat`` by default: one per deployment sharing a Redis server). Without the setting, or when Redis does not
 answer at start (logged as an error), pushes reach only the tabs connected to the same
 process; the message is in the tracker either way and appears on reload, once.
 """
@@ -38,7 +39,9 @@ WEB_SENDER_PREFIX = "web-"
 BOT_EVENT = "bot_uttered"
 #: The Redis URL of the socket.io message queue shared by the replicas (unset: this process).
 SOCKETIO_REDIS_URL_ENV = "KEFU_SOCKETIO_REDIS_URL"
-#: The Redis pub/sub channel the replicas share (one deployment per Redis database).
+#: The Redis pub/sub channel the replicas of one deployment share. Redis pub/sub ignores the
+#: database number, so two deployments on one Redis server need two channel names.
+SOCKETIO_CHANNEL_ENV = "KEFU_SOCKETIO_CHANNEL"
 SOCKETIO_CHANNEL = "kefu-webchat"
 #: How long connecting to Redis, or publishing one push, may take before it counts as down.
 REDIS_TIMEOUT_S = 2.0
@@ -76,18 +79,20 @@ class _BoundedRedisManager(AsyncRedisManager):
             )
 
 
-def message_queue(url: str | None = None, channel: str = SOCKETIO_CHANNEL) -> AsyncManager:
+def message_queue(url: str | None = None, channel: str | None = None) -> AsyncManager:
     """The socket.io client manager for the web chat.
 
     Args:
         url: the Redis URL; ``KEFU_SOCKETIO_REDIS_URL`` by default.
-        channel: the pub/sub channel all replicas of one deployment share.
+        channel: the pub/sub channel all replicas of one deployment share;
+            ``KEFU_SOCKETIO_CHANNEL``, else ``kefu-webchat``, by default.
 
     Returns:
         A Redis manager (pushes reach every replica's tabs) when ``url`` is set and Redis
         answers now; else the in-process manager, with an error logged when Redis was asked for.
     """
     url = url if url is not None else os.environ.get(SOCKETIO_REDIS_URL_ENV, "").strip()
+    channel = channel or os.environ.get(SOCKETIO_CHANNEL_ENV, "").strip() or SOCKETIO_CHANNEL
     if not url:
         return AsyncManager()
     import redis

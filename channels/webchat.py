@@ -76,7 +76,6 @@ from channels.identity import (
 from channels.limits import MessageLimits, RateLimited
 from channels.live import (
     BOT_EVENT,
-    SOCKETIO_CHANNEL,
     WEB_SENDER_PREFIX,
     chat_history,
     crosses_replicas,
@@ -376,7 +375,7 @@ class WebChatInput(InputChannel):
         limits: MessageLimits | None = None,
         proxies=None,
         message_queue_url: str | None = None,
-        message_queue_channel: str = SOCKETIO_CHANNEL,
+        message_queue_channel: str | None = None,
     ) -> None:
         """
         Args:
@@ -388,7 +387,8 @@ class WebChatInput(InputChannel):
             proxies: trusted proxy networks; ``KEFU_TRUSTED_PROXIES`` by default.
             message_queue_url: Redis URL shared by the replicas; ``KEFU_SOCKETIO_REDIS_URL`` by
                 default, ``""`` for pushes within this process only.
-            message_queue_channel: the Redis pub/sub channel of this deployment's replicas.
+            message_queue_channel: the Redis pub/sub channel of this deployment's replicas;
+                ``KEFU_SOCKETIO_CHANNEL``, else ``kefu-webchat``, by default.
         """
         self.message_queue_url = message_queue_url
         self.message_queue_channel = message_queue_channel

@@ -75,12 +75,16 @@ def test_redis_down_at_start_is_logged_and_pushes_stay_in_this_process(caplog):
     assert "pw" not in record.message
 
 
-def test_the_environment_names_the_redis_message_queue(monkeypatch):
+def test_the_environment_names_the_redis_message_queue_and_its_channel(monkeypatch):
     requires_redis()
     monkeypatch.setenv("KEFU_SOCKETIO_REDIS_URL", REDIS_URL)
-    manager = message_queue(channel="kefu-test")
+    monkeypatch.delenv("KEFU_SOCKETIO_CHANNEL", raising=False)
+    manager = message_queue()
     assert isinstance(manager, AsyncRedisManager)
-    assert (manager.redis_url, manager.channel) == (REDIS_URL, "kefu-test")
+    assert (manager.redis_url, manager.channel) == (REDIS_URL, "kefu-webchat")
+    monkeypatch.setenv("KEFU_SOCKETIO_CHANNEL", "kefu-staging")
+    assert message_queue().channel == "kefu-staging"
+    assert message_queue(channel="kefu-test").channel == "kefu-test"
 
 
 # ---- pushes across replicas ----------------------------------------------------------------
