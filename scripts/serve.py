@@ -52,7 +52,8 @@ class ServiceFailed(RuntimeError):
     """A server did not come up; the message names it and points at its log."""
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
+    """Whether ``url`` answers 2xx within 2 seconds."""
     try:
         with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - localhost only
             return 200 <= reply.status < 300
@@ -100,7 +101,7 @@ class Service:
                     f"{self.name} exited with code {self.process.returncode}; "
                     f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
                 )
-            if self.health_url is None or _healthy(self.health_url):
+            if self.health_url is None or healthy(self.health_url):
                 return
             time.sleep(0.5)
         raise ServiceFailed(
@@ -273,10 +274,11 @@ def cors_arguments(origins: str | None) -> list[str]:
     return ["--cors", *listed] if listed else []
 
 
-def rasa_run_command(
-    args: argparse.Namespace, model: Path, endpoints: Path, env: dict[str, str]
+def rasa_command(
+    model: Path, endpoints: Path, credentials: str | Path, host: str, port: int, env: dict[str, str]
 ) -> list[str]:
-    """The ``rasa run`` command line (CORS only for ``KEFU_CORS_ORIGINS``)."""
+    """The ``rasa run`` command line of one Rasa server (CORS only for ``KEFU_CORS_ORIGINS``);
+    ``make run`` starts one, ``scripts/cluster.py`` one per replica."""
     return [
         str(VENV_BIN / "rasa"),
         "run",
@@ -285,13 +287,20 @@ def rasa_run_command(
         "--endpoints",
         str(endpoints),
         "--credentials",
-        args.credentials,
+        str(credentials),
         "--interface",
-        args.host,
+        host,
         "--port",
-        str(args.port),
+        str(port),
         *cors_arguments(env.get(CORS_ENV)),
     ]
+
+
+def rasa_run_command(
+    args: argparse.Namespace, model: Path, endpoints: Path, env: dict[str, str]
+) -> list[str]:
+    """The ``rasa run`` command line of ``make run`` (see :func:`rasa_command`)."""
+    return rasa_command(model, endpoints, args.credentials, args.host, args.port, env)
 
 
 def server_env(env: dict[str, str]) -> dict[str, str]:
