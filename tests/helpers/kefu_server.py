@@ -52,9 +52,11 @@ def code_sent_to(outbox: Path, recipient: str) -> str:
 
 
 class KefuProcess:
-    """scripts/serve.py in a subprocess, on free ports, with its own tracker database."""
+    """scripts/serve.py in a subprocess, on free ports, with its own tracker database (or the
+    stores ``stores`` names: YAML endpoint sections other than ``action_endpoint``, e.g. a
+    PostgreSQL tracker store and a Redis lock store that several replicas share)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, stores: str | None = None) -> None:
         self.port = free_port()
         self.actions_port = free_port()
         self.tracker_db = tmp_path / "tracker.db"
@@ -63,12 +65,17 @@ class KefuProcess:
         self.endpoints = tmp_path / "endpoints.yml"
         # The stores a shop deploys: the masking SQL tracker store (endpoints.yml) and an event
         # broker, here Rasa's SQL broker so tests can read what was published.
-        self.endpoints.write_text(
-            f"""
+        action_endpoint = f"""
 action_endpoint:
   url: "http://127.0.0.1:{self.actions_port}/webhook"
   token: ${{KEFU_ACTION_TOKEN}}
-tracker_store:
+"""
+        if stores is not None:
+            self.endpoints.write_text(action_endpoint + stores)
+        else:
+            self.endpoints.write_text(
+                action_endpoint
+                + f"""tracker_store:
   type: channels.tracker_store.MaskingSQLTrackerStore
   dialect: sqlite
   db: {self.tracker_db}
@@ -77,7 +84,7 @@ event_broker:
   dialect: sqlite
   db: {self.broker_db}
 """
-        )
+            )
         self.process: subprocess.Popen | None = None
         self.output = tmp_path / "serve.out"
 
@@ -86,6 +93,11 @@ event_broker:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 300) -> None:
+        self.launch()
+        self.wait_started(timeout)
+
+    def launch(self) -> None:
+        """Start serve.py without waiting (several servers then load their models together)."""
         env = {
             # serve.py writes the demo agent's console token here, not to the developer's var/.
             "KEFU_AGENT_TOKEN_FILE": str(self.log_dir.parent / "agent-token"),
@@ -98,7 +110,7 @@ event_broker:
             "PYTHONPATH": str(ROOT),
         }
         # The log is appended across restarts: only what this start writes counts.
-        offset = self.output.stat().st_size if self.output.exists() else 0
+        self._offset = self.output.stat().st_size if self.output.exists() else 0
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -119,6 +131,11 @@ event_broker:
             stdout=open(self.output, "ab"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
         )
+
+    def wait_started(self, timeout: float = 300) -> None:
+        """Until serve.py says Kefu is running; fails the test when it exits or takes longer."""
+        assert self.process is not None, "launch() first"
+        offset = self._offset
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
