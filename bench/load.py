@@ -1,0 +1,874 @@
+"""End-to-end load on a running Kefu: real bilingual conversations, checked turn by turn.
+
+    .venv/bin/python -m bench.load --url http://127.0.0.1:8080 [--stages 10,50,200]
+        [--stage-s 120] [--closed-loop] [--transports rest,socketio] [--pids var/cluster/pids.json]
+        [--faults] [--tracker-db postgresql://postgres@127.0.0.1:5432/kefu_cluster_tracker]
+
+Each simulated shopper plays one conversation of bench/data/load_conversations.yml (order
+tracking with verification, stock, returns, FAQ, handoff; English and Chinese, the demo seed's
+accounts) over REST (``/webhooks/rest/webhook``) or the web chat's socket.io, and every reply is
+checked against what that turn must say: a wrong answer counts as wrong, not as a success.
+
+Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations):
+- open loop (default): each conversation waits a random 3–10 s (triangular, mean 6 s) before its
+  next message, as shoppers read and type; a finished conversation is replaced by a new one, so
+  the stage holds its concurrency until its time is up (≈ concurrency / 6.6 turns/s);
+- ``--closed-loop``: no think time, the maximum the server sustains at that concurrency.
+Every stage stops by itself: no new message after ``--stage-s``, and whatever is still waiting
+is cancelled ``--turn-timeout-s`` later.
+
+Reported per stage: turns, right / wrong / errors, per-turn latency p50 / p95 / p99 (of answered
+turns), turns/s, conversations cut by the stage's end, and the servers' CPU milliseconds per turn
+served (utime + stime from /proc/<pid>/stat of the given pids and their children, before and
+after the stage; ``var/cluster/pids.json`` when it exists, else ``--pid``), with os.cpu_count().
+Results go to bench/results/load.json and load.md.
+
+``--faults`` (the last stage): kills one Rasa replica with SIGKILL at a third of the stage and one
+action server at half (both from the cluster's pid file), and reports what the customers saw in
+each window. The system RabbitMQ is shared by everyone on the machine, so it is not stopped here:
+a broker outage is simulated by starting the cluster with ``KEFU_RABBITMQ_HOST`` pointing at an
+address where nothing listens (see deploy/README.md). With ``--tracker-db`` the run ends with an
+audit of the tracker store: every conversation's user messages there, each once, and every
+answered turn finished (an ``action_listen`` after it).
+
+Simulated shoppers each send ``X-Forwarded-For`` with their own address from 198.18.0.0/15 (the
+range RFC 2544 sets aside for benchmarks), so the per-client limits count shoppers, not the load
+generator; the servers must list the balancer (or 127.0.0.1) in ``KEFU_TRUSTED_PROXIES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import random
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from bench.common import RESULTS_DIR, format_table, percentiles, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+CONVERSATIONS = Path(__file__).resolve().parent / "data" / "load_conversations.yml"
+CLUSTER_PIDS = ROOT / "var" / "cluster" / "pids.json"
+REST_PATH = "/webhooks/rest/webhook"
+SOCKETIO_PATH = "/socket.io"
+DEFAULT_STAGES = (10, 50, 200)
+#: Think time between a reply and the next message: 3–10 s, mode 5 s, so the mean is 6 s.
+THINK_S = (3.0, 10.0, 5.0)
+#: A socket.io turn is over once the reply is right, or when nothing more came for this long.
+SOCKET_QUIET_S = 2.0
+HAN = re.compile(r"[\u4e00-\u9fff]")
+#: RFC 2544's benchmarking range: addresses that are no real shopper's.
+BENCH_NETWORK = ipaddress.ip_network("198.18.0.0/15")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class LoadConfigError(ValueError):
+    """The conversations file or the command line asks for something the benchmark cannot do."""
+
+
+# --- conversations and how a reply is judged ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a shopper and what the reply to it must contain."""
+
+    say: str
+    expect: tuple[str, ...] = ()
+    expect_any: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Script:
+    """A conversation a simulated shopper plays from start to end."""
+
+    name: str
+    language: str
+    turns: tuple[Turn, ...]
+    weight: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.language}"
+
+
+def load_scripts(path: Path = CONVERSATIONS) -> list[Script]:
+    """Reads the conversations file.
+
+    Raises:
+        LoadConfigError: a conversation without turns, a turn without `say` or without any
+            expectation, or a language other than en / zh.
+    """
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    scripts = []
+    for number, entry in enumerate(data.get("conversations") or [], start=1):
+        where = f"{path}: conversation {number} ({entry.get('name', '?')})"
+        if entry.get("language") not in ("en", "zh"):
+            raise LoadConfigError(
+                f"{where}: language must be en or zh, got {entry.get('language')!r}"
+            )
+        turns = []
+        for turn in entry.get("turns") or []:
+            if not str(turn.get("say", "")).strip():
+                raise LoadConfigError(f"{where}: every turn needs a non-empty `say`")
+            expect = tuple(str(s) for s in turn.get("expect") or ())
+            expect_any = tuple(str(s) for s in turn.get("expect_any") or ())
+            if not expect and not expect_any:
+                # A turn nothing is checked on could hide a wrong answer: refuse it.
+                raise LoadConfigError(f"{where}: turn {turn['say']!r} checks nothing")
+            turns.append(Turn(str(turn["say"]), expect, expect_any))
+        if not turns:
+            raise LoadConfigError(f"{where}: no turns")
+        weight = float(entry.get("weight", 1.0))
+        if weight <= 0:
+            raise LoadConfigError(f"{where}: weight must be positive, got {weight}")
+        scripts.append(Script(str(entry["name"]), entry["language"], tuple(turns), weight))
+    if not scripts:
+        raise LoadConfigError(f"{path}: no conversations")
+    return scripts
+
+
+def wrong_reply(turn: Turn, language: str, replies: Sequence[str]) -> str | None:
+    """Why the replies to ``turn`` are wrong, or None when they say what they must.
+
+    Args:
+        turn: the message sent and its expectations.
+        language: the conversation's language (``en`` or ``zh``).
+        replies: the texts of the bot's messages for this turn.
+    """
+    text = " ".join(r for r in replies if r)
+    if not text.strip():
+        return "no text in the reply"
+    folded = text.casefold()
+    missing = [s for s in turn.expect if s.casefold() not in folded]
+    if missing:
+        return f"missing {missing!r}"
+    if turn.expect_any and not any(s.casefold() in folded for s in turn.expect_any):
+        return f"none of {list(turn.expect_any)!r}"
+    if bool(HAN.search(text)) != (language == "zh"):
+        return f"not in {language}"
+    return None
+
+
+# --- transports -----------------------------------------------------------------------------
+
+
+class TurnFailed(Exception):
+    """The server gave no usable answer to a message (HTTP error, refused, timed out)."""
+
+
+def shopper_address(number: int) -> str:
+    """The simulated shopper's own address in the benchmarking range."""
+    return str(BENCH_NETWORK[1 + number % (BENCH_NETWORK.num_addresses - 2)])
+
+
+class RestChat:
+    """A conversation over Kefu's REST channel (one POST per message, replies in the body)."""
+
+    transport = "rest"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        sender: str,
+        address: str | None,
+        rest_secret: str | None,
+        timeout_s: float,
+    ) -> None:
+        self.session = session
+        self.url = base_url.rstrip("/") + REST_PATH
+        self.sender = sender
+        self.headers = {"X-Forwarded-For": address} if address else {}
+        if rest_secret:
+            signature = hmac.new(rest_secret.encode(), sender.encode(), hashlib.sha256)
+            self.headers["X-Kefu-Signature"] = signature.hexdigest()
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def open(self) -> None:
+        """Nothing to open: every REST message stands alone."""
+
+    async def say(self, turn: Turn, language: str) -> list[str]:
+        body = {"sender": self.sender, "message": turn.say}
+        try:
+            async with self.session.post(
+                self.url, json=body, headers=self.headers, timeout=self.timeout
+            ) as reply:
+                payload = await reply.json(content_type=None)
+                if reply.status != 200:
+                    code = payload.get("error") if isinstance(payload, dict) else payload
+                    raise TurnFailed(f"HTTP {reply.status} {code}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as e:
+            raise TurnFailed(f"{type(e).__name__}: {e}") from e
+        return [m.get("text", "") for m in payload if isinstance(m, dict)]
+
+    async def close(self) -> None:
+        """Nothing to close: the session is shared."""
+
+
+class SocketChat:
+    """A conversation over the web chat's socket.io events, as the chat page speaks them."""
+
+    transport = "socketio"
+
+    def __init__(
+        self, base_url: str, address: str | None, timeout_s: float, transports: list[str]
+    ) -> None:
+        import socketio  # python-socketio; only this transport needs it
+
+        self.url = base_url.rstrip("/")
+        self.headers = {"X-Forwarded-For": address} if address else {}
+        self.timeout_s = timeout_s
+        self.transports = transports
+        # One cookie jar per shopper, as one browser each: a balancer's sticky cookie is theirs.
+        self.http = aiohttp.ClientSession()
+        self.sio = socketio.AsyncClient(
+            reconnection=False, http_session=self.http, handle_sigint=False
+        )
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.sender: str | None = None
+        for event in ("session_confirm", "bot_uttered", "kefu_error"):
+            self.sio.on(event, self._collector(event))
+
+    def _collector(self, event: str):
+        async def collect(data=None):
+            await self.inbox.put((event, data))
+
+        return collect
+
+    async def open(self) -> None:
+        try:
+            await asyncio.wait_for(
+                self.sio.connect(
+                    self.url,
+                    socketio_path=SOCKETIO_PATH,
+                    transports=self.transports,
+                    headers=self.headers,
+                ),
+                self.timeout_s,
+            )
+            await self.sio.emit("session_request", {"session_id": None})
+            while self.sender is None:
+                event, data = await asyncio.wait_for(self.inbox.get(), self.timeout_s)
+                if event == "session_confirm":
+                    self.sender = str(data)
+        except Exception as e:  # socketio raises its own errors, aiohttp its own
+            raise TurnFailed(f"socket.io session: {type(e).__name__}: {e}") from e
+
+    async def say(self, turn: Turn, language: str) -> list[str]:
+        while not self.inbox.empty():  # late messages of the previous turn are not this reply
+            self.inbox.get_nowait()
+        try:
+            await self.sio.emit("user_uttered", {"message": turn.say})
+        except Exception as e:
+            raise TurnFailed(f"socket.io emit: {type(e).__name__}: {e}") from e
+        replies: list[str] = []
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            # Until the first message, wait as long as a turn may take; after it, the turn is
+            # over when nothing more comes for a moment (Rasa sends no end-of-turn event).
+            wait = deadline - time.monotonic() if not replies else SOCKET_QUIET_S
+            try:
+                event, data = await asyncio.wait_for(self.inbox.get(), max(wait, 0.001))
+            except asyncio.TimeoutError:
+                if not replies:
+                    raise TurnFailed("no reply") from None
+                return replies
+            if event == "kefu_error":
+                raise TurnFailed(
+                    f"kefu_error {data.get('code') if isinstance(data, dict) else data}"
+                )
+            if event == "bot_uttered" and isinstance(data, dict):
+                replies.append(data.get("text", ""))
+                if wrong_reply(turn, language, replies) is None:
+                    return replies  # latency ends when the reply is complete enough to be right
+
+    async def close(self) -> None:
+        # engine.io's own close, not waiting for the long-poll in flight (it would wait for the
+        # server's next ping, ~25 s): closing the HTTP session ends that poll at once.
+        eio = self.sio.eio
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(eio.disconnect(abort=True), SOCKET_QUIET_S)
+        await self.http.close()
+        for task in (eio.read_loop_task, eio.write_loop_task):
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, SOCKET_QUIET_S)
+
+
+# --- one stage of load ----------------------------------------------------------------------
+
+
+@dataclass
+class TurnResult:
+    """One message sent and what came back."""
+
+    script: str
+    transport: str
+    sender: str
+    index: int
+    sent_at: float  # seconds since the stage started
+    latency_s: float
+    outcome: str  # ok | wrong | error
+    detail: str = ""
+
+
+@dataclass
+class StagePlan:
+    """What one stage does."""
+
+    concurrency: int
+    duration_s: float
+    think_s: tuple[float, float, float] | None  # None: closed loop
+    turn_timeout_s: float = 30.0
+    transports: tuple[str, ...] = ("rest",)
+
+
+@dataclass
+class StageRun:
+    """What happened in a stage."""
+
+    plan: StagePlan
+    turns: list[TurnResult] = field(default_factory=list)
+    conversations: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+
+class LoadGenerator:
+    """Plays conversations against one base URL, stage by stage."""
+
+    def __init__(
+        self,
+        base_url: str,
+        scripts: Sequence[Script],
+        *,
+        seed: int = 0,
+        forwarded_for: bool = True,
+        rest_secret: str | None = None,
+        # Long-polling only: python-engineio 4.15's websocket client needs aiohttp ≥ 3.10
+        # (ClientWSTimeout), and Rasa 3.6 pins aiohttp 3.9.
+        socket_transports: Sequence[str] = ("polling",),
+        run_id: str | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.scripts = list(scripts)
+        self.rng = random.Random(seed)
+        self.forwarded_for = forwarded_for
+        self.rest_secret = rest_secret
+        self.socket_transports = list(socket_transports)
+        self.run_id = run_id or uuid.uuid4().hex[:8]
+        self.started = 0  # conversations started in this run, for unique senders and addresses
+        #: Every conversation's sender and the turns it sent, for the tracker store audit.
+        self.sent: dict[str, list[TurnResult]] = {}
+
+    def _pick(self) -> Script:
+        return self.rng.choices(self.scripts, weights=[s.weight for s in self.scripts])[0]
+
+    def _chat(self, transport: str, session: aiohttp.ClientSession, plan: StagePlan):
+        self.started += 1
+        address = shopper_address(self.started) if self.forwarded_for else None
+        if transport == "rest":
+            sender = f"load-{self.run_id}-{self.started}"
+            return RestChat(
+                session, self.base_url, sender, address, self.rest_secret, plan.turn_timeout_s
+            )
+        if transport == "socketio":
+            return SocketChat(self.base_url, address, plan.turn_timeout_s, self.socket_transports)
+        raise LoadConfigError(f"unknown transport {transport!r}: rest or socketio")
+
+    async def _conversation(
+        self,
+        run: StageRun,
+        session: aiohttp.ClientSession,
+        stage_start: float,
+        last_send: float,
+    ) -> str:
+        """Plays one conversation to its end (or the stage's); returns its outcome."""
+        plan = run.plan
+        script = self._pick()
+        transport = self.rng.choice(plan.transports)
+        chat = self._chat(transport, session, plan)
+        record: dict[str, Any] = {"script": script.label, "transport": transport, "turns": 0}
+        run.conversations.append(record)
+        try:
+            try:
+                await chat.open()
+            except TurnFailed as e:
+                record["outcome"] = "error"
+                sent_at = time.monotonic() - stage_start
+                run.turns.append(
+                    TurnResult(script.label, transport, "", 0, sent_at, 0.0, "error", str(e))
+                )
+                return "error"
+            record["sender"] = chat.sender
+            mine = self.sent.setdefault(chat.sender, [])
+            for index, turn in enumerate(script.turns):
+                if index and plan.think_s:
+                    low, high, mode = plan.think_s
+                    await asyncio.sleep(self.rng.triangular(low, high, mode))
+                if time.monotonic() >= last_send:
+                    record["outcome"] = "cut"  # the stage ended before the conversation did
+                    return "cut"
+                start = time.monotonic()
+                try:
+                    replies = await chat.say(turn, script.language)
+                    why = wrong_reply(turn, script.language, replies)
+                    outcome, detail = (
+                        ("wrong", f"{why}: {' '.join(replies)[:200]}")
+                        if why
+                        else (
+                            "ok",
+                            "",
+                        )
+                    )
+                except TurnFailed as e:
+                    outcome, detail = "error", str(e)
+                result = TurnResult(
+                    script.label,
+                    transport,
+                    chat.sender,
+                    index,
+                    start - stage_start,
+                    time.monotonic() - start,
+                    outcome,
+                    detail,
+                )
+                run.turns.append(result)
+                mine.append(result)
+                record["turns"] += 1
+                if outcome != "ok":
+                    record["outcome"] = outcome  # a shopper answered wrongly gives up here
+                    return outcome
+            record["outcome"] = "ok"
+            return "ok"
+        finally:
+            await chat.close()
+
+    async def _slot(self, run: StageRun, session, stage_start: float, delay: float) -> None:
+        """One of the stage's concurrent shoppers: a new conversation as soon as one ends."""
+        await asyncio.sleep(delay)
+        last_send = stage_start + run.plan.duration_s
+        while time.monotonic() < last_send:
+            outcome = await self._conversation(run, session, stage_start, last_send)
+            if outcome == "error":
+                # A shopper who got no answer comes back later, not in a tight loop.
+                await asyncio.sleep(run.plan.think_s[2] if run.plan.think_s else 0.5)
+
+    async def run_stage(
+        self, plan: StagePlan, faults: Iterable[tuple[float, Any]] = (), cpu=None
+    ) -> StageRun:
+        """Runs one stage: ``plan.concurrency`` shoppers until ``plan.duration_s`` has passed.
+
+        Args:
+            plan: concurrency, duration, think time and transports.
+            faults: ``(fraction of the stage, callable)``; each callable runs at that moment and
+                returns a dict describing what it did.
+            cpu: a :class:`CpuMeter` for the servers, or None.
+
+        Returns:
+            Every turn, every conversation, the wall time and the servers' CPU seconds.
+        """
+        if plan.concurrency < 1 or plan.duration_s <= 0:
+            raise LoadConfigError("a stage needs concurrency ≥ 1 and a positive duration")
+        run = StageRun(plan)
+        connector = aiohttp.TCPConnector(limit=0)
+        cpu_before = cpu.sample() if cpu else None
+        stage_start = time.monotonic()
+        # Shoppers arrive spread over one think time (or a tenth of the stage), not all at once.
+        spread = min(plan.think_s[2] if plan.think_s else 0.0, plan.duration_s / 10) or 0.0
+        async with aiohttp.ClientSession(connector=connector) as session:
+            tasks = [
+                asyncio.create_task(
+                    self._slot(run, session, stage_start, spread * i / plan.concurrency)
+                )
+                for i in range(plan.concurrency)
+            ]
+            fault_tasks = [
+                asyncio.create_task(self._fault_at(stage_start, plan.duration_s * at, act, run))
+                for at, act in faults
+            ]
+            # Hard limit: a turn sent just before the end may take its timeout, no more.
+            hard = plan.duration_s + plan.turn_timeout_s + 5.0
+            done, pending = await asyncio.wait(tasks + fault_tasks, timeout=hard)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+        run.wall_s = time.monotonic() - stage_start
+        if cpu:
+            run.cpu_s = cpu.sample() - cpu_before
+        for record in run.conversations:
+            record.setdefault("outcome", "cut")
+        return run
+
+    @staticmethod
+    async def _fault_at(stage_start: float, after_s: float, act, run: StageRun) -> None:
+        await asyncio.sleep(max(0.0, stage_start + after_s - time.monotonic()))
+        happened = act()
+        run.faults.append({"at_s": round(time.monotonic() - stage_start, 3), **happened})
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def summarize(run: StageRun) -> dict[str, Any]:
+    """The figures of one stage: latency percentiles of answered turns, rates and counts."""
+    turns = run.turns
+    answered = [t.latency_s for t in turns if t.outcome in ("ok", "wrong")]
+    latency = percentiles(answered, points=(50, 95, 99))
+    counted = [t for t in turns if t.outcome in ("ok", "wrong", "error")]
+    outcomes = {k: sum(1 for t in counted if t.outcome == k) for k in ("ok", "wrong", "error")}
+    conversations = {
+        k: sum(1 for c in run.conversations if c.get("outcome") == k)
+        for k in ("ok", "wrong", "error", "cut")
+    }
+    served = outcomes["ok"] + outcomes["wrong"]
+    summary: dict[str, Any] = {
+        "concurrency": run.plan.concurrency,
+        "mode": "open" if run.plan.think_s else "closed",
+        "transports": list(run.plan.transports),
+        "wall_s": round(run.wall_s, 3),
+        "turns": len(counted),
+        **{f"turns_{k}": v for k, v in outcomes.items()},
+        "turns_per_s": served / run.wall_s if run.wall_s else 0.0,
+        "latency": latency,
+        "conversations": conversations,
+        "cpu_s": run.cpu_s,
+        "cpu_ms_per_turn": (run.cpu_s * 1e3 / served) if run.cpu_s is not None and served else None,
+        "wrong_examples": [asdict(t) for t in turns if t.outcome == "wrong"][:10],
+        "error_examples": [asdict(t) for t in turns if t.outcome == "error"][:10],
+        "faults": run.faults,
+    }
+    if run.faults:
+        summary["around_faults"] = _around_faults(run)
+    return summary
+
+
+def _around_faults(run: StageRun) -> list[dict[str, Any]]:
+    """What customers saw before the first fault and after each one, until the next."""
+    marks = [0.0] + sorted(f["at_s"] for f in run.faults) + [float("inf")]
+    windows = []
+    for start, end in zip(marks, marks[1:], strict=False):
+        inside = [t for t in run.turns if start <= t.sent_at < end]
+        windows.append(
+            {
+                "from_s": start,
+                "turns": len(inside),
+                **{k: sum(1 for t in inside if t.outcome == k) for k in ("ok", "wrong", "error")},
+                "replies_seen": sorted({t.detail[:120] for t in inside if t.outcome != "ok"})[:5],
+            }
+        )
+    return windows
+
+
+def render(summaries: Sequence[dict[str, Any]]) -> str:
+    """The stages as a Markdown table."""
+    headers = [
+        "mode", "conc.", "turns", "ok", "wrong", "errors", "p50 ms", "p95 ms", "p99 ms",
+        "turns/s", "conv. ok/cut", "CPU-ms/turn",
+    ]  # fmt: skip
+    rows = []
+    for s in summaries:
+        lat = s["latency"]
+        cpu = s["cpu_ms_per_turn"]
+        rows.append(
+            [
+                s["mode"] + (" +faults" if s["faults"] else ""),
+                s["concurrency"],
+                s["turns"],
+                s["turns_ok"],
+                s["turns_wrong"],
+                s["turns_error"],
+                float(lat.get("p50_ms", 0.0)),
+                float(lat.get("p95_ms", 0.0)),
+                float(lat.get("p99_ms", 0.0)),
+                float(s["turns_per_s"]),
+                f"{s['conversations']['ok']}/{s['conversations']['cut']}",
+                "n/a" if cpu is None else float(cpu),
+            ]
+        )
+    return format_table(headers, rows)
+
+
+# --- server processes: CPU time and faults --------------------------------------------------
+
+
+def read_pid_file(path: Path) -> dict[str, int]:
+    """``name → pid`` from a pid file: ``{"rasa-0": 123, ...}``, ``{"rasa-0": {"pid": 123}}``,
+    lists of either, or ``{"rasa": [123, 124]}`` (named ``rasa-0``, ``rasa-1``)."""
+    found: dict[str, int] = {}
+
+    def walk(name: str, value: Any) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int):
+            found[name] = value
+        elif isinstance(value, dict):
+            if isinstance(value.get("pid"), int):
+                found[str(value.get("name", name))] = value["pid"]
+                return
+            for key, item in value.items():
+                walk(f"{name}.{key}" if name else str(key), item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(f"{name}-{i}", item)
+
+    walk("", json.loads(Path(path).read_text(encoding="utf-8")))
+    return found
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid → (parent pid, CPU seconds used), for every process /proc shows."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ... utime(14) stime(15)": comm may hold spaces and ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(stat.parent.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / CLK_TCK,
+        )
+    return table
+
+
+class CpuMeter:
+    """CPU seconds used by server processes and their children, read from /proc.
+
+    A process that dies (a killed replica) keeps counting what it used while it was seen, so a
+    fault does not make the stage's CPU time go backwards.
+    """
+
+    def __init__(self, pids: Iterable[int]) -> None:
+        self.roots = set(pids)
+        self.seen: dict[int, float] = {}
+
+    def sample(self) -> float:
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        queue, tree = [p for p in self.roots if p in table], set()
+        while queue:
+            pid = queue.pop()
+            if pid not in tree:
+                tree.add(pid)
+                queue.extend(children.get(pid, []))
+        for pid in tree:
+            self.seen[pid] = max(self.seen.get(pid, 0.0), table[pid][1])
+        return sum(self.seen.values())
+
+
+def kill_one(pids: dict[str, int], role: str) -> dict[str, Any]:
+    """SIGKILL the first process whose name contains ``role`` and that is alive."""
+    for name, pid in sorted(pids.items()):
+        if role in name:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            return {"fault": f"kill -9 {role}", "process": name, "pid": pid}
+    return {"fault": f"kill -9 {role}", "process": None, "note": f"no live {role} process"}
+
+
+# --- tracker store audit --------------------------------------------------------------------
+
+
+def audit_events(rows: Sequence[tuple[str, str]], sent: Sequence[TurnResult]) -> dict[str, Any]:
+    """Checks one conversation's events as stored against the messages it sent.
+
+    Args:
+        rows: ``(type_name, data JSON)`` of the conversation's events, in store order.
+        sent: the turns the load generator sent for it.
+
+    Returns:
+        ``user_events``, ``answered`` (turns the customer got an answer to), ``missing`` (answered
+        turns without their message stored), ``duplicated`` (events stored twice: the same
+        message id, or the same event with the same timestamp) and ``unfinished`` (user
+        messages not followed by ``action_listen``).
+    """
+    seen: set[str] = set()
+    message_ids: set[str] = set()
+    duplicated = user_events = unfinished = 0
+    open_turn = False
+    for type_name, data in rows:
+        event = json.loads(data)
+        key = json.dumps(event, sort_keys=True)
+        if key in seen:
+            duplicated += 1
+        seen.add(key)
+        if type_name == "user":
+            user_events += 1
+            unfinished += open_turn
+            open_turn = True
+            message_id = event.get("message_id")
+            if message_id:
+                duplicated += message_id in message_ids
+                message_ids.add(message_id)
+        elif type_name == "action" and event.get("name") == "action_listen":
+            open_turn = False
+    unfinished += open_turn
+    answered = sum(1 for t in sent if t.outcome in ("ok", "wrong"))
+    return {
+        "user_events": user_events,
+        "answered": answered,
+        "sent": len(sent),
+        "missing": max(0, answered - user_events),
+        "extra": max(0, user_events - len(sent)),
+        "duplicated": duplicated,
+        "unfinished": unfinished,
+    }
+
+
+def audit_tracker_store(url: str, sent: dict[str, list[TurnResult]]) -> dict[str, Any]:
+    """Audits every conversation of the run in the SQL tracker store at ``url``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    totals = {"conversations": 0, "missing": 0, "extra": 0, "duplicated": 0, "unfinished": 0}
+    bad: list[dict[str, Any]] = []
+    try:
+        with engine.connect() as conn:
+            for sender, turns in sent.items():
+                rows = conn.execute(
+                    sa.text("SELECT type_name, data FROM events WHERE sender_id = :s ORDER BY id"),
+                    {"s": sender},
+                ).fetchall()
+                result = audit_events([(r[0], r[1]) for r in rows], turns)
+                totals["conversations"] += 1
+                for key in ("missing", "extra", "duplicated", "unfinished"):
+                    totals[key] += result[key]
+                if any(result[k] for k in ("missing", "extra", "duplicated", "unfinished")):
+                    bad.append({"sender": sender, **result})
+    finally:
+        engine.dispose()
+    return {**totals, "conversations_with_problems": bad[:20]}
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _server_pids(args: argparse.Namespace) -> dict[str, int]:
+    pids = {f"pid-{p}": p for p in args.pid}
+    pid_file = Path(args.pids) if args.pids else CLUSTER_PIDS
+    if pid_file.exists():
+        pids.update(read_pid_file(pid_file))
+    elif args.pids:
+        raise LoadConfigError(f"no pid file at {pid_file}")
+    return pids
+
+
+def _stages(text: str) -> list[int]:
+    try:
+        stages = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        stages = []
+    if not stages or min(stages) < 1:
+        raise LoadConfigError(f"--stages wants positive integers like 10,50,200, got {text!r}")
+    return stages
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    scripts = load_scripts(Path(args.conversations))
+    transports = tuple(t.strip() for t in args.transports.split(",") if t.strip())
+    if not transports or set(transports) - {"rest", "socketio"}:
+        raise LoadConfigError(f"--transports: rest and/or socketio, got {args.transports!r}")
+    pids = _server_pids(args)
+    generator = LoadGenerator(
+        args.url,
+        scripts,
+        seed=args.seed,
+        forwarded_for=not args.no_forwarded_for,
+        rest_secret=os.environ.get("KEFU_REST_SECRET") or None,
+    )
+    stages = _stages(args.stages)
+    summaries = []
+    for number, concurrency in enumerate(stages):
+        plan = StagePlan(
+            concurrency,
+            args.stage_s,
+            None if args.closed_loop else THINK_S,
+            args.turn_timeout_s,
+            transports,
+        )
+        faults = []
+        if args.faults and number == len(stages) - 1:
+            faults = [
+                (1 / 3, lambda: kill_one(pids, "rasa")),
+                (1 / 2, lambda: kill_one(pids, "action")),
+            ]
+        cpu = CpuMeter(pids.values()) if pids else None
+        print(f"stage {number + 1}/{len(stages)}: {concurrency} conversations, {args.stage_s:g} s")
+        run = await generator.run_stage(plan, faults, cpu)
+        summaries.append(summarize(run))
+    results: dict[str, Any] = {
+        "url": args.url,
+        "cpu_count": os.cpu_count(),
+        "server_pids": pids,
+        "think_s": None
+        if args.closed_loop
+        else dict(zip(("low", "high", "mode"), THINK_S, strict=True)),
+        "stages": summaries,
+    }
+    if args.faults:
+        results["broker_fault"] = (
+            "not injected by bench.load: the system RabbitMQ is shared; start the cluster with "
+            "KEFU_RABBITMQ_HOST at an address where nothing listens to simulate it"
+        )
+    if args.tracker_db:
+        results["tracker_store_audit"] = audit_tracker_store(args.tracker_db, generator.sent)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--url", default="http://127.0.0.1:8080", help="balancer or one Rasa server"
+    )
+    parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)))
+    parser.add_argument("--stage-s", type=float, default=120.0, help="hard limit per stage")
+    parser.add_argument("--turn-timeout-s", type=float, default=30.0)
+    parser.add_argument("--closed-loop", action="store_true", help="no think time: the maximum")
+    parser.add_argument("--transports", default="rest,socketio")
+    parser.add_argument("--conversations", default=str(CONVERSATIONS))
+    parser.add_argument("--pids", help=f"pid file (default {CLUSTER_PIDS} when it exists)")
+    parser.add_argument("--pid", type=int, action="append", default=[], help="a server pid")
+    parser.add_argument("--faults", action="store_true", help="kill a replica and an action server")
+    parser.add_argument("--tracker-db", help="SQLAlchemy URL of the tracker store to audit")
+    parser.add_argument("--no-forwarded-for", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(RESULTS_DIR / "load.json"))
+    args = parser.parse_args(argv)
+    try:
+        results = asyncio.run(_main(args))
+    except LoadConfigError as e:
+        parser.error(str(e))
+    out = Path(args.out)
+    write_results(out.stem, results, render(results["stages"]), out.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

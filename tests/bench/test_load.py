@@ -1,0 +1,396 @@
+"""The load generator (bench.load) against a tiny Kefu stand-in served here on aiohttp: replies
+are judged, counted and timed, stages stop by themselves, and the tracker audit finds what is
+missing or stored twice. No Rasa: the stand-in answers from a fixed table, in its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import socketio
+from aiohttp import web
+
+from bench.load import (
+    CONVERSATIONS,
+    CpuMeter,
+    LoadConfigError,
+    LoadGenerator,
+    Script,
+    StagePlan,
+    StageRun,
+    Turn,
+    TurnResult,
+    audit_events,
+    load_scripts,
+    main,
+    read_pid_file,
+    render,
+    summarize,
+    wrong_reply,
+)
+
+#: What the stand-in answers to each message.
+REPLIES = {
+    "hi": ["Hi, I'm Kefu, the shop assistant."],
+    "where is my order?": ["What's your order number? It looks like KF-100023."],
+    "KF-100004": ["To protect your account, what's the email address or phone number?"],
+    "你好": ["您好，我是客服助手 Kefu。"],
+    "运费多少钱？": ["国内订单满 299 元包邮。"],
+    # Answers in the wrong language: the generator must call this wrong.
+    "谢谢": ["You're welcome!"],
+}
+SLOW = "slow"  # the stand-in takes SLOW_S to answer this
+SLOW_S = 0.3
+HANG = "hang"  # never answered in time
+BOOM = "boom"  # HTTP 500
+
+
+class StandIn:
+    """A REST + socket.io server with Kefu's routes and events, answering from REPLIES."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def _answer(self, text: str) -> list[str]:
+        if text == SLOW:
+            await asyncio.sleep(SLOW_S)
+            return ["Hi, I'm Kefu, slowly."]
+        if text == HANG:
+            await asyncio.sleep(30)
+        return REPLIES.get(text, ["Sorry, I didn't get that."])
+
+    async def rest(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append({**body, "forwarded_for": request.headers.get("X-Forwarded-For")})
+        if body["message"] == BOOM:
+            return web.json_response({"error": "internal"}, status=500)
+        texts = await self._answer(body["message"])
+        return web.json_response([{"recipient_id": body["sender"], "text": t} for t in texts])
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", self.rest)
+        sio = socketio.AsyncServer(async_mode="aiohttp")
+        sio.attach(app, socketio_path="socket.io")
+
+        @sio.on("session_request")
+        async def session_request(sid, data=None):
+            await sio.emit("session_confirm", f"socket-{sid}", room=sid)
+
+        @sio.on("user_uttered")
+        async def user_uttered(sid, data):
+            self.received.append({"sender": f"socket-{sid}", "message": data["message"]})
+            for text in await self._answer(data["message"]):
+                await sio.emit("bot_uttered", {"text": text}, room=sid)
+
+        self.sio = sio
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _shutdown(self) -> None:
+        await self.sio.shutdown()
+        await self.runner.cleanup()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    def __enter__(self) -> StandIn:
+        self.thread.start()
+        assert self.ready.wait(10), "the stand-in server did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    with StandIn() as server:
+        yield server
+
+
+def script(name: str, language: str, *turns: tuple[str, list[str]]) -> Script:
+    return Script(name, language, tuple(Turn(say, tuple(expect)) for say, expect in turns))
+
+
+ORDER = script(
+    "order",
+    "en",
+    ("hi", ["Kefu"]),
+    ("where is my order?", ["order number"]),
+    ("KF-100004", ["email address"]),
+)
+THANKS_ZH = script("thanks", "zh", ("你好", ["Kefu"]), ("谢谢", ["不客气"]))
+FAST = (0.01, 0.03, 0.02)  # think time for tests: the shape of THINK_S, in hundredths
+
+
+def run_stage(url: str, scripts, plan: StagePlan, **kwargs) -> tuple[LoadGenerator, StageRun]:
+    generator = LoadGenerator(url, scripts, seed=1, **kwargs)
+    return generator, asyncio.run(generator.run_stage(plan))
+
+
+# --- the conversations file -----------------------------------------------------------------
+
+
+def test_every_shipped_conversation_is_played_in_both_languages():
+    scripts = load_scripts(CONVERSATIONS)
+    by_name: dict[str, set[str]] = {}
+    for s in scripts:
+        by_name.setdefault(s.name, set()).add(s.language)
+    assert set(by_name) >= {"order_status", "stock", "returns", "faq", "handoff"}
+    assert all(languages == {"en", "zh"} for languages in by_name.values()), by_name
+
+
+def test_a_turn_that_checks_nothing_is_refused(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("conversations:\n- name: x\n  language: en\n  turns:\n  - say: hi\n")
+    with pytest.raises(LoadConfigError, match="checks nothing"):
+        load_scripts(path)
+
+
+# --- judging a reply ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "turn, language, replies, wrong",
+    [
+        (Turn("hi", ("Kefu",)), "en", ["Hi, I'm kefu."], None),  # case-insensitive
+        (Turn("hi", ("Kefu", "help")), "en", ["Hi, I'm Kefu.", "How can I help?"], None),
+        (Turn("hi", ("Kefu",)), "en", ["Hello there."], "missing ['Kefu']"),
+        (Turn("你好", ("Kefu",)), "zh", ["Hi, I'm Kefu."], "not in zh"),
+        (Turn("hi", ("Kefu",)), "en", ["您好，我是 Kefu"], "not in en"),
+        (Turn("no", (), ("anything else", "help")), "en", ["Anything else?"], None),
+        (Turn("no", (), ("anything else",)), "en", ["Bye."], "none of ['anything else']"),
+        (Turn("hi", ("Kefu",)), "en", [], "no text in the reply"),
+    ],
+)
+def test_wrong_reply(turn, language, replies, wrong):
+    assert wrong_reply(turn, language, replies) == wrong
+
+
+# --- stages against the stand-in ------------------------------------------------------------
+
+
+def test_right_and_wrong_replies_are_counted_apart(stand_in):
+    plan = StagePlan(concurrency=4, duration_s=1.0, think_s=FAST, turn_timeout_s=5)
+    generator, run = run_stage(stand_in.url, [ORDER, THANKS_ZH], plan)
+    summary = summarize(run)
+    by_script = {s.label: [t for t in run.turns if t.script == s.label] for s in (ORDER, THANKS_ZH)}
+    assert by_script["order/en"] and all(t.outcome == "ok" for t in by_script["order/en"])
+    thanks = by_script["thanks/zh"]
+    assert thanks and {t.index: t.outcome for t in thanks} == {0: "ok", 1: "wrong"}
+    assert "not in zh" not in thanks[-1].detail  # the missing words are named first
+    assert "missing ['不客气']" in [t for t in thanks if t.outcome == "wrong"][0].detail
+    assert summary["turns_wrong"] == sum(1 for t in run.turns if t.outcome == "wrong") > 0
+    assert summary["turns_error"] == 0
+    assert summary["conversations"]["wrong"] > 0 and summary["conversations"]["ok"] > 0
+    assert summary["latency"]["n"] == summary["turns_ok"] + summary["turns_wrong"]
+    # every conversation is its own sender and its own shopper address
+    senders = {m["sender"] for m in stand_in.received}
+    assert set(generator.sent) <= senders
+    addresses = [m["forwarded_for"] for m in stand_in.received if m.get("forwarded_for")]
+    assert len(set(addresses)) == len(generator.sent)
+    assert all(a.startswith("198.1") for a in addresses)
+
+
+def test_server_errors_are_errors_not_wrong_replies(stand_in):
+    boom = script("boom", "en", ("hi", ["Kefu"]), (BOOM, ["anything"]))
+    plan = StagePlan(concurrency=2, duration_s=0.5, think_s=FAST, turn_timeout_s=5)
+    _, run = run_stage(stand_in.url, [boom], plan)
+    summary = summarize(run)
+    assert summary["turns_error"] > 0 and summary["turns_wrong"] == 0
+    assert summary["error_examples"][0]["detail"] == "HTTP 500 internal"
+
+
+def test_latency_percentiles_reflect_the_servers_time(stand_in):
+    slow = script("slow", "en", (SLOW, ["Kefu"]))
+    plan = StagePlan(concurrency=3, duration_s=0.8, think_s=None, turn_timeout_s=5)
+    _, run = run_stage(stand_in.url, [slow], plan)
+    summary = summarize(run)
+    assert summary["mode"] == "closed"
+    assert SLOW_S * 1e3 <= summary["latency"]["p50_ms"] < SLOW_S * 1e3 + 250
+    # closed loop, 3 shoppers, each turn SLOW_S: about 3 / SLOW_S turns a second
+    assert 0.5 * 3 / SLOW_S < summary["turns_per_s"] <= 3 / SLOW_S + 0.5
+
+
+def test_a_stage_stops_by_itself_when_the_server_hangs(stand_in):
+    hang = script("hang", "en", (HANG, ["Kefu"]))
+    plan = StagePlan(concurrency=5, duration_s=0.5, think_s=FAST, turn_timeout_s=1.0)
+    start = time.monotonic()
+    _, run = run_stage(stand_in.url, [hang], plan)
+    # no new message after 0.5 s, a turn waits 1 s at most, the hard limit is 0.5 + 1 + 5 s
+    assert time.monotonic() - start < 0.5 + 1.0 + 5.0
+    summary = summarize(run)
+    assert summary["turns_error"] >= 5 and summary["turns_ok"] == 0
+    assert "TimeoutError" in summary["error_examples"][0]["detail"]
+
+
+def test_conversations_still_running_at_the_end_are_cut_not_failed(stand_in):
+    long_think = (5.0, 5.0, 5.0)  # nobody gets to a second turn in a 0.5 s stage
+    plan = StagePlan(concurrency=3, duration_s=0.5, think_s=long_think, turn_timeout_s=1.0)
+    start = time.monotonic()
+    _, run = run_stage(stand_in.url, [ORDER], plan)
+    assert time.monotonic() - start < 5.0 + 1.0 + 5.0 + 1.0
+    summary = summarize(run)
+    assert summary["conversations"] == {"ok": 0, "wrong": 0, "error": 0, "cut": 3}
+    assert summary["turns_ok"] == 3  # the first turn of each, answered before the end
+
+
+def test_socketio_conversations_are_judged_like_rest_ones(stand_in):
+    plan = StagePlan(
+        concurrency=2, duration_s=1.0, think_s=FAST, turn_timeout_s=5, transports=("socketio",)
+    )
+    generator, run = run_stage(stand_in.url, [ORDER, THANKS_ZH], plan)
+    assert run.turns and {t.transport for t in run.turns} == {"socketio"}
+    outcomes = {(t.script, t.index): t.outcome for t in run.turns}
+    assert outcomes[("order/en", 2)] == "ok" and outcomes[("thanks/zh", 1)] == "wrong"
+    assert all(sender.startswith("socket-") for sender in generator.sent)
+
+
+# --- statistics, tables, processes ----------------------------------------------------------
+
+
+def test_summary_of_a_known_stage():
+    plan = StagePlan(concurrency=2, duration_s=10.0, think_s=FAST)
+    run = StageRun(plan, wall_s=10.0, cpu_s=0.9)
+    latencies = [0.1 * i for i in range(1, 12)]  # 100 … 1100 ms
+    run.turns = [
+        TurnResult("x/en", "rest", "s", i, i, lat, "ok") for i, lat in enumerate(latencies)
+    ]
+    run.turns[-1].outcome = "wrong"
+    run.turns.append(TurnResult("x/en", "rest", "s", 11, 11, 0.0, "error", "HTTP 502"))
+    run.conversations = [{"outcome": "ok"}, {"outcome": "wrong"}, {"outcome": "cut"}]
+    summary = summarize(run)
+    assert (summary["turns_ok"], summary["turns_wrong"], summary["turns_error"]) == (10, 1, 1)
+    # nearest rank over the 11 answered turns (the error has no latency)
+    assert summary["latency"]["p50_ms"] == pytest.approx(600)
+    assert summary["latency"]["p95_ms"] == pytest.approx(1100)
+    assert summary["turns_per_s"] == pytest.approx(1.1)  # 11 answered in 10 s
+    assert summary["cpu_ms_per_turn"] == pytest.approx(900 / 11)
+    table = render([summary])
+    assert "| open" in table and "81.82" in table and "1/1" in table
+
+
+def test_what_customers_saw_is_split_at_each_fault():
+    run = StageRun(StagePlan(concurrency=1, duration_s=9.0, think_s=FAST), wall_s=9.0)
+    run.turns = [
+        TurnResult("x/en", "rest", "s", 0, 1.0, 0.1, "ok"),
+        TurnResult("x/en", "rest", "s", 1, 4.0, 0.1, "error", "HTTP 502 bad gateway"),
+        TurnResult("x/en", "rest", "s", 2, 7.0, 0.1, "wrong", "missing ['ticket']: trouble"),
+    ]
+    run.faults = [{"at_s": 3.0, "fault": "kill -9 rasa"}, {"at_s": 6.0, "fault": "kill -9 action"}]
+    windows = summarize(run)["around_faults"]
+    assert [(w["from_s"], w["ok"], w["error"], w["wrong"]) for w in windows] == [
+        (0.0, 1, 0, 0),
+        (3.0, 0, 1, 0),
+        (6.0, 0, 0, 1),
+    ]
+
+
+def test_pid_files_of_several_shapes_name_every_process(tmp_path):
+    path = tmp_path / "pids.json"
+    path.write_text(json.dumps({"rasa": [11, 12], "actions-0": {"pid": 21}, "nginx": 31}))
+    assert read_pid_file(path) == {"rasa-0": 11, "rasa-1": 12, "actions-0": 21, "nginx": 31}
+
+
+def test_cpu_meter_counts_this_process_working():
+    meter = CpuMeter([os.getpid()])
+    before = meter.sample()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert meter.sample() - before >= 0.15
+
+
+# --- the tracker store audit ----------------------------------------------------------------
+
+
+def _event(kind: str, ts: float, **data) -> tuple[str, str]:
+    return kind, json.dumps({"event": kind, "timestamp": ts, **data})
+
+
+def test_a_complete_conversation_passes_the_audit():
+    rows = [
+        _event("user", 1.0, text="hi", message_id="m1"),
+        _event("action", 1.1, name="utter_greet"),
+        _event("action", 1.2, name="action_listen"),
+        _event("user", 2.0, text="bye", message_id="m2"),
+        _event("action", 2.2, name="action_listen"),
+    ]
+    sent = [TurnResult("x/en", "rest", "s", i, 0, 0.1, "ok") for i in range(2)]
+    assert audit_events(rows, sent) == {
+        "user_events": 2,
+        "answered": 2,
+        "sent": 2,
+        "missing": 0,
+        "extra": 0,
+        "duplicated": 0,
+        "unfinished": 0,
+    }
+
+
+def test_the_audit_finds_lost_duplicated_and_unfinished_turns():
+    rows = [
+        _event("user", 1.0, text="hi", message_id="m1"),
+        _event("action", 1.2, name="action_listen"),
+        _event("user", 1.0, text="hi", message_id="m1"),  # applied twice (a replayed message)
+        _event("action", 1.2, name="action_listen"),
+    ]
+    sent = [TurnResult("x/en", "rest", "s", i, 0, 0.1, "ok") for i in range(3)]
+    audit = audit_events(rows, sent)
+    assert audit["duplicated"] == 3  # the user event (twice: JSON and message id), the listen
+    assert audit["missing"] == 1  # three answered, two user events stored
+    unfinished = audit_events([_event("user", 1.0, text="hi", message_id="m1")], sent[:1])
+    assert unfinished["unfinished"] == 1
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_command_line_writes_json_and_table(stand_in, tmp_path):
+    conversations = tmp_path / "conversations.yml"
+    conversations.write_text(
+        "conversations:\n- name: order\n  language: en\n  turns:\n"
+        "  - say: hi\n    expect: [Kefu]\n  - say: where is my order?\n    expect: [order number]\n"
+    )
+    out = tmp_path / "load.json"
+    argv = [
+        "--url", stand_in.url, "--stages", "1,2", "--stage-s", "0.5", "--closed-loop",
+        "--transports", "rest", "--conversations", str(conversations), "--out", str(out),
+        "--pid", str(os.getpid()),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads(out.read_text())
+    assert [s["concurrency"] for s in results["stages"]] == [1, 2]
+    assert results["cpu_count"] == os.cpu_count()
+    assert all(s["turns_ok"] > 0 and s["turns_wrong"] == 0 for s in results["stages"])
+    assert all(s["cpu_ms_per_turn"] is not None for s in results["stages"])
+    assert "p99 ms" in Path(out.with_suffix(".md")).read_text()
+
+
+def test_command_line_refuses_bad_stages(capsys):
+    with pytest.raises(SystemExit):
+        main(["--stages", "10,zero"])
+    assert "--stages wants positive integers" in capsys.readouterr().err
