@@ -11,7 +11,10 @@ is the account's, whatever the request says (an ``X-Kefu-Agent`` header is ignor
   frustration score of each customer message, the customer's recent orders and open tickets;
 - ``POST api/handoffs/<id>/claim`` — the agent takes the conversation (the customer is told);
 - ``POST api/handoffs/<id>/reply`` ``{"text": …}`` — the reply goes into the tracker and, live,
-  into the customer's web chat; only the agent the handoff is assigned to may reply;
+  into the customer's web chat on whichever replica holds the tab (:mod:`channels.live`), or
+  for a REST conversation to ``KEFU_REST_CALLBACK_URL`` when set (REST callers can also poll
+  ``/webhooks/rest/messages``); ``delivered_live`` says whether a push went out; only the agent
+  the handoff is assigned to may reply;
 - ``POST api/handoffs/<id>/handback`` — (the assignee only) the handoff is closed, its ticket
   resolved, the bot is resumed and the customer is told they are back with Kefu;
 - ``GET  api/dashboard?since=7d[&until=ISO]`` — the service numbers of the conversations started

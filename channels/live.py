@@ -1,7 +1,8 @@
 """What the web chat and the agent console share inside one Rasa server process.
 
 - :class:`LiveChat` pushes a message to every browser tab of a web chat conversation (the
-  socket.io room of its sender id); the agent console uses it to reach the customer.
+  socket.io room of its sender id), or, for a REST conversation, to the operator's callback URL
+  (``KEFU_REST_CALLBACK_URL``); the agent console uses it to reach the customer.
 - :func:`append_bot_message` writes a message that did not come from a bot prediction (an agent's
   reply, the "you are back with Kefu" note) into the tracker, under the conversation's lock, so
   the transcript, the history a reloaded page shows and the event broker all see it.
@@ -45,6 +46,9 @@ SOCKETIO_CHANNEL_ENV = "KEFU_SOCKETIO_CHANNEL"
 SOCKETIO_CHANNEL = "kefu-webchat"
 #: How long connecting to Redis, or publishing one push, may take before it counts as down.
 REDIS_TIMEOUT_S = 2.0
+#: The operator's URL that REST conversations' pushes (agent replies, notes) are posted to.
+REST_CALLBACK_URL_ENV = "KEFU_REST_CALLBACK_URL"
+CALLBACK_TIMEOUT_S = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -147,22 +151,78 @@ async def stop_message_queue(sio) -> None:
 
 
 class LiveChat:
-    """The socket.io server of the web chat, once the channel has started."""
+    """Pushes messages no customer turn answered: to the web chat's socket.io rooms, and for
+    REST conversations to the operator's callback URL (``KEFU_REST_CALLBACK_URL``), if any.
 
-    def __init__(self) -> None:
+    Args:
+        callback_url: where REST conversations' pushes go; ``KEFU_REST_CALLBACK_URL`` (read at
+            each push) by default, ``""`` for none.
+    """
+
+    def __init__(self, callback_url: str | None = None) -> None:
         self.sio = None
+        self._callback_url = callback_url
 
     def attach(self, sio) -> None:
         self.sio = sio
 
+    @property
+    def callback_url(self) -> str:
+        if self._callback_url is not None:
+            return self._callback_url
+        return os.environ.get(REST_CALLBACK_URL_ENV, "").strip()
+
     async def push(self, sender_id: str, message: dict[str, Any]) -> bool:
         """Emit ``message`` to the browser tabs of ``sender_id`` (on every replica when the
-        message queue is Redis); False when no web chat runs or ``sender_id`` is not one of its
-        conversations."""
-        if self.sio is None or not sender_id.startswith(WEB_SENDER_PREFIX):
+        message queue is Redis), or post a REST conversation's to the callback URL.
+
+        Returns:
+            False when nothing could take it: no web chat runs, no callback URL is configured,
+            or the callback did not answer 2xx in time (the message is in the tracker anyway).
+        """
+        if not sender_id.startswith(WEB_SENDER_PREFIX):
+            return await self._call_back(sender_id, message)
+        if self.sio is None:
             return False
         await self.sio.emit(BOT_EVENT, message, room=sender_id)
         return True
+
+    async def _call_back(self, sender_id: str, message: dict[str, Any]) -> bool:
+        """POST Rasa's callback body (``{"recipient_id", "text", ...}``) to the one URL the
+        operator configured, signed like the REST channel's requests: ``X-Kefu-Signature``,
+        HMAC-SHA256 of the recipient with ``KEFU_REST_SECRET``. One try, bounded in time."""
+        url = self.callback_url
+        if not url:
+            return False
+        if urlsplit(url).scheme not in ("http", "https"):
+            logger.error("%s must be an http(s) URL; nothing was posted", REST_CALLBACK_URL_ENV)
+            return False
+        import aiohttp
+
+        from channels.rest import REST_SECRET_ENV, SIGNATURE_HEADER, sender_signature
+
+        headers = {}
+        secret = os.environ.get(REST_SECRET_ENV)
+        if secret:
+            headers[SIGNATURE_HEADER] = sender_signature(secret, sender_id)
+        body = {"recipient_id": sender_id, **message}
+        timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.post(url, json=body, headers=headers) as reply:
+                    if 200 <= reply.status < 300:
+                        return True
+                    reason = f"HTTP {reply.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            reason = type(e).__name__
+        logger.warning(
+            "the REST callback %s did not take a push for %s (%s); it stays in the tracker "
+            "for polling",
+            redacted(url),
+            sender_id,
+            reason,
+        )
+        return False
 
 
 #: The process's web chat (one Rasa server process serves one web chat channel).

@@ -35,15 +35,18 @@ and agent messages written to that conversation's tracker after ``cursor`` (omit
 (``bot`` or ``agent``; an agent's also ``agent``, their name), ``text``, ``timestamp`` and, when
 present, ``quick_replies`` and ``custom``. Pass the answer's ``cursor`` as the next ``after``;
 a page never skips a message. Bot replies the webhook already returned are listed too (the
-poll reads the tracker). Polling needs ``KEFU_REST_SECRET``
-(403 ``polling_disabled`` without it): a sender id alone proves nothing, and a conversation's
-messages may hold a customer's order details. Web chat conversations (``web-``) are never served.
+poll reads the tracker). Polling needs ``KEFU_REST_SECRET`` (403 ``polling_disabled`` without
+it): a sender id alone proves nothing, and a conversation's messages may hold a customer's
+order details. Web chat conversations (``web-``) are never served.
 
-Pushing instead of polling is Rasa's ``CallbackInput`` convention (``rasa.core.channels.callback``,
-``callback: {url: ...}`` in credentials.yml): the caller posts to
-``/webhooks/callback/webhook`` and Rasa posts each bot message to the one URL the operator
-configured, as ``{"recipient_id", "text", ...}``. Kefu does not enable it (it would bypass
-this channel's validation, signatures and limits); polling serves the same need.
+Pushing instead of polling follows Rasa's ``CallbackInput`` convention
+(``rasa.core.channels.callback``: bot messages are POSTed to one URL the operator configured, as
+``{"recipient_id", "text", ...}``): set ``KEFU_REST_CALLBACK_URL`` and each message no webhook
+call answered (an agent's reply, the console's notes) is POSTed there as ``{"recipient_id",
+"text"[, "agent"]}`` with ``X-Kefu-Signature`` (the recipient, signed as above), one try of at
+most 5 s; a failure is logged and the message stays in the tracker for polling. Rasa's own
+``CallbackInput`` channel is not enabled: its webhook would bypass this channel's validation,
+signatures and limits.
 """
 
 from __future__ import annotations

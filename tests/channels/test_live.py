@@ -1,6 +1,7 @@
 """Live pushes: the socket.io message queue the web chat uses (Redis across replicas, or this
 process), pushes from one replica reaching the tabs of another (two real web chat servers in
-the test's event loop sharing the local Redis), and the paging of bot and agent messages the
+the test's event loop sharing the local Redis), pushes of REST conversations to the operator's
+callback URL (a real HTTP server on loopback), and the paging of bot and agent messages the
 REST channel's polling endpoint serves."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from channels.live import (
     messages_after,
     redacted,
 )
+from channels.rest import sender_signature
 from channels.webchat import WebChatInput
 from tests.helpers.network import free_port, service_reachable
 
@@ -268,11 +270,88 @@ def _get_health(url: str):
         return reply.status, json.loads(reply.read())
 
 
-async def test_rest_and_unknown_conversations_get_no_push():
-    live = LiveChat()
+async def test_without_a_web_chat_or_a_callback_url_nothing_is_pushed():
+    live = LiveChat(callback_url="")
     assert not await live.push("web-" + "0" * 32, {"text": "no web chat runs"})
     live.attach(SimpleNamespace(emit=None))
     assert not await live.push("shop-customer-7", {"text": "a REST conversation"})
+
+
+# ---- REST conversations: the operator's callback URL ---------------------------------------
+
+
+@pytest.fixture
+async def callback_server():
+    """A shop's callback endpoint on loopback: records what it receives, answers ``status``."""
+    from aiohttp import web
+
+    received: list[tuple[dict, dict]] = []
+    state = SimpleNamespace(status=200, delay_s=0.0, received=received)
+
+    async def handle(request):
+        received.append((await request.json(), dict(request.headers)))
+        await asyncio.sleep(state.delay_s)
+        return web.json_response({}, status=state.status)
+
+    app = web.Application()
+    app.router.add_post("/kefu/callback", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    state.url = f"http://127.0.0.1:{port}/kefu/callback"
+    yield state
+    await runner.cleanup()
+
+
+async def test_a_rest_conversation_push_goes_to_the_callback_url_signed(
+    callback_server, monkeypatch
+):
+    monkeypatch.setenv("KEFU_REST_SECRET", "shop-shared-secret")
+    live = LiveChat(callback_url=callback_server.url)
+    live.attach(SimpleNamespace(emit=None))  # a web chat runs too: REST pushes skip it
+    assert await live.push("shop-7", {"text": "Anna here", "agent": "Anna"})
+    [(body, headers)] = callback_server.received
+    assert body == {"recipient_id": "shop-7", "text": "Anna here", "agent": "Anna"}
+    assert headers["X-Kefu-Signature"] == sender_signature("shop-shared-secret", "shop-7")
+
+
+async def test_the_callback_url_comes_from_the_environment(callback_server, monkeypatch):
+    monkeypatch.setenv("KEFU_REST_CALLBACK_URL", callback_server.url)
+    assert await LiveChat().push("shop-7", {"text": "hi"})
+    monkeypatch.delenv("KEFU_REST_CALLBACK_URL")
+    assert not await LiveChat().push("shop-7", {"text": "hi"})
+    assert len(callback_server.received) == 1
+
+
+async def test_a_web_conversation_never_goes_to_the_callback(callback_server):
+    assert not await LiveChat(callback_url=callback_server.url).push("web-" + "0" * 32, {})
+    assert callback_server.received == []
+
+
+async def test_a_failing_or_slow_callback_is_logged_and_reported_undelivered(
+    callback_server, monkeypatch, caplog
+):
+    monkeypatch.setattr("channels.live.CALLBACK_TIMEOUT_S", 0.5)
+    live = LiveChat(callback_url=callback_server.url)
+    callback_server.status = 500
+    with caplog.at_level(logging.WARNING, logger="channels.live"):
+        assert not await live.push("shop-7", {"text": "hi"})
+    callback_server.status, callback_server.delay_s = 200, 2.0
+    started = asyncio.get_running_loop().time()
+    with caplog.at_level(logging.WARNING, logger="channels.live"):
+        assert not await live.push("shop-7", {"text": "hi"})
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert ["HTTP 500" in r.message for r in caplog.records] == [True, False]
+    assert all("polling" in r.message for r in caplog.records)
+    down = LiveChat(callback_url=f"http://127.0.0.1:{free_port()}/nothing-listens")
+    assert not await down.push("shop-7", {"text": "hi"})
+
+
+async def test_only_http_callback_urls_are_called(caplog):
+    with caplog.at_level(logging.ERROR, logger="channels.live"):
+        assert not await LiveChat(callback_url="file:///etc/passwd").push("shop-7", {})
+    assert "KEFU_REST_CALLBACK_URL" in caplog.records[0].message
 
 
 # ---- paging messages for REST polling ------------------------------------------------------
