@@ -10,7 +10,13 @@ Senders have one method, ``send(recipient, subject, body)``:
 - email: :class:`EmailSender` (smtplib, ``KEFU_SMTP_*``) when ``KEFU_SMTP_HOST`` is set, else
   :class:`LogSender`, which appends the message to ``var/log/outbox.log`` (``KEFU_OUTBOX_LOG``),
   where the demo reads its code;
-- sms: the class named by ``KEFU_SMS_SENDER`` (a dotted path), else :class:`LogSender`.
+- sms: the class named by ``KEFU_SMS_SENDER`` (a dotted path), else :class:`LogSender`;
+- chat: a notice for a customer's open web chat, ``recipient`` being their email on file;
+  :class:`commerce.notify.LiveChatSender` pushes it live and falls back to email. Any other
+  drainer (``python -m commerce outbox``) sends it by email.
+
+A message nobody should receive any more (an alert whose subscription was removed) is
+``cancelled``: never sent, body removed.
 
 Once delivered (or given up on), a row's body is replaced by a masked summary, so a code never
 rests in the database in clear.
@@ -38,11 +44,12 @@ from commerce.services._common import utcnow
 
 logger = logging.getLogger(__name__)
 
-CHANNELS = ("email", "sms")
+CHANNELS = ("email", "sms", "chat")
 STATUS_PENDING = "pending"
 STATUS_SENDING = "sending"
 STATUS_SENT = "sent"
 STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
 #: A message that failed this often stays failed (and loses its body): five tries spread over
 #: the operator's retries is plenty for a transient SMTP outage, and a code is dead after 10 min.
 MAX_DELIVERY_ATTEMPTS = 5
@@ -53,7 +60,7 @@ SMTP_TIMEOUT_S = 10
 
 def mask_recipient(channel: str, recipient: str) -> str:
     """``a***@example.com`` for an email, ``***0101`` for a phone (commerce.privacy's masking)."""
-    return mask_email(recipient) if channel == "email" else mask_phone(recipient)
+    return mask_phone(recipient) if channel == "sms" else mask_email(recipient)
 
 
 def enqueue(
@@ -71,8 +78,8 @@ def enqueue(
     Args:
         session: the caller's session, inside its ``begin()`` block.
         kind: what the message is for (``verification_code``), for logs and summaries.
-        channel: ``"email"`` or ``"sms"``.
-        recipient: an email address or a phone number (``+`` and digits).
+        channel: ``"email"``, ``"sms"`` or ``"chat"`` (live web chat, else email).
+        recipient: an email address (email, chat) or a phone number (``+`` and digits).
         subject: the subject line (ignored by SMS senders that have none).
         body: the text; replaced by a masked summary once delivered.
         dedupe_key: optional; a second message with the same key is refused by the database.
@@ -157,7 +164,7 @@ def _load_class(dotted: str):
 
 def sender_for(channel: str):
     """The configured sender for a channel (see the module docstring)."""
-    if channel == "email":
+    if channel in ("email", "chat"):  # without a live sender, a chat notice goes by email
         return EmailSender() if smtp_settings() is not None else LogSender("email")
     dotted = sms_sender_path()
     return _load_class(dotted)() if dotted else LogSender("sms")

@@ -221,3 +221,22 @@ def test_command_line_drains_the_outbox(tmp_path, monkeypatch, capsys, smtp_serv
     assert sorted(r[0][0] for r in smtp_server.messages) == ["alice@example.com", "bob@example.com"]
     assert all(r.status == "sent" for r in rows(sf))
     engine.dispose()
+
+
+def test_a_chat_notice_without_a_live_sender_goes_by_email(session_factory, smtp_server):
+    queue(session_factory, body="Your order is running late.", channel="chat")
+    assert deliver_pending(session_factory) == 1  # e.g. `python -m commerce outbox`
+    [(recipients, message)] = smtp_server.messages
+    assert recipients == ["alice@example.com"]
+    assert "running late" in message.get_content()
+    [row] = rows(session_factory)
+    assert row.status == "sent" and "a***@example.com" in row.body
+
+
+def test_a_cancelled_message_is_never_sent(session_factory, outbox_log):
+    message_id = queue(session_factory)
+    with session_factory.begin() as session:
+        session.get(OutboxMessage, message_id).status = outbox.STATUS_CANCELLED
+    assert deliver(session_factory, message_id) is False
+    assert deliver_pending(session_factory) == 0
+    assert not outbox_log.exists()
