@@ -11,6 +11,9 @@ agent      agent console accounts: `agent add NAME [--token-file PATH] [--if-mis
            the new token once, or writes it to PATH, mode 0600), `agent list`,
            `agent disable NAME`, `agent rotate NAME` (a new token; the old one stops working)
 outbox     deliver pending and failed outbox messages (emails, SMS), e.g. after an SMTP outage
+notify     the notice worker (commerce.notify): back in stock, late shipments, completed refunds,
+           to the live web chat or by email; every --interval seconds until stopped, or --once;
+           `notify unsubscribe EMAIL [--product P [--size S] [--colour C]]` stops alerts
 """
 
 from __future__ import annotations
@@ -180,13 +183,84 @@ def _drain_outbox(url: str, limit: int) -> int:
     return 0
 
 
+def notify_command(argv: list[str]) -> int:
+    """``python -m commerce notify [--once] ...`` and ``notify unsubscribe EMAIL``."""
+    import logging
+    import signal
+    import threading
+
+    from commerce import notify
+
+    parser = argparse.ArgumentParser(
+        prog="python -m commerce notify",
+        description="Queue and deliver notices (back in stock, late shipments, refunds).",
+    )
+    parser.add_argument("action", nargs="?", choices=("run", "unsubscribe"), default="run")
+    parser.add_argument("email", nargs="?", help="unsubscribe: the subscribed address")
+    parser.add_argument("--product", help="unsubscribe: only this product (SKU, code or name)")
+    parser.add_argument("--size", help="unsubscribe: only this size of --product")
+    parser.add_argument("--colour", help="unsubscribe: only this colour of --product")
+    parser.add_argument("--once", action="store_true", help="one pass, then exit (tests, cron)")
+    parser.add_argument(
+        "--interval", type=float, default=notify.DEFAULT_INTERVAL_S, help="seconds between passes"
+    )
+    parser.add_argument("--max-seconds", type=float, help="stop after about this many seconds")
+    parser.add_argument(
+        "--limit", type=int, default=notify.DEFAULT_LIMIT, help="events and sends per pass"
+    )
+    parser.add_argument("--url", help="database URL (default: $KEFU_DATABASE_URL or var/kefu.db)")
+    args = parser.parse_args(argv)
+    if args.action == "unsubscribe" and not args.email:
+        parser.error("notify unsubscribe needs the subscribed EMAIL")
+    if args.interval <= 0 or args.limit < 1:
+        parser.error("--interval must be above 0 and --limit at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    def work(factory) -> int:
+        if args.action == "unsubscribe":
+            from commerce.services.stock import unsubscribe_back_in_stock
+
+            removed = unsubscribe_back_in_stock(
+                factory, args.email, args.product, size=args.size, colour=args.colour
+            )
+            print(f"notify: removed {removed} back-in-stock subscription(s)")
+            return 0
+        if args.once:
+            report = notify.run_once(factory, limit=args.limit)
+            q = report.queued
+            print(
+                f"notify: queued {q.total} notice(s) (back in stock {q.back_in_stock}, late"
+                f" shipments {q.late_shipments}, refunds {q.refunds}); delivered"
+                f" {report.delivered} message(s)"
+            )
+            return 0
+        # SIGTERM (make run stopping) and Ctrl-C end the worker between two passes.
+        stop = threading.Event()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signals}
+        try:
+            passes = notify.run(
+                factory, interval_s=args.interval, max_seconds=args.max_seconds, stop=stop
+            )
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        print(f"notify: stopped after {passes} pass(es)")
+        return 0
+
+    return _with_factory(args.url or database_url(), work)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["agent"]:
         return agent_command(argv[1:])
+    if argv[:1] == ["notify"]:
+        return notify_command(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m commerce", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", choices=("upgrade", "seed", "reset", "downgrade", "token", "outbox", "agent")
+        "command",
+        choices=("upgrade", "seed", "reset", "downgrade", "token", "outbox", "agent", "notify"),
     )
     parser.add_argument("email", nargs="?", help="token: the customer's email")
     parser.add_argument("--ttl", type=int, default=3600, help="token: lifetime in seconds")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from commerce.models import (
     ProductVariant,
     Warehouse,
 )
+from commerce.notify import cancel_restock_notices
 from commerce.services._common import check_customer_id, check_quantity, check_text, utcnow
 from commerce.services.identity import normalize_email
 from commerce.vocabulary import COLOURS, normalize_colour, normalize_size
@@ -316,3 +317,52 @@ def subscribe_back_in_stock(
         # A concurrent identical subscription won the race: same outcome for the caller.
         return SubscriptionResult(sku, contact, created=False)
     return SubscriptionResult(sku, contact, created=True)
+
+
+def unsubscribe_back_in_stock(
+    session_factory,
+    email: str,
+    product: str | None = None,
+    size: str | None = None,
+    colour: str | None = None,
+) -> int:
+    """Stop back-in-stock alerts to ``email``: for one product (or one of its variants), or all.
+
+    The subscriptions are deleted (the address may subscribe again later) and an alert queued
+    for them but not yet sent is cancelled, in one transaction: after this returns, no alert
+    for them is sent (one a sender already took is on its way and cannot be called back).
+    Unknown addresses and products without a subscription remove nothing.
+
+    Args:
+        email: the subscribed address.
+        product: SKU, product code or name; None: every subscription of the address.
+        size, colour: narrow ``product`` to some of its variants.
+
+    Returns:
+        How many subscriptions were removed.
+
+    Raises:
+        InvalidInput: bad email, or a size / colour without a product.
+        ProductNotFound, VariantNotFound: as :func:`check_stock`.
+    """
+    contact = normalize_email(email)
+    if product is None and (size is not None or colour is not None):
+        raise InvalidInput("product", "name the product whose size or colour to unsubscribe from")
+    size_n, colour_n = _normalize_choice(size, colour)
+    with session_factory.begin() as session:
+        begin_write(session)
+        query = select(BackInStockSubscription.id).where(BackInStockSubscription.contact == contact)
+        if product is not None:
+            prod, variant = _find(session, product)
+            variants = _match_variants(prod, size_n, colour_n, variant)
+            query = query.where(BackInStockSubscription.variant_id.in_([v.id for v in variants]))
+        ids = list(session.execute(query).scalars())
+        if not ids:
+            return 0
+        cancel_restock_notices(session, ids)
+        session.execute(
+            delete(BackInStockSubscription)
+            .where(BackInStockSubscription.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
