@@ -334,7 +334,9 @@ class Recommendation:
     price_cents: int
     currency: str
     score: float
-    reason: str  # "co_purchase" | "similar"
+    reason: str  # "co_purchase" | "similar" | "best_seller" | "new_arrival" | "top_rated"
+    reason_en: str = ""  # one line the chat can show: "Because you bought the Basic cotton tee"
+    reason_zh: str = ""
 
 
 @dataclass(frozen=True)
@@ -380,3 +382,56 @@ class AgentAuditView:
     client_key: str | None
     detail: str | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in integer minor units of ``currency`` (ISO 4217)."""
+
+    amount_cents: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What the shop states about one product, priced for one store."""
+
+    code: str
+    category: str
+    name_en: str
+    name_zh: str
+    description_en: str  # passages separated by blank lines
+    description_zh: str
+    attributes: tuple[tuple[str, str, str], ...]  # (attribute key, value_en, value_zh)
+    price_min: Money
+    price_max: Money
+    sizes: tuple[str, ...]
+    colours: tuple[str, ...]
+    in_stock: bool
+    rating: float | None
+    review_count: int
+    sales_count: int
+
+
+@dataclass(frozen=True)
+class ProductAnswer:
+    """An answer to a product question in both languages, and where it came from.
+
+    ``code`` / ``name_*`` are empty when the answer is one of the shop's FAQ answers.
+    """
+
+    code: str
+    name_en: str
+    name_zh: str
+    text_en: str
+    text_zh: str
+    source: str  # "attribute" | "passage" | "price"
+    score: float  # 1.0 for facts read from the catalog, the match score for passages, 0: not listed
+
+
+@dataclass(frozen=True)
+class ProductLookup:
+    """The product a text names; when none or several, the nearest ``candidates``."""
+
+    found: ProductFacts | None
+    candidates: tuple[ProductFacts, ...]

@@ -148,6 +148,13 @@ class Product(Base):
     synonyms = Column(Text, nullable=False, default="")
     # Comma-separated attribute tags (material, style ...) used for "similar" recommendations.
     tags = Column(Text, nullable=False, default="")
+    #: Mean review rating 1-5; None until the product has reviews.
+    rating = Column(Float, nullable=True)
+    review_count = Column(Integer, nullable=False, default=0)
+    #: Units sold to date across stores ("best seller" ranks by it).
+    sales_count = Column(Integer, nullable=False, default=0)
+    #: The day it arrived in the shop ("new arrivals"); None for products older than the records.
+    arrived_on = Column(Date, nullable=True)
 
     variants = relationship(
         "ProductVariant", back_populates="product", order_by="ProductVariant.id"
@@ -167,6 +174,60 @@ class ProductVariant(Base):
     final_sale = Column(Boolean, nullable=False, default=False)
 
     product = relationship("Product", back_populates="variants")
+    prices = relationship("VariantPrice", order_by="VariantPrice.store")
+
+
+# Stores: which prices and currency a shopper sees (commerce.services.products.store_for).
+STORE_CN = "CN"
+STORE_INTL = "INTL"
+STORES = (STORE_CN, STORE_INTL)
+STORE_CURRENCIES = {STORE_CN: "CNY", STORE_INTL: "USD"}
+
+
+class VariantPrice(Base):
+    """A variant's price in one store, in that store's currency (the catalog's price list)."""
+
+    __tablename__ = "variant_prices"
+    __table_args__ = (
+        UniqueConstraint("variant_id", "store", name="uq_variant_prices_variant_store"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    variant_id = Column(ForeignKey("product_variants.id"), nullable=False)
+    store = Column(String(8), nullable=False)  # one of STORES
+    price_cents = Column(Integer, nullable=False)
+    currency = Column(String(3), nullable=False)
+
+
+class ProductAttribute(Base):
+    """One structured fact about a product; keys are ``commerce.vocabulary.PRODUCT_ATTRIBUTES``."""
+
+    __tablename__ = "product_attributes"
+    __table_args__ = (
+        UniqueConstraint("product_id", "key", name="uq_product_attributes_product_key"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    product_id = Column(ForeignKey("products.id"), nullable=False)
+    key = Column(String(30), nullable=False)
+    #: For yes/no attributes (waterproof, hood ...): the answer; None for descriptive ones.
+    flag = Column(Boolean, nullable=True)
+    value_en = Column(String(300), nullable=False)
+    value_zh = Column(String(300), nullable=False)
+
+
+class SizeGuide(Base):
+    """Body or foot measurements behind one size of a category."""
+
+    __tablename__ = "size_guides"
+    __table_args__ = (UniqueConstraint("category", "size", name="uq_size_guides_category_size"),)
+
+    id = Column(Integer, primary_key=True)
+    category = Column(String(40), nullable=False)
+    size = Column(String(20), nullable=False)
+    position = Column(Integer, nullable=False)  # order of the sizes in the guide
+    measurements_en = Column(String(200), nullable=False)
+    measurements_zh = Column(String(200), nullable=False)
 
 
 class Warehouse(Base):

@@ -1,6 +1,9 @@
-"""Bilingual names of colours and categories (canonical English key → Chinese)."""
+"""Bilingual names of colours, categories and product attributes (canonical key → words)."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 COLOURS: dict[str, str] = {
     "black": "黑色",
@@ -101,3 +104,103 @@ def normalize_size(raw: str | None) -> str | None:
     }
     text = words.get(text, text)
     return text.removesuffix("码") or None
+
+
+# Product attribute keys with their bilingual names and the words shoppers use for them
+# (`make catalog` writes the words into data/lookups so the NLU can tag an `attribute` entity).
+# kind "flag": a yes/no property (the catalog says yes or no, with details); "text": a value.
+@dataclass(frozen=True)
+class AttributeTerm:
+    name_en: str
+    name_zh: str
+    kind: str  # "flag" | "text"
+    words: tuple[str, ...]  # surface words in both languages, lower-case
+
+
+PRODUCT_ATTRIBUTES: dict[str, AttributeTerm] = {
+    "material": AttributeTerm(
+        "material",
+        "材质",
+        "text",
+        ("material", "made of", "fabric", "what is it made", "材质", "面料", "什么材料", "做的"),
+    ),
+    "fit": AttributeTerm(
+        "fit",
+        "尺码偏差",
+        "text",
+        (
+            "fit",
+            "runs small",
+            "runs large",
+            "run small",
+            "run large",
+            "true to size",
+            "size up",
+            "size down",
+            "偏大",
+            "偏小",
+            "正码",
+            "版型",
+            "合身",
+        ),
+    ),
+    "waterproof": AttributeTerm(
+        "waterproof",
+        "防水",
+        "flag",
+        ("waterproof", "water-resistant", "water resistant", "防水", "防雨"),
+    ),
+    "weight": AttributeTerm(
+        "weight", "重量", "text", ("weight", "how heavy", "weigh", "重量", "多重", "重不重")
+    ),
+    "care": AttributeTerm(
+        "care",
+        "洗护",
+        "text",
+        ("care", "wash", "washing machine", "machine washable", "clean it", "洗", "清洗", "保养"),
+    ),
+    "features": AttributeTerm(
+        "features", "功能特点", "text", ("features", "feature", "功能", "特点", "亮点")
+    ),
+    "hood": AttributeTerm("hood", "帽兜", "flag", ("hood", "hooded", "连帽", "帽兜", "兜帽")),
+    "pockets": AttributeTerm("pockets", "口袋", "flag", ("pocket", "pockets", "口袋", "兜")),
+    "battery": AttributeTerm(
+        "battery life",
+        "续航",
+        "text",
+        ("battery", "battery life", "charge", "续航", "电池", "充电"),
+    ),
+    "warranty": AttributeTerm(
+        "warranty", "保修", "text", ("warranty", "guarantee", "保修", "质保")
+    ),
+    "size_guide": AttributeTerm(
+        "size guide",
+        "尺码表",
+        "text",
+        ("size guide", "size chart", "measurements", "尺码表", "尺码指南", "尺寸表"),
+    ),
+}
+
+
+def attribute_in(text: str | None) -> str | None:
+    """The attribute key whose longest surface word occurs in ``text``; None when none does.
+
+    >>> attribute_in("Does the rain jacket have a hood?")
+    'hood'
+    """
+    if not text:
+        return None
+    lowered = text.lower()
+    best: tuple[int, str] | None = None
+    for key, term in PRODUCT_ATTRIBUTES.items():
+        for word in (key.replace("_", " "), *term.words):
+            if _word_in(word, lowered) and (best is None or len(word) > best[0]):
+                best = (len(word), key)
+    return best[1] if best else None
+
+
+def _word_in(word: str, text: str) -> bool:
+    """Whole-word match for Latin words ("fit" is not in "outfit"), substring for Chinese."""
+    if not word.isascii():
+        return word in text
+    return re.search(rf"(?<![a-z]){re.escape(word)}(?![a-z])", text) is not None
