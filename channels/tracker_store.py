@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,6 +47,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy.orm import sessionmaker
 
+from channels.faults import install_fault_answers
 from channels.identity import CLIENT_KEY, IDENTITY_KEY, TOKEN_KEY
 from commerce.privacy import MASK, PII_SLOTS, install_pii_masking, is_sealed, mask_value, pii_values
 from contract import VERIFIED_CUSTOMER_SLOT
@@ -140,7 +142,9 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that masks personal data before it is stored or streamed.
 
     Takes Rasa's ``SQLTrackerStore`` settings (``dialect``, ``db``, ``url`` / ``host``, ...).
-    Its engine hides query parameters in error messages and logs.
+    Its engine hides query parameters in error messages and logs and pings pooled connections
+    before use. Created by a Rasa server, it also installs the fault answers of
+    :mod:`channels.faults`.
     """
 
     def __init__(self, *args: Any, event_broker: EventBroker | None = None, **kwargs: Any) -> None:
@@ -151,9 +155,17 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         self.engine.dispose()
         # Rasa's own pool / schema settings (it tests the URL text for "postgresql").
         kwargs = create_engine_kwargs(url.render_as_string(hide_password=False))
+        # A connection the database dropped (a restart, pg_terminate_backend) is replaced
+        # before use instead of failing a customer's turn.
+        kwargs.setdefault("pool_pre_ping", True)
         self.engine = sa.create_engine(url, hide_parameters=True, **kwargs)
         self.sessionmaker = sessionmaker(bind=self.engine)
         install_pii_masking()
+        # Every Rasa server loads this store (endpoints.yml): there its remote actions answer
+        # failures. A script or test that only opens the store has no agent loaded and need not
+        # import Rasa's core (TensorFlow) for them.
+        if "rasa.core.agent" in sys.modules:
+            install_fault_answers()
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Publish the events not stored yet, masked with the tracker's known values."""

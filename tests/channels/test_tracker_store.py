@@ -384,3 +384,53 @@ async def test_deleting_conversations_on_postgresql(tmp_path, domain, monkeypatc
     assert delete_conversations(engine, [f"{prefix}-old", f"{prefix}-anna"]) == 5
     assert await store.retrieve(f"{prefix}-anna") is None
     engine.dispose()
+
+
+async def test_a_rasa_server_loading_the_store_answers_action_failures(tmp_path, monkeypatch):
+    """The store is the plugin every `rasa run` loads: it installs channels.faults' answers."""
+    import rasa.core.actions.action as rasa_actions
+    import rasa.core.actions.forms as rasa_forms
+    from rasa.core.agent import load_agent
+
+    from channels.fault_actions import KefuRemoteAction
+
+    # Saved so that monkeypatch puts Rasa's own class back after the test.
+    monkeypatch.setattr(rasa_actions, "RemoteAction", rasa_actions.RemoteAction)
+    monkeypatch.setattr(rasa_forms, "RemoteAction", rasa_forms.RemoteAction)
+    endpoints = AvailableEndpoints.read_endpoints(
+        str(endpoints_file(tmp_path, tmp_path / "tracker.db"))
+    )
+    await load_agent(endpoints=endpoints)
+    assert rasa_actions.RemoteAction is KefuRemoteAction
+    assert rasa_forms.RemoteAction is KefuRemoteAction
+
+
+@pytest.mark.postgres
+async def test_the_store_recovers_from_killed_postgresql_connections(tmp_path, domain):
+    if not service_reachable("127.0.0.1", 5432):
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432; start it to run this test")
+    database = "kefu_test_faults"
+    url = ensure_database(database)
+    store = MaskingSQLTrackerStore(domain=domain, host=url)  # Rasa reads a full URL in host
+    sender = "pg-restart-" + uuid.uuid4().hex[:8]
+    await saved_conversation(store, sender)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).scalar()
+        assert killed >= 1  # the store's pooled connection was among them
+        # No restart: the next turn reads and writes through fresh connections.
+        tracker = await store.retrieve(sender)
+        assert tracker is not None and tracker.events
+        tracker.update(UserUttered("still there?"))
+        await store.save(tracker)
+        assert (await store.retrieve(sender)).latest_message.text == "still there?"
+    finally:
+        admin.dispose()
+        store.engine.dispose()

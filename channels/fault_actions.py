@@ -1,0 +1,62 @@
+"""The remote action of :func:`channels.faults.install_fault_answers`: Rasa's ``RemoteAction``
+with a deadline and a fault answer instead of silence (see :mod:`channels.faults`).
+
+Its own module because Rasa's action classes import TensorFlow: only a Rasa server loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from rasa.core.actions.action import ActionExecutionRejection, RemoteAction, create_bot_utterance
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import BotUttered, FollowupAction
+
+from channels.faults import FAULT_RESPONSE, action_timeout, fault_reply
+from contract import LANGUAGE_SLOT
+
+logger = logging.getLogger(__name__)
+
+
+class KefuRemoteAction(RemoteAction):
+    """Rasa's ``RemoteAction`` that answers the customer when the action server fails."""
+
+    async def run(self, output_channel, nlg, tracker, domain) -> list:
+        """Run the action on the action server, or end the turn with the fault answer.
+
+        A rejection (``ActionExecutionRejection``, the action server's own 400) is Rasa's
+        normal way to let another policy act and passes unchanged.
+        """
+        try:
+            return await asyncio.wait_for(
+                super().run(output_channel, nlg, tracker, domain), timeout=action_timeout()
+            )
+        except ActionExecutionRejection:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure must still answer the customer
+            reason = "timed out" if isinstance(e, asyncio.TimeoutError) else repr(e)
+            logger.error(
+                "action %s for conversation %s failed (%s); the customer is told to try again "
+                "shortly. Check the action server at %s.",
+                self.name(),
+                tracker.sender_id,
+                reason,
+                self.action_endpoint.url if self.action_endpoint else None,
+            )
+            return [await self._fault_answer(output_channel, nlg, tracker), _end_turn()]
+
+    @staticmethod
+    async def _fault_answer(output_channel, nlg, tracker) -> BotUttered:
+        draft = await nlg.generate(FAULT_RESPONSE, tracker, output_channel.name())
+        if not draft:
+            # A model trained before domain/faults.yml existed has no such response.
+            language = tracker.get_slot(LANGUAGE_SLOT) if LANGUAGE_SLOT in tracker.slots else None
+            draft = {"text": fault_reply(language)}
+        draft["utter_action"] = FAULT_RESPONSE
+        return create_bot_utterance(draft)
+
+
+def _end_turn() -> FollowupAction:
+    # Listen next: the flow's later actions would only fail the same way.
+    return FollowupAction(ACTION_LISTEN_NAME)
