@@ -483,12 +483,11 @@ class WebChatInput(InputChannel):
                 await sio.leave_room(sid, previous)
             await sio.save_session(sid, {**session, "sender_id": sender_id, "identity": identity})
             await sio.enter_room(sid, sender_id)
-            await sio.emit(
-                "resume_key", {"session_id": session_id, "key": resume_key(sender_id)}, room=sid
-            )
-            await sio.emit("session_confirm", session_id, room=sid)
-            await sio.emit("identity", identity.as_event(), room=sid)
-            await sio.emit("history", {"messages": history}, room=sid)
+            key = {"session_id": session_id, "key": resume_key(sender_id)}
+            await _to_socket(sid, "resume_key", key)
+            await _to_socket(sid, "session_confirm", session_id)
+            await _to_socket(sid, "identity", identity.as_event())
+            await _to_socket(sid, "history", {"messages": history})
 
         @sio.on("user_uttered")
         async def user_uttered(sid: str, data: Any = None) -> None:
@@ -511,7 +510,7 @@ class WebChatInput(InputChannel):
             if identity.current() is not identity:  # the token expired since session_request
                 identity = identity.current()
                 await sio.save_session(sid, {**session, "identity": identity})
-                await sio.emit("identity", identity.as_event(), room=sid)
+                await _to_socket(sid, "identity", identity.as_event())
             metadata = channel_metadata(
                 sent, sender_id=sender_id, identity=identity, client=session.get("client")
             )
@@ -544,7 +543,12 @@ class WebChatInput(InputChannel):
             )
 
         async def _refuse(sid: str, rejected: MessageRejected) -> None:
-            await sio.emit("kefu_error", rejected.as_event(), room=sid)
+            await _to_socket(sid, "kefu_error", rejected.as_event())
+
+        async def _to_socket(sid: str, event: str, data: Any) -> None:
+            # The socket is connected to this process: answers to it stay off the message queue
+            # (other replicas need none of them, and resume keys and histories stay here).
+            await sio.emit(event, data, room=sid, ignore_queue=True)
 
         return webhook
 

@@ -242,6 +242,34 @@ async def test_a_push_reaches_only_its_own_conversation_on_every_replica(replica
         await tab.close()
 
 
+async def test_answers_to_one_socket_stay_off_redis_and_pushes_go_through_it(replicas):
+    requires_redis()
+    from redis import asyncio as aioredis
+
+    a, _ = await replicas(REDIS_URL)
+    listener = aioredis.Redis.from_url(REDIS_URL)
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(a.blueprint.ctx.sio.manager.channel)
+    try:
+        tab = Tab(a.url)
+        session_id = (await tab.open())["session_confirm"]
+        assert await a.live.push(f"web-{session_id}", {"text": "pushed"})
+        await tab.pushed(timeout=1.0)
+        await tab.close()
+        published = []
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while asyncio.get_running_loop().time() < deadline:  # None: nothing, or a subscribe reply
+            message = await pubsub.get_message(timeout=0.2)
+            if message is not None:
+                published.append(message["data"].decode())
+    finally:
+        await pubsub.close()
+        await listener.close()
+    # Only the push: no resume key, session id confirmation or history crossed Redis.
+    assert len(published) == 1 and '"pushed"' in published[0]
+    assert "resume_key" not in published[0] and "history" not in published[0]
+
+
 async def test_without_redis_a_push_reaches_only_the_tabs_of_its_own_replica(replicas):
     down = f"redis://127.0.0.1:{free_port()}/2"  # Redis down at start: the in-process manager
     a, b = await replicas(down)
