@@ -13,6 +13,8 @@ Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations)
 - open loop (default): each conversation waits a random 3–10 s (triangular, mean 6 s) before its
   next message, as shoppers read and type; a finished conversation is replaced by a new one, so
   the stage holds its concurrency until its time is up (≈ concurrency / 6.6 turns/s);
+- ``--rate R``: conversations arrive at R a second (Poisson) whatever the replies' speed, the
+  stage's concurrency being the most at once (arrivals beyond it are counted, turned away);
 - ``--closed-loop``: no think time, the maximum the server sustains at that concurrency.
 Every stage stops by itself: no new message after ``--stage-s``, and whatever is still waiting
 is cancelled ``--turn-timeout-s`` later.
@@ -337,6 +339,9 @@ class StagePlan:
     think_s: tuple[float, float, float] | None  # None: closed loop
     turn_timeout_s: float = 30.0
     transports: tuple[str, ...] = ("rest",)
+    #: Conversations started per second (Poisson arrivals), ``concurrency`` being the cap;
+    #: None: ``concurrency`` shoppers, each starting a new conversation when one ends.
+    rate_per_s: float | None = None
 
 
 @dataclass
@@ -349,6 +354,7 @@ class StageRun:
     wall_s: float = 0.0
     cpu_s: float | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
+    turned_away: int = 0  # arrivals that found ``concurrency`` conversations already running
 
 
 class LoadGenerator:
@@ -494,12 +500,15 @@ class LoadGenerator:
         # Shoppers arrive spread over one think time (or a tenth of the stage), not all at once.
         spread = min(plan.think_s[2] if plan.think_s else 0.0, plan.duration_s / 10) or 0.0
         async with aiohttp.ClientSession(connector=connector) as session:
-            tasks = [
-                asyncio.create_task(
-                    self._slot(run, session, stage_start, spread * i / plan.concurrency)
-                )
-                for i in range(plan.concurrency)
-            ]
+            if plan.rate_per_s:
+                tasks = [asyncio.create_task(self._arrivals(run, session, stage_start))]
+            else:
+                tasks = [
+                    asyncio.create_task(
+                        self._slot(run, session, stage_start, spread * i / plan.concurrency)
+                    )
+                    for i in range(plan.concurrency)
+                ]
             fault_tasks = [
                 asyncio.create_task(self._fault_at(stage_start, plan.duration_s * at, act, run))
                 for at, act in faults
@@ -519,6 +528,29 @@ class LoadGenerator:
         for record in run.conversations:
             record.setdefault("outcome", "cut")
         return run
+
+    async def _arrivals(self, run: StageRun, session, stage_start: float) -> None:
+        """Conversations arriving at ``rate_per_s`` (Poisson), whatever the server's speed: the
+        load does not ease off when replies slow down, as real shoppers do not."""
+        plan = run.plan
+        last_send = stage_start + plan.duration_s
+        live: set[asyncio.Task] = set()
+        try:
+            while True:
+                await asyncio.sleep(self.rng.expovariate(plan.rate_per_s))
+                if time.monotonic() >= last_send:
+                    break
+                if len(live) >= plan.concurrency:
+                    run.turned_away += 1
+                    continue
+                task = asyncio.create_task(self._conversation(run, session, stage_start, last_send))
+                live.add(task)
+                task.add_done_callback(live.discard)
+            if live:
+                await asyncio.gather(*live)
+        finally:
+            for task in live:
+                task.cancel()
 
     @staticmethod
     async def _fault_at(stage_start: float, after_s: float, act, run: StageRun) -> None:
@@ -544,7 +576,8 @@ def summarize(run: StageRun) -> dict[str, Any]:
     served = outcomes["ok"] + outcomes["wrong"]
     summary: dict[str, Any] = {
         "concurrency": run.plan.concurrency,
-        "mode": "open" if run.plan.think_s else "closed",
+        "mode": ("open" if run.plan.think_s else "closed")
+        + (f" {run.plan.rate_per_s:g}/s" if run.plan.rate_per_s else ""),
         "transports": list(run.plan.transports),
         "wall_s": round(run.wall_s, 3),
         "turns": len(counted),
@@ -552,6 +585,7 @@ def summarize(run: StageRun) -> dict[str, Any]:
         "turns_per_s": served / run.wall_s if run.wall_s else 0.0,
         "latency": latency,
         "conversations": conversations,
+        "arrivals_turned_away": run.turned_away,
         "cpu_s": run.cpu_s,
         "cpu_ms_per_turn": (run.cpu_s * 1e3 / served) if run.cpu_s is not None and served else None,
         "wrong_examples": [asdict(t) for t in turns if t.outcome == "wrong"][:10],
@@ -614,7 +648,8 @@ def render(summaries: Sequence[dict[str, Any]]) -> str:
 
 def read_pid_file(path: Path) -> dict[str, int]:
     """``name → pid`` from a pid file: ``{"rasa-0": 123, ...}``, ``{"rasa-0": {"pid": 123}}``,
-    lists of either, or ``{"rasa": [123, 124]}`` (named ``rasa-0``, ``rasa-1``)."""
+    lists of either, ``{"rasa": [123, 124]}`` (named ``rasa-0``, ``rasa-1``), or the records of
+    scripts/cluster.py (``{"name": ..., "role": "rasa", "pid": ...}``, named ``role/name``)."""
     found: dict[str, int] = {}
 
     def walk(name: str, value: Any) -> None:
@@ -624,7 +659,9 @@ def read_pid_file(path: Path) -> dict[str, int]:
             found[name] = value
         elif isinstance(value, dict):
             if isinstance(value.get("pid"), int):
-                found[str(value.get("name", name))] = value["pid"]
+                label = str(value.get("name", name))
+                role = value.get("role")
+                found[f"{role}/{label}" if role and role not in label else label] = value["pid"]
                 return
             for key, item in value.items():
                 walk(f"{name}.{key}" if name else str(key), item)
@@ -680,14 +717,25 @@ class CpuMeter:
 
 
 def kill_one(pids: dict[str, int], role: str) -> dict[str, Any]:
-    """SIGKILL the first process whose name contains ``role`` and that is alive."""
+    """SIGKILL the first live process whose name contains ``role``.
+
+    Only a process whose command line still names ``role`` is hit: a pid file outlives its
+    processes, and a recycled pid may now be anyone's.
+    """
     for name, pid in sorted(pids.items()):
-        if role in name:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            return {"fault": f"kill -9 {role}", "process": name, "pid": pid}
+        if role not in name:
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if role not in command:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        return {"fault": f"kill -9 {role}", "process": name, "pid": pid}
     return {"fault": f"kill -9 {role}", "process": None, "note": f"no live {role} process"}
 
 
@@ -802,6 +850,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         rest_secret=os.environ.get("KEFU_REST_SECRET") or None,
     )
     stages = _stages(args.stages)
+    if args.rate is not None and args.rate <= 0:
+        raise LoadConfigError(f"--rate wants conversations per second above 0, got {args.rate}")
     summaries = []
     for number, concurrency in enumerate(stages):
         plan = StagePlan(
@@ -810,6 +860,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             None if args.closed_loop else THINK_S,
             args.turn_timeout_s,
             transports,
+            args.rate,
         )
         faults = []
         if args.faults and number == len(stages) - 1:
@@ -851,6 +902,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-s", type=float, default=120.0, help="hard limit per stage")
     parser.add_argument("--turn-timeout-s", type=float, default=30.0)
     parser.add_argument("--closed-loop", action="store_true", help="no think time: the maximum")
+    parser.add_argument(
+        "--rate", type=float, help="conversations started per second; stages are then caps"
+    )
     parser.add_argument("--transports", default="rest,socketio")
     parser.add_argument("--conversations", default=str(CONVERSATIONS))
     parser.add_argument("--pids", help=f"pid file (default {CLUSTER_PIDS} when it exists)")

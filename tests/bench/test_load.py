@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ from bench.load import (
     Turn,
     TurnResult,
     audit_events,
+    kill_one,
     load_scripts,
     main,
     read_pid_file,
@@ -258,6 +261,19 @@ def test_conversations_still_running_at_the_end_are_cut_not_failed(stand_in):
     assert summary["turns_ok"] == 3  # the first turn of each, answered before the end
 
 
+def test_conversations_arrive_at_the_rate_asked_and_the_cap_turns_the_rest_away(stand_in):
+    plan = StagePlan(
+        concurrency=50, duration_s=1.0, think_s=FAST, turn_timeout_s=5, rate_per_s=30.0
+    )
+    _, run = run_stage(stand_in.url, [ORDER], plan)
+    assert 10 <= len(run.conversations) <= 60  # Poisson with mean 30 in 1 s
+    assert run.turned_away == 0 and summarize(run)["mode"] == "open 30/s"
+    capped = StagePlan(concurrency=1, duration_s=1.0, think_s=(0.5, 0.5, 0.5), rate_per_s=30.0)
+    _, run = run_stage(stand_in.url, [ORDER], capped)
+    # one conversation at a time, each ≥ 1 s of thinking: the others are turned away
+    assert len(run.conversations) == 1 and run.turned_away > 5
+
+
 def test_socketio_conversations_are_judged_like_rest_ones(stand_in):
     plan = StagePlan(
         concurrency=2, duration_s=1.0, think_s=FAST, turn_timeout_s=5, transports=("socketio",)
@@ -313,6 +329,37 @@ def test_pid_files_of_several_shapes_name_every_process(tmp_path):
     path = tmp_path / "pids.json"
     path.write_text(json.dumps({"rasa": [11, 12], "actions-0": {"pid": 21}, "nginx": 31}))
     assert read_pid_file(path) == {"rasa-0": 11, "rasa-1": 12, "actions-0": 21, "nginx": 31}
+
+
+def test_cluster_pid_records_are_named_by_role(tmp_path):
+    path = tmp_path / "pids.json"
+    records = [{"name": "rasa-0", "role": "rasa", "pid": 11, "port": 5105},
+               {"name": "a0", "role": "actions", "pid": 21, "port": 5155}]  # fmt: skip
+    path.write_text(json.dumps({"balancer_url": "http://127.0.0.1:8080", "processes": records}))
+    assert read_pid_file(path) == {"rasa-0": 11, "actions/a0": 21}
+
+
+def test_a_fault_kills_only_a_process_that_still_is_what_the_pid_file_says():
+    stranger = subprocess.Popen(["sleep", "30"])  # a recycled pid: not a Rasa server
+    replica = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "rasa"])
+    try:
+        deadline = time.monotonic() + 5  # until both have exec'd and show their command lines
+        while time.monotonic() < deadline and not all(
+            Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in (stranger, replica)
+        ):
+            time.sleep(0.02)
+        pids = {"rasa-0": stranger.pid, "rasa-1": replica.pid}
+        assert kill_one(pids, "rasa") == {
+            "fault": "kill -9 rasa",
+            "process": "rasa-1",
+            "pid": replica.pid,
+        }
+        assert replica.wait(5) == -9 and stranger.poll() is None
+        assert kill_one(pids, "rasa")["process"] is None  # nothing left to kill
+    finally:
+        for process in (stranger, replica):
+            process.kill()
+            process.wait()
 
 
 def test_cpu_meter_counts_this_process_working():
