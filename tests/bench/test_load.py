@@ -441,3 +441,50 @@ def test_command_line_refuses_bad_stages(capsys):
     with pytest.raises(SystemExit):
         main(["--stages", "10,zero"])
     assert "--stages wants positive integers" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+def test_the_audit_reads_rasas_own_tracker_store_in_postgresql():
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from sqlalchemy import create_engine, text
+
+    from bench.load import audit_tracker_store
+    from tests.postgres import ensure_database
+
+    url = ensure_database("kefu_test_load_audit")
+    user = url.split("//", 1)[1].split("@", 1)[0]
+    store = SQLTrackerStore(
+        Domain.empty(), dialect="postgresql", host="127.0.0.1", port=5432,
+        db="kefu_test_load_audit", username=user,
+    )  # fmt: skip
+    sender = f"load-audit-{os.getpid()}-{time.monotonic_ns()}"
+    events = [
+        UserUttered("hi", message_id="m1"),
+        ActionExecuted("utter_greet"),
+        ActionExecuted("action_listen"),
+    ]
+    asyncio.run(store.save(DialogueStateTracker.from_events(sender, events)))
+    sent = {sender: [TurnResult("x/en", "rest", sender, 0, 0, 0.1, "ok")]}
+    engine = create_engine(url)
+    try:
+        assert audit_tracker_store(url, sent)["conversations_with_problems"] == []
+        with engine.begin() as conn:  # the same message stored a second time
+            conn.execute(
+                text(
+                    "INSERT INTO events (sender_id, type_name, timestamp, intent_name,"
+                    " action_name, data) SELECT sender_id, type_name, timestamp, intent_name,"
+                    " action_name, data FROM events WHERE sender_id = :s AND type_name = 'user'"
+                ),
+                {"s": sender},
+            )
+        audit = audit_tracker_store(url, sent)
+        assert audit["duplicated"] == 2 and audit["unfinished"] == 1
+        assert [c["sender"] for c in audit["conversations_with_problems"]] == [sender]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM events WHERE sender_id = :s"), {"s": sender})
+        engine.dispose()
+        store.engine.dispose()
