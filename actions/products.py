@@ -140,7 +140,8 @@ async def find_product(
 
 def attribute_asked(tracker: Tracker) -> str | None:
     """The attribute key this message asks about: its ``attribute`` entity, else an attribute
-    word in its text, else the attribute asked about before ("and the Road Runner?")."""
+    word in its text, else, when it names another product ("and the Road Runner?"), the
+    attribute asked about before."""
     for value in latest_entity_values(tracker, ATTRIBUTE):
         key = value if value in PRODUCT_ATTRIBUTES else attribute_in(value)
         if key:
@@ -149,7 +150,7 @@ def attribute_asked(tracker: Tracker) -> str | None:
     if key:
         return key
     previous = first_value(tracker.get_slot(ATTRIBUTE))
-    if isinstance(previous, str) and previous:
+    if latest_entity_values(tracker, PRODUCT) and isinstance(previous, str) and previous:
         return previous if previous in PRODUCT_ATTRIBUTES else attribute_in(previous)
     return None
 

@@ -245,8 +245,11 @@ async def test_an_open_question_without_a_passage_index_offers_a_colleague(
 async def test_an_attribute_question_with_no_attribute_is_an_open_question(
     database, no_passage_index, dispatcher
 ):
+    # The attribute asked about before is for follow-ups that name another product only.
     tracker = make_tracker(
-        {"product": "RAIN-JACKET"}, text="is it any good?", intent="product_attribute"
+        {"product": "RAIN-JACKET", "attribute": "waterproof"},
+        text="is it any good?",
+        intent="product_attribute",
     )
     events = await ActionAnswerProductAttribute().run(dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_product_not_sure", "utter_offer_human"]
