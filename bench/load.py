@@ -16,8 +16,10 @@ Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations)
 - ``--rate R``: conversations arrive at R a second (Poisson) whatever the replies' speed, the
   stage's concurrency being the most at once (arrivals beyond it are counted, turned away);
 - ``--closed-loop``: no think time, the maximum the server sustains at that concurrency.
-Every stage stops by itself: no new message after ``--stage-s``, and whatever is still waiting
-is cancelled ``--turn-timeout-s`` later.
+A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``) is sent again once
+after 1 s (``--retries``), as a shopper's client would; a turn that still fails is an error and
+its conversation is lost. Every stage stops by itself: no new message after ``--stage-s``, and
+whatever is still waiting is cancelled once its last try could have timed out.
 
 Reported per stage: turns, right / wrong / errors, per-turn latency p50 / p95 / p99 (of answered
 turns), turns/s, conversations cut by the stage's end, and the servers' CPU milliseconds per turn
@@ -73,6 +75,8 @@ DEFAULT_STAGES = (10, 50, 200)
 THINK_S = (3.0, 10.0, 5.0)
 #: A socket.io turn is over once the reply is right, or when nothing more came for this long.
 SOCKET_QUIET_S = 2.0
+#: A shopper whose message failed (a 502 from a killed replica) sends it again after this long.
+RETRY_AFTER_S = 1.0
 HAN = re.compile(r"[\u4e00-\u9fff]")
 #: RFC 2544's benchmarking range: addresses that are no real shopper's.
 BENCH_NETWORK = ipaddress.ip_network("198.18.0.0/15")
@@ -201,6 +205,7 @@ class RestChat:
             signature = hmac.new(rest_secret.encode(), sender.encode(), hashlib.sha256)
             self.headers["X-Kefu-Signature"] = signature.hexdigest()
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.answered_at = 0.0  # when the last reply arrived (monotonic)
 
     async def open(self) -> None:
         """Nothing to open: every REST message stands alone."""
@@ -217,6 +222,7 @@ class RestChat:
                     raise TurnFailed(f"HTTP {reply.status} {code}")
         except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as e:
             raise TurnFailed(f"{type(e).__name__}: {e}") from e
+        self.answered_at = time.monotonic()
         return [m.get("text", "") for m in payload if isinstance(m, dict)]
 
     async def close(self) -> None:
@@ -244,6 +250,7 @@ class SocketChat:
         )
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.sender: str | None = None
+        self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
         for event in ("session_confirm", "bot_uttered", "kefu_error"):
             self.sio.on(event, self._collector(event))
 
@@ -297,6 +304,7 @@ class SocketChat:
                 )
             if event == "bot_uttered" and isinstance(data, dict):
                 replies.append(data.get("text", ""))
+                self.answered_at = time.monotonic()  # the quiet wait after it is not latency
                 if wrong_reply(turn, language, replies) is None:
                     return replies  # latency ends when the reply is complete enough to be right
 
@@ -328,6 +336,7 @@ class TurnResult:
     latency_s: float
     outcome: str  # ok | wrong | error
     detail: str = ""
+    attempts: int = 1  # sent again after an error (--retries)
 
 
 @dataclass
@@ -372,6 +381,7 @@ class LoadGenerator:
         # (ClientWSTimeout), and Rasa 3.6 pins aiohttp 3.9.
         socket_transports: Sequence[str] = ("polling",),
         run_id: str | None = None,
+        retries: int = 1,
     ) -> None:
         self.base_url = base_url
         self.scripts = list(scripts)
@@ -380,6 +390,7 @@ class LoadGenerator:
         self.rest_secret = rest_secret
         self.socket_transports = list(socket_transports)
         self.run_id = run_id or uuid.uuid4().hex[:8]
+        self.retries = retries
         self.started = 0  # conversations started in this run, for unique senders and addresses
         #: Every conversation's sender and the turns it sent, for the tracker store audit.
         self.sent: dict[str, list[TurnResult]] = {}
@@ -433,28 +444,17 @@ class LoadGenerator:
                     record["outcome"] = "cut"  # the stage ended before the conversation did
                     return "cut"
                 start = time.monotonic()
-                try:
-                    replies = await chat.say(turn, script.language)
-                    why = wrong_reply(turn, script.language, replies)
-                    outcome, detail = (
-                        ("wrong", f"{why}: {' '.join(replies)[:200]}")
-                        if why
-                        else (
-                            "ok",
-                            "",
-                        )
-                    )
-                except TurnFailed as e:
-                    outcome, detail = "error", str(e)
+                outcome, detail, attempts = await self._turn(chat, turn, script.language)
                 result = TurnResult(
                     script.label,
                     transport,
                     chat.sender,
                     index,
                     start - stage_start,
-                    time.monotonic() - start,
+                    chat.answered_at - start,
                     outcome,
                     detail,
+                    attempts,
                 )
                 run.turns.append(result)
                 mine.append(result)
@@ -466,6 +466,24 @@ class LoadGenerator:
             return "ok"
         finally:
             await chat.close()
+
+    async def _turn(self, chat, turn: Turn, language: str) -> tuple[str, str, int]:
+        """Sends one message, again after an error as a shopper's client would (``retries``);
+        returns the outcome, what was wrong and how many times it was sent."""
+        for attempt in range(1, self.retries + 2):
+            try:
+                replies = await chat.say(turn, language)
+            except TurnFailed as e:
+                chat.answered_at = time.monotonic()
+                if attempt > self.retries:
+                    return "error", str(e), attempt
+                await asyncio.sleep(RETRY_AFTER_S)
+                continue
+            why = wrong_reply(turn, language, replies)
+            if why:
+                return "wrong", f"{why}: {' '.join(replies)[:200]}", attempt
+            return "ok", "", attempt
+        raise AssertionError("unreachable")
 
     async def _slot(self, run: StageRun, session, stage_start: float, delay: float) -> None:
         """One of the stage's concurrent shoppers: a new conversation as soon as one ends."""
@@ -513,8 +531,8 @@ class LoadGenerator:
                 asyncio.create_task(self._fault_at(stage_start, plan.duration_s * at, act, run))
                 for at, act in faults
             ]
-            # Hard limit: a turn sent just before the end may take its timeout, no more.
-            hard = plan.duration_s + plan.turn_timeout_s + 5.0
+            # Hard limit: a turn sent just before the end may take its timeout (per try), no more.
+            hard = plan.duration_s + (self.retries + 1) * (plan.turn_timeout_s + RETRY_AFTER_S) + 5
             done, pending = await asyncio.wait(tasks + fault_tasks, timeout=hard)
             for task in pending:
                 task.cancel()
@@ -582,6 +600,8 @@ def summarize(run: StageRun) -> dict[str, Any]:
         "wall_s": round(run.wall_s, 3),
         "turns": len(counted),
         **{f"turns_{k}": v for k, v in outcomes.items()},
+        # answered only when sent again: what a killed replica costs a customer
+        "turns_retried": sum(1 for t in counted if t.attempts > 1 and t.outcome != "error"),
         "turns_per_s": served / run.wall_s if run.wall_s else 0.0,
         "latency": latency,
         "conversations": conversations,
@@ -617,7 +637,7 @@ def _around_faults(run: StageRun) -> list[dict[str, Any]]:
 def render(summaries: Sequence[dict[str, Any]]) -> str:
     """The stages as a Markdown table."""
     headers = [
-        "mode", "conc.", "turns", "ok", "wrong", "errors", "p50 ms", "p95 ms", "p99 ms",
+        "mode", "conc.", "turns", "ok", "wrong", "errors", "retried", "p50 ms", "p95 ms", "p99 ms",
         "turns/s", "conv. ok/cut", "CPU-ms/turn",
     ]  # fmt: skip
     rows = []
@@ -632,6 +652,7 @@ def render(summaries: Sequence[dict[str, Any]]) -> str:
                 s["turns_ok"],
                 s["turns_wrong"],
                 s["turns_error"],
+                s["turns_retried"],
                 float(lat.get("p50_ms", 0.0)),
                 float(lat.get("p95_ms", 0.0)),
                 float(lat.get("p99_ms", 0.0)),
@@ -780,9 +801,9 @@ def audit_events(rows: Sequence[tuple[str, str]], sent: Sequence[TurnResult]) ->
     return {
         "user_events": user_events,
         "answered": answered,
-        "sent": len(sent),
+        "sent": sum(t.attempts for t in sent),
         "missing": max(0, answered - user_events),
-        "extra": max(0, user_events - len(sent)),
+        "extra": max(0, user_events - sum(t.attempts for t in sent)),
         "duplicated": duplicated,
         "unfinished": unfinished,
     }
@@ -848,6 +869,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         forwarded_for=not args.no_forwarded_for,
         rest_secret=os.environ.get("KEFU_REST_SECRET") or None,
+        retries=args.retries,
     )
     stages = _stages(args.stages)
     if args.rate is not None and args.rate <= 0:
@@ -901,6 +923,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)))
     parser.add_argument("--stage-s", type=float, default=120.0, help="hard limit per stage")
     parser.add_argument("--turn-timeout-s", type=float, default=30.0)
+    parser.add_argument(
+        "--retries", type=int, default=1, help="sends of a failed message again (0: none)"
+    )
     parser.add_argument("--closed-loop", action="store_true", help="no think time: the maximum")
     parser.add_argument(
         "--rate", type=float, help="conversations started per second; stages are then caps"

@@ -51,6 +51,7 @@ SLOW = "slow"  # the stand-in takes SLOW_S to answer this
 SLOW_S = 0.3
 HANG = "hang"  # never answered in time
 BOOM = "boom"  # HTTP 500
+FLAKY = "flaky"  # HTTP 502 the first time a conversation sends it (a replica just killed)
 
 
 class StandIn:
@@ -58,6 +59,7 @@ class StandIn:
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.flaked: set[str] = set()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.port = 0
@@ -76,6 +78,9 @@ class StandIn:
         self.received.append({**body, "forwarded_for": request.headers.get("X-Forwarded-For")})
         if body["message"] == BOOM:
             return web.json_response({"error": "internal"}, status=500)
+        if body["message"] == FLAKY and body["sender"] not in self.flaked:
+            self.flaked.add(body["sender"])
+            return web.Response(status=502, text="<html>502 Bad Gateway</html>")
         texts = await self._answer(body["message"])
         return web.json_response([{"recipient_id": body["sender"], "text": t} for t in texts])
 
@@ -227,6 +232,17 @@ def test_server_errors_are_errors_not_wrong_replies(stand_in):
     assert summary["error_examples"][0]["detail"] == "HTTP 500 internal"
 
 
+def test_a_failed_message_is_sent_again_and_counts_as_retried(stand_in):
+    flaky = script("flaky", "en", ("hi", ["Kefu"]), (FLAKY, ["didn't get that"]))
+    plan = StagePlan(concurrency=2, duration_s=0.5, think_s=FAST, turn_timeout_s=5)
+    _, run = run_stage(stand_in.url, [flaky], plan)
+    summary = summarize(run)
+    assert summary["turns_error"] == 0 and summary["turns_retried"] == 2
+    retried = [t for t in run.turns if t.attempts == 2]
+    assert all(t.outcome == "ok" and t.latency_s >= 1.0 for t in retried)  # waited RETRY_AFTER_S
+    assert summary["conversations"]["ok"] == 2
+
+
 def test_latency_percentiles_reflect_the_servers_time(stand_in):
     slow = script("slow", "en", (SLOW, ["Kefu"]))
     plan = StagePlan(concurrency=3, duration_s=0.8, think_s=None, turn_timeout_s=5)
@@ -243,11 +259,12 @@ def test_a_stage_stops_by_itself_when_the_server_hangs(stand_in):
     plan = StagePlan(concurrency=5, duration_s=0.5, think_s=FAST, turn_timeout_s=1.0)
     start = time.monotonic()
     _, run = run_stage(stand_in.url, [hang], plan)
-    # no new message after 0.5 s, a turn waits 1 s at most, the hard limit is 0.5 + 1 + 5 s
-    assert time.monotonic() - start < 0.5 + 1.0 + 5.0
+    # no new message after 0.5 s; a turn waits 1 s, then 1 s, then 1 s again (one retry)
+    assert time.monotonic() - start < 0.5 + 3.0 + 1.0
     summary = summarize(run)
     assert summary["turns_error"] >= 5 and summary["turns_ok"] == 0
     assert "TimeoutError" in summary["error_examples"][0]["detail"]
+    assert {t.attempts for t in run.turns} == {2}
 
 
 def test_conversations_still_running_at_the_end_are_cut_not_failed(stand_in):
