@@ -108,6 +108,25 @@ def _names(tracker: Tracker, candidates: tuple[ProductFacts, ...]) -> str:
     return sep.join(pick(tracker, c.name_en, c.name_zh) for c in candidates[:MAX_CANDIDATES])
 
 
+#: Questions a "did you mean" button can ask again about the product it names: the slots hold
+#: the rest of the question (the attribute); an open question's words would be lost.
+ASKED_AGAIN = ("product_attribute", "product_price")
+
+
+def _ask_again_about(tracker: Tracker, candidates: tuple[ProductFacts, ...]) -> list[dict]:
+    """One button per candidate that asks the same question about it (web chat quick replies)."""
+    intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+    if intent not in ASKED_AGAIN:
+        return []
+    return [
+        {
+            "title": pick(tracker, c.name_en, c.name_zh),
+            "payload": f'/{intent}{{"{PRODUCT}": "{c.code}"}}',
+        }
+        for c in candidates[:MAX_CANDIDATES]
+    ]
+
+
 async def find_product(
     dispatcher: CollectingDispatcher, tracker: Tracker, name: Any, store: str
 ) -> ProductFacts | None:
@@ -132,6 +151,7 @@ async def find_product(
             response="utter_product_did_you_mean",
             name=name,
             candidates=_names(tracker, lookup.candidates),
+            buttons=_ask_again_about(tracker, lookup.candidates),
         )
         return None
     dispatcher.utter_message(response="utter_product_not_carried", name=name)

@@ -120,8 +120,17 @@ async def test_a_product_the_shop_does_not_sell_is_never_answered(database, disp
 async def test_a_name_several_products_share_gets_a_clarifying_question(database, dispatcher):
     tracker = make_tracker({"product": "hat"}, text="is the hat wool?", intent="product_attribute")
     await ActionAnswerProductAttribute().run(dispatcher, tracker, {})
-    candidates = kwargs_of(dispatcher, "utter_product_did_you_mean")["candidates"]
-    assert "Wool beanie" in candidates and "Baseball cap" in candidates
+    message = kwargs_of(dispatcher, "utter_product_did_you_mean")
+    assert "Wool beanie" in message["candidates"] and "Baseball cap" in message["candidates"]
+    # A click asks the same question about the product it names.
+    payloads = {b["title"]: b["payload"] for b in message["buttons"]}
+    assert payloads["Baseball cap"] == '/product_attribute{"product": "CAP"}'
+
+
+async def test_an_open_question_about_an_unknown_name_has_no_buttons(database, dispatcher):
+    tracker = make_tracker({"product": "hat"}, text="is the hat warm?", intent="product_question")
+    await ActionAnswerProductQuestion().run(dispatcher, tracker, {})
+    assert kwargs_of(dispatcher, "utter_product_did_you_mean")["buttons"] == []
 
 
 async def test_a_name_like_nothing_in_the_catalog_is_not_carried(database, dispatcher):
