@@ -628,8 +628,23 @@ def _wait_ready(record: Mapping[str, Any], url: str | None, log: Path, deadline:
             return
         time.sleep(0.5)
     raise ServiceFailed(
-        f"{record['name']} did not answer {url} in time; last lines of {log}:\n{_tail(log)}"
+        f"{record['name']} did not answer {url} in time (last answer: {last_answer(url)}); "
+        f"last lines of {log}:\n{_tail(log)}"
     )
+
+
+def last_answer(url: str) -> str:
+    """What ``url`` answers now, in short (a readiness route says which check fails)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - loopback
+            return f"{reply.status} {reply.read(300).decode(errors='replace')}"
+    except urllib.error.HTTPError as e:
+        return f"{e.code} {e.read(300).decode(errors='replace')}"
+    except OSError as e:
+        return f"no answer ({e})"
 
 
 def banner(config: Mapping[str, Mapping[str, Any]], agent_ready: bool) -> str:

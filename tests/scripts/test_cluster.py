@@ -22,6 +22,7 @@ from scripts.cluster import (
     check_endpoints_agree,
     cluster_env,
     down,
+    last_answer,
     load_config,
     memory_needed_gib,
     pids_path,
@@ -324,3 +325,29 @@ def test_up_refuses_more_replicas_than_memory_holds(tmp_path, stores_up):
     )
     with pytest.raises(ClusterError, match="replicas need about 200002 GiB"):
         check_can_start(config)
+
+
+def test_a_replica_that_never_gets_ready_is_reported_with_its_last_answer():
+    import http.server
+    import threading
+
+    class NotReady(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server hook's name
+            body = b'{"status": "not_ready", "checks": {"model": "not loaded"}}'
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotReady)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/webhooks/health/ready"
+        assert last_answer(url) == '503 {"status": "not_ready", "checks": {"model": "not loaded"}}'
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert last_answer(url).startswith("no answer")
