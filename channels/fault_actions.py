@@ -11,7 +11,7 @@ import logging
 
 from rasa.core.actions.action import ActionExecutionRejection, RemoteAction, create_bot_utterance
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
-from rasa.shared.core.events import BotUttered, FollowupAction
+from rasa.shared.core.events import BotUttered, FollowupAction, UserUttered
 
 from channels.faults import FAULT_RESPONSE, action_timeout, fault_reply
 from contract import LANGUAGE_SLOT
@@ -48,7 +48,12 @@ class KefuRemoteAction(RemoteAction):
 
     @staticmethod
     async def _fault_answer(output_channel, nlg, tracker) -> BotUttered:
-        draft = await nlg.generate(FAULT_RESPONSE, tracker, output_channel.name())
+        if tracker.get_last_event_for(UserUttered) is None:
+            # A new conversation's session start runs before its first message is read: the
+            # customer's language is not known yet, so both are said.
+            draft = {"text": fault_reply(None)}
+        else:
+            draft = await nlg.generate(FAULT_RESPONSE, tracker, output_channel.name())
         if not draft:
             # A model trained before domain/faults.yml existed has no such response.
             language = tracker.get_slot(LANGUAGE_SLOT) if LANGUAGE_SLOT in tracker.slots else None

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 #: The domain response of a turn that a failure ended (domain/faults.yml).
 FAULT_RESPONSE = "utter_service_trouble"
 #: Its words, for the channels (no tracker at hand) and for a model trained before the
-#: response existed. tests/channels/test_faults.py keeps them equal to domain/faults.yml.
+#: response existed. tests/channels/test_channel_faults.py keeps them equal to domain/faults.yml.
 FAULT_TEXT = {
     "en": "Sorry, we're having trouble on our side. Please try again shortly.",
     "zh": "抱歉，系统暂时有点问题，请稍后再试。",

@@ -17,7 +17,7 @@ from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.lock_store import LockStore
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import BotUttered, FollowupAction, SlotSet
+from rasa.shared.core.events import BotUttered, FollowupAction, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
@@ -53,18 +53,22 @@ def test_fault_reply_is_bilingual_when_the_language_is_unknown(language, expecte
 # --- the action server fails -------------------------------------------------------------------
 
 
-def conversation(language: str | None) -> DialogueStateTracker:
+def conversation(language: str | None, *, started: bool = True) -> DialogueStateTracker:
+    """A tracker after the customer's first message (``started``) in ``language``."""
     domain = Domain.from_dict(
         {"slots": {"language": {"type": "text", "mappings": [{"type": "custom"}]}}}
     )
-    events = [SlotSet("language", language)] if language else []
+    events = [UserUttered("hi")] if started else []
+    if language:
+        events.append(SlotSet("language", language))
     return DialogueStateTracker.from_events("c1", events, slots=domain.slots)
 
 
-async def run_against(url: str, language: str | None = "en") -> list:
+async def run_against(url: str, language: str | None = "en", *, started: bool = True) -> list:
     action = KefuRemoteAction("action_cancel_order", EndpointConfig(url))
     nlg = TemplatedNaturalLanguageGenerator(DOMAIN.responses)
-    return await action.run(CollectingOutputChannel(), nlg, conversation(language), DOMAIN)
+    tracker = conversation(language, started=started)
+    return await action.run(CollectingOutputChannel(), nlg, tracker, DOMAIN)
 
 
 async def serve(handler) -> tuple[web.AppRunner, str]:
@@ -96,6 +100,13 @@ async def test_an_action_server_that_is_down_gets_the_fault_answer(language, cap
 
 async def test_without_a_language_both_are_said():
     events = await run_against(f"http://127.0.0.1:{free_port()}/webhook", None)
+    assert_fault_answer(events, fault_reply(None))
+
+
+async def test_before_the_first_message_is_read_both_are_said():
+    # A new conversation's session start: the language slot holds only its initial value.
+    closed = f"http://127.0.0.1:{free_port()}/webhook"
+    events = await run_against(closed, "en", started=False)
     assert_fault_answer(events, fault_reply(None))
 
 
