@@ -427,6 +427,9 @@ class ProductAnswer:
     text_zh: str
     source: str  # "attribute" | "passage" | "price"
     score: float  # 1.0 for facts read from the catalog, the match score for passages, 0: not listed
+    #: What answered: the attribute key ("waterproof"), the passage key ("description/1",
+    #: "faq/shipping_time"), "price", or "" for a comparison.
+    ref: str = ""
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ PRODUCTS = [
     ("KNIT-DRESS", "dresses", "Knit midi dress", "针织中长裙", CLOTH_SIZES, ("beige",), 7900, "winter,knit", "knit dress,针织裙", False),
     ("SHIRT-DRESS", "dresses", "Shirt dress", "衬衫裙", CLOTH_SIZES, ("blue",), 5400, "cotton,smart", "shirt dress,衬衫连衣裙", False),
     ("PARTY-DRESS", "dresses", "Sequin party dress (final sale)", "亮片派对裙（清仓）", CLOTH_SIZES, ("silver",), 4900, "party", "party dress,派对裙", True),
-    ("DAY-BACKPACK", "bags", "Daypack 20L backpack", "20升双肩包", ONE, ("black", "grey"), 5900, "outdoor,travel", "backpack,rucksack,双肩包,背包", False),
+    ("DAY-BACKPACK", "bags", "Daypack 20L backpack", "20升双肩包", ONE, ("black", "grey"), 5900, "outdoor,travel", "backpack,daypack,rucksack,双肩包,背包", False),
     ("TOTE-BAG", "bags", "Canvas tote bag", "帆布托特包", ONE, ("beige",), 2500, "canvas,casual", "tote,帆布包", False),
     ("CROSSBODY", "bags", "Leather crossbody bag", "真皮斜挎包", ONE, ("brown", "black"), 8900, "leather,smart", "crossbody,斜挎包", False),
     ("DUFFEL", "bags", "Travel duffel", "旅行包", ONE, ("navy",), 7900, "travel", "duffel bag,旅行袋", False),

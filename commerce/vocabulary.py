@@ -163,7 +163,7 @@ PRODUCT_ATTRIBUTES: dict[str, AttributeTerm] = {
         "features", "功能特点", "text", ("features", "feature", "功能", "特点", "亮点")
     ),
     "hood": AttributeTerm("hood", "帽兜", "flag", ("hood", "hooded", "连帽", "帽兜", "兜帽")),
-    "pockets": AttributeTerm("pockets", "口袋", "flag", ("pocket", "pockets", "口袋", "兜")),
+    "pockets": AttributeTerm("pockets", "口袋", "flag", ("pocket", "pockets", "口袋")),
     "battery": AttributeTerm(
         "battery life",
         "续航",

@@ -72,6 +72,17 @@ class Passage:
     key: str  # "description/2" for a product's third passage, "faq/returns" for an FAQ
     text_en: str
     text_zh: str
+    #: The product's name, encoded ahead of the text ("Summit hiking boots: Break them in ...")
+    #: so a passage that never names its product is still found by a question that does.
+    title_en: str = ""
+    title_zh: str = ""
+
+    def encoded_texts(self) -> tuple[str, str]:
+        """The English and Chinese texts as the index encodes them."""
+        return (
+            f"{self.title_en}: {self.text_en}" if self.title_en else self.text_en,
+            f"{self.title_zh}：{self.text_zh}" if self.title_zh else self.text_zh,
+        )
 
 
 def default_index_dir() -> Path:
@@ -99,7 +110,7 @@ def product_passages(session_factory) -> list[Passage]:
             en, zh = split_passages(p.description_en), split_passages(p.description_zh)
             pairs = zip(en, zh, strict=False)
             passages.extend(
-                Passage(code=p.code, key=f"description/{i}", text_en=text_en, text_zh=text_zh)
+                Passage(p.code, f"description/{i}", text_en, text_zh, p.name_en, p.name_zh)
                 for i, (text_en, text_zh) in enumerate(pairs)
             )
         return passages
@@ -163,7 +174,7 @@ class PassageIndex:
     @classmethod
     def build(cls, passages: list[Passage], encoder) -> PassageIndex:
         """Encodes both languages of every passage."""
-        texts = [t for p in passages for t in (p.text_en, p.text_zh)]
+        texts = [t for p in passages for t in p.encoded_texts()]
         return cls(passages, encoder.encode_passages(texts), encoder)
 
     def search(self, question: str, code: str | None = None, top: int = 1) -> list[PassageHit]:
