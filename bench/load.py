@@ -239,17 +239,24 @@ class SocketChat:
     ) -> None:
         import socketio  # python-socketio; only this transport needs it
 
+        from channels.live import WEB_SENDER_PREFIX
+
         self.url = base_url.rstrip("/")
         self.headers = {"X-Forwarded-For": address} if address else {}
         self.timeout_s = timeout_s
         self.transports = transports
         # One cookie jar per shopper, as one browser each: a balancer's sticky cookie is theirs.
         self.http = aiohttp.ClientSession()
+        # engine.io's 5 s request timeout would call a busy server's handshake "refused".
         self.sio = socketio.AsyncClient(
-            reconnection=False, http_session=self.http, handle_sigint=False
+            reconnection=False,
+            http_session=self.http,
+            handle_sigint=False,
+            request_timeout=timeout_s,
         )
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.sender: str | None = None
+        self.sender_prefix = WEB_SENDER_PREFIX
         self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
         for event in ("session_confirm", "bot_uttered", "kefu_error"):
             self.sio.on(event, self._collector(event))
@@ -275,7 +282,8 @@ class SocketChat:
             while self.sender is None:
                 event, data = await asyncio.wait_for(self.inbox.get(), self.timeout_s)
                 if event == "session_confirm":
-                    self.sender = str(data)
+                    # The tracker store keeps a web chat conversation under the prefixed id.
+                    self.sender = self.sender_prefix + str(data)
         except Exception as e:  # socketio raises its own errors, aiohttp its own
             raise TurnFailed(f"socket.io session: {type(e).__name__}: {e}") from e
 

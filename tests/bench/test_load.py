@@ -299,7 +299,8 @@ def test_socketio_conversations_are_judged_like_rest_ones(stand_in):
     assert run.turns and {t.transport for t in run.turns} == {"socketio"}
     outcomes = {(t.script, t.index): t.outcome for t in run.turns}
     assert outcomes[("order/en", 2)] == "ok" and outcomes[("thanks/zh", 1)] == "wrong"
-    assert all(sender.startswith("socket-") for sender in generator.sent)
+    # the tracker store's name of a web chat conversation: channels.live.WEB_SENDER_PREFIX + id
+    assert all(sender.startswith("web-socket-") for sender in generator.sent)
 
 
 # --- statistics, tables, processes ----------------------------------------------------------
