@@ -882,6 +882,11 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     stages = _stages(args.stages)
     if args.rate is not None and args.rate <= 0:
         raise LoadConfigError(f"--rate wants conversations per second above 0, got {args.rate}")
+    if args.warmup_s > 0:
+        # First messages trace TensorFlow graphs and fill caches: not what a shop sees all day.
+        print(f"warm-up: {args.warmup_s:g} s, not counted")
+        warmup = StagePlan(2, args.warmup_s, None, args.turn_timeout_s, transports)
+        await generator.run_stage(warmup)
     summaries = []
     for number, concurrency in enumerate(stages):
         plan = StagePlan(
@@ -931,6 +936,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)))
     parser.add_argument("--stage-s", type=float, default=120.0, help="hard limit per stage")
     parser.add_argument("--turn-timeout-s", type=float, default=30.0)
+    parser.add_argument("--warmup-s", type=float, default=20.0, help="uncounted load first")
     parser.add_argument(
         "--retries", type=int, default=1, help="sends of a failed message again (0: none)"
     )

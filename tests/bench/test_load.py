@@ -444,7 +444,7 @@ def test_command_line_writes_json_and_table(stand_in, tmp_path):
     argv = [
         "--url", stand_in.url, "--stages", "1,2", "--stage-s", "0.5", "--closed-loop",
         "--transports", "rest", "--conversations", str(conversations), "--out", str(out),
-        "--pid", str(os.getpid()),
+        "--pid", str(os.getpid()), "--warmup-s", "0.3",
     ]  # fmt: skip
     assert main(argv) == 0
     results = json.loads(out.read_text())
