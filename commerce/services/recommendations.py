@@ -84,7 +84,7 @@ def _history_scores(
     """The products the customer owns and a history score for every product they do not.
 
     Args:
-        before: count only the customer's orders placed before this (offline evaluation).
+        before: count only orders placed before this (offline evaluation).
     """
     owned_ids = _owned(session, customer_id, before)
     if not owned_ids:
@@ -97,8 +97,10 @@ def _history_scores(
         .where(ProductVariant.product_id.in_(owned_ids), Order.customer_id != customer_id)
         .distinct()
         .limit(CO_PURCHASE_ORDER_SAMPLE)
-        .subquery()
     )
+    if before is not None:  # an evaluation must not see the future of other customers either
+        peer_orders = peer_orders.where(Order.placed_at < before)
+    peer_orders = peer_orders.subquery()
     co_pairs = session.execute(
         select(
             ProductVariant.product_id,

@@ -10,7 +10,20 @@ from sqlalchemy import inspect, select, text
 
 from commerce.__main__ import alembic_config
 from commerce.db import make_engine, make_session_factory
-from commerce.models import Base, Customer, Inventory, Order, OrderItem, Refund, TrackingEvent
+from commerce.models import (
+    Base,
+    Customer,
+    Inventory,
+    Order,
+    OrderItem,
+    Product,
+    ProductAttribute,
+    ProductVariant,
+    Refund,
+    SizeGuide,
+    TrackingEvent,
+    VariantPrice,
+)
 from commerce.seed import seed
 from commerce.services.identity import verify_order_owner
 from commerce.services.orders import cancel_order, track_order
@@ -18,6 +31,7 @@ from commerce.services.refunds import get_refund
 from commerce.services.returns import check_return_eligibility
 from commerce.services.stock import check_stock
 from commerce.services.support import conversation_handoff, get_handoff
+from commerce.vocabulary import PRODUCT_ATTRIBUTES
 
 
 def test_migration_creates_the_model_schema(tmp_path):
@@ -55,6 +69,62 @@ def test_the_handoff_risk_revision_keeps_queued_handoffs(tmp_path):
     view = get_handoff(make_session_factory(engine), queued.handoff_id)
     assert (view.conversation_id, view.risk, view.at_risk, view.priority) == ("c-1", None, False, 1)
     engine.dispose()
+
+
+def test_the_catalog_revision_keeps_the_products_it_finds(tmp_path):
+    """0004 gives products already there zero counters and no rating, and its downgrade drops
+    only the catalog's new tables and columns."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0003")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO products (id, code, category, name_en, name_zh, description_en,"
+                " description_zh, synonyms, tags) VALUES (1, 'CAP', 'accessories', 'Cap', '帽',"
+                " '', '', '', '')"
+            )
+        )
+    command.upgrade(cfg, "0004")
+    with engine.connect() as conn:
+        assert conn.execute(
+            text("SELECT code, rating, review_count, sales_count, arrived_on FROM products")
+        ).all() == [("CAP", None, 0, 0, None)]
+    command.downgrade(cfg, "0003")
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        assert not tables & {"variant_prices", "product_attributes", "size_guides"}
+        assert conn.execute(text("SELECT code FROM products")).scalars().all() == ["CAP"]
+    engine.dispose()
+
+
+def test_the_seed_catalog_is_bilingual_and_priced_per_store(session_factory):
+    seed(session_factory.kw["bind"])
+    with session_factory() as s:
+        products = s.execute(select(Product)).scalars().all()
+        prices = s.execute(select(VariantPrice)).scalars().all()
+        variants = {v.id: v for v in s.execute(select(ProductVariant)).scalars()}
+        keys = set(s.execute(select(ProductAttribute.key)).scalars())
+        guides = set(s.execute(select(SizeGuide.category)).scalars())
+    for p in products:
+        en, zh = p.description_en.split("\n\n"), p.description_zh.split("\n\n")
+        assert len(en) == len(zh) >= 1 and all(en) and all(zh), p.code
+        assert p.sales_count > 0 and (p.rating is None or 1 <= p.rating <= 5), p.code
+    by_variant: dict[int, dict[str, VariantPrice]] = {}
+    for price in prices:
+        by_variant.setdefault(price.variant_id, {})[price.store] = price
+    assert set(by_variant) == set(variants)
+    for vid, stores in by_variant.items():
+        intl, cn = stores["INTL"], stores["CN"]
+        assert (intl.currency, cn.currency) == ("USD", "CNY")
+        assert intl.price_cents == variants[vid].price_cents  # the variant keeps its INTL price
+        assert cn.price_cents == intl.price_cents * 7
+    xl = next(v for v in variants.values() if v.sku == "RAIN-JACKET-XL-NAVY")
+    m = next(v for v in variants.values() if v.sku == "RAIN-JACKET-M-NAVY")
+    assert xl.price_cents - m.price_cents == 500
+    assert keys <= set(PRODUCT_ATTRIBUTES) and {"material", "fit", "waterproof"} <= keys
+    assert guides == {"shoes", "t-shirts", "jackets", "dresses", "underwear"}
 
 
 @pytest.mark.postgres
