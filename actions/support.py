@@ -90,7 +90,11 @@ async def complaint_risk(tracker: Tracker, order_number: str | None = None) -> f
 
 #: Who offered the person the customer accepted → the handoff's reason and ticket category
 #: (others: "customer asked for a person", or a repeatedly frustrated customer's complaint).
-OFFER_REASONS = {"action_payment_problem": ("payment problem", "payment")}
+OFFER_REASONS = {
+    "action_payment_problem": ("payment problem", "payment"),
+    "action_answer_product_question": ("product question", "product"),
+    "action_answer_product_attribute": ("product question", "product"),
+}
 
 
 def offered_by(tracker: Tracker) -> str | None:

@@ -152,7 +152,7 @@ def outcome_of(response: str) -> str | None:
         return "error:" + response.removeprefix("utter_error_")
     if response.startswith("utter_return_not_eligible_"):
         return "not_eligible:" + response.removeprefix("utter_return_not_eligible_")
-    if response == "utter_try_again_later":
+    if response in ("utter_try_again_later", "utter_service_trouble"):
         return "unavailable"
     if response == "utter_handoff_too_many":
         return "handoff_refused"

@@ -124,25 +124,36 @@ async def test_a_handoff_at_high_complaint_risk_is_flagged_in_the_queue(
     assert risk >= 0.5 and priority <= 1  # at least "high": agents see it before routine ones
 
 
-async def test_yes_to_the_person_offered_for_a_payment_problem_files_a_payment_handoff(
-    database, dispatcher
+@pytest.mark.parametrize(
+    "offered_by, said, filed",
+    [
+        ("action_payment_problem", "I was charged twice", ("payment problem", "payment")),
+        (
+            "action_answer_product_question",
+            "is the trail runner good on ice?",
+            ("product question", "product"),
+        ),
+    ],
+)
+async def test_yes_to_the_person_offered_files_the_handoff_under_the_offers_reason(
+    database, dispatcher, offered_by, said, filed
 ):
     history = [
-        {"event": "user", "text": "I was charged twice", "parse_data": {}},
-        {"event": "action", "name": "action_payment_problem"},
-        {"event": "bot", "text": "Sorry about the trouble with your payment."},
+        {"event": "user", "text": said, "parse_data": {}},
+        {"event": "action", "name": offered_by},
+        {"event": "bot", "text": "Shall I get a colleague?"},
         {"event": "slot", "name": "human_offered", "value": True},
         {"event": "action", "name": "action_listen"},
     ]
     tracker = make_tracker(
-        {"human_offered": True}, text="yes", intent="affirm", events=history, sender_id="pay-1"
+        {"human_offered": True}, text="yes", intent="affirm", events=history, sender_id="offer-1"
     )
     await ActionHandoff().run(dispatcher, tracker, {})
     assert rows(
         database,
         "SELECT h.reason, t.category FROM handoff_queue h "
-        "JOIN support_tickets t ON t.id = h.ticket_id WHERE h.conversation_id = 'pay-1'",
-    ) == [("payment problem", "payment")]
+        "JOIN support_tickets t ON t.id = h.ticket_id WHERE h.conversation_id = 'offer-1'",
+    ) == [filed]
 
 
 async def test_asking_twice_queues_once(database, dispatcher):
@@ -209,9 +220,12 @@ async def test_recommendations_for_a_verified_customer(database, dispatcher):
     assert any("\u4e00" <= c <= "\u9fff" for c in products)
 
 
-async def test_recommendations_need_identity(database, dispatcher):
+async def test_a_guest_gets_best_sellers_and_hears_how_to_get_personal_picks(database, dispatcher):
     await ActionRecommendProducts().run(dispatcher, make_tracker(), {})
-    assert responses(dispatcher) == ["utter_recommend_needs_identity"]
+    assert responses(dispatcher) == [
+        "utter_recommendations_matching",
+        "utter_recommend_needs_identity",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -245,10 +259,11 @@ async def test_recommendations_for_a_signed_in_customer(database, dispatcher, to
     assert responses(dispatcher) == ["utter_recommendations"]
 
 
-async def test_expired_identity_gets_no_recommendations(database, dispatcher):
+async def test_an_expired_identity_gets_guest_picks_not_personal_ones(database, dispatcher):
     tracker = make_tracker(verified(14.0, until=time.time() - 1))
     events = await ActionRecommendProducts().run(dispatcher, tracker, {})
-    assert responses(dispatcher) == ["utter_recommend_needs_identity"]
+    assert "utter_recommendations" not in responses(dispatcher)
+    assert responses(dispatcher)[-1] == "utter_recommend_needs_identity"
     assert slot_events(events)["verified_customer_id"] is None
 
 

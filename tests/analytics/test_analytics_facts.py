@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from analytics.events import check_event, mask_order_number, order_key
-from analytics.facts import ConversationFacts, conversation_facts
+from analytics.facts import ConversationFacts, conversation_facts, outcome_of
 from tests.analytics.conftest import NOW, ORDER_SECRET
 
 
@@ -200,3 +200,16 @@ def test_the_csat_is_the_last_rating_slot_value(values, turn_ratings, csat):
     f = conversation_facts("s", rated(*values))
     assert [t.rating for t in users(f)] == turn_ratings
     assert f.csat == csat
+
+
+@pytest.mark.parametrize(
+    "response, code",
+    [
+        ("utter_try_again_later", "unavailable"),  # a commerce call failed or timed out
+        ("utter_service_trouble", "unavailable"),  # the action server failed (channels.faults)
+        ("utter_error_order_not_found", "error:order_not_found"),
+        ("utter_order_status_shipped", None),
+    ],
+)
+def test_outcome_of_reads_failures_from_the_response(response, code):
+    assert outcome_of(response) == code

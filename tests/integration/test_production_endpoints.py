@@ -71,7 +71,7 @@ async def test_tracker_survives_in_postgres_and_events_reach_rabbitmq(endpoints,
 
     sender = f"prod-{uuid.uuid4().hex[:10]}"
     broker = await EventBroker.create(endpoints.event_broker)
-    assert type(broker).__name__ == "PikaEventBroker"
+    assert type(broker).__name__ == "OutboxPikaEventBroker"
     connection = await aio_pika.connect_robust("amqp://guest:guest@127.0.0.1:5672/")
     try:
         channel = await connection.channel()
@@ -112,7 +112,7 @@ async def test_redis_lock_store_serialises_one_conversation(endpoints):
     from rasa.core.lock_store import LockStore
 
     store = LockStore.create(endpoints.lock_store)
-    assert type(store).__name__ == "RedisLockStore"
+    assert type(store).__name__ == "RefusingRedisLockStore"
     conversation = f"lock-{uuid.uuid4().hex[:10]}"
     order: list[str] = []
 
