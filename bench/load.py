@@ -782,7 +782,7 @@ def audit_events(rows: Sequence[tuple[str, str]], sent: Sequence[TurnResult]) ->
         ``user_events``, ``answered`` (turns the customer got an answer to), ``missing`` (answered
         turns without their message stored), ``duplicated`` (events stored twice: the same
         message id, or the same event with the same timestamp) and ``unfinished`` (user
-        messages not followed by ``action_listen``).
+        messages followed neither by ``action_listen`` nor by a handoff's ``pause``).
     """
     seen: set[str] = set()
     message_ids: set[str] = set()
@@ -803,6 +803,8 @@ def audit_events(rows: Sequence[tuple[str, str]], sent: Sequence[TurnResult]) ->
                 duplicated += message_id in message_ids
                 message_ids.add(message_id)
         elif type_name == "action" and event.get("name") == "action_listen":
+            open_turn = False
+        elif type_name == "pause":  # handed to a person: the bot waits for no next message
             open_turn = False
     unfinished += open_turn
     answered = sum(1 for t in sent if t.outcome in ("ok", "wrong"))

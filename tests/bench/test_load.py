@@ -429,6 +429,12 @@ def test_the_audit_finds_lost_duplicated_and_unfinished_turns():
     assert audit["missing"] == 1  # three answered, two user events stored
     unfinished = audit_events([_event("user", 1.0, text="hi", message_id="m1")], sent[:1])
     assert unfinished["unfinished"] == 1
+    handed_over = [
+        _event("user", 1.0, text="a person please", message_id="m1"),
+        _event("action", 1.1, name="action_handoff"),
+        ("pause", json.dumps({"event": "pause", "timestamp": 1.2})),  # a person takes over
+    ]
+    assert audit_events(handed_over, sent[:1])["unfinished"] == 0
 
 
 # --- the command line -----------------------------------------------------------------------
