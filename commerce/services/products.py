@@ -344,9 +344,7 @@ def price_answer(session_factory, code: str, store: str) -> ProductAnswer:
             f"：{format_money(Money(amount, currency))}"
             for amount in sorted(dearer)
         )
-        text_en = (
-            f"The {product.name_en} costs from {base} in our {_store_en(store)} store ({extra_en})."
-        )
+        text_en = f"{product.name_en}: from {base} in our {_store_en(store)} store ({extra_en})."
         text_zh = f"{product.name_zh}在{_store_zh(store)}售价{base}起（{extra_zh}）。"
     return ProductAnswer(
         code=product.code,
