@@ -138,6 +138,10 @@ class PassageEncoder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
+    def warm_up(self) -> None:
+        """Traces the forward pass now, so the first shopper's question does not wait for it."""
+        self._runtime.warm_up(max_length=128)
+
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """``[n, dim]`` unit vectors of questions."""
         return self._encode([QUERY_PREFIX + t for t in texts], max_length=128)
@@ -259,5 +263,7 @@ def passage_index(folder: str | os.PathLike | None = None) -> PassageIndex:
     with _LOADED_LOCK:
         if key not in _LOADED:
             _LOADED.clear()
-            _LOADED[key] = PassageIndex.load(folder)
+            index = PassageIndex.load(folder)
+            index.encoder.warm_up()
+            _LOADED[key] = index
         return _LOADED[key]
