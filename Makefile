@@ -26,7 +26,8 @@ export KEFU_ACTION_TOKEN
 
 
 .PHONY: help install model db reset-db catalog train run shell test unit lint format pytest validate test-stories browser \
-        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse bench-scope clean
+        test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse bench-scope \
+        bench-products bench-recommender bench-load bench-load-faults run-cluster down-cluster clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -46,7 +47,15 @@ db: install ## Create/upgrade the commerce database; load the demo seed into an 
 reset-db: install ## Drop the commerce database and reload the demo seed (docs/SEED.md)
 	$(PY) -m commerce reset
 
-catalog: db ## Regenerate data/lookups (catalog lookup + jieba dictionary) from the commerce catalog
+catalog: db model ## Regenerate data/lookups (catalog lookup + jieba dictionary) and the product passage index (var/catalog)
+	$(PY) scripts/export_catalog.py
+
+# The passage index that open product questions search (var/catalog), built from the commerce
+# catalog and the FAQ answers with the encoder; `make run` builds it when it is missing. After
+# changing the shop's catalog, run `make catalog` (lookups and index), then `make train`.
+CATALOG_INDEX := var/catalog/passages.npz
+$(CATALOG_INDEX): | $(STAMP)
+	$(MAKE) --no-print-directory db model
 	$(PY) scripts/export_catalog.py
 
 train: install model ## Train models/kefu.tar.gz when config, domain, data or components changed
@@ -66,10 +75,10 @@ $(RISK_MODEL): $(RISK_MODEL_SOURCES) $(STAMP)
 	$(PY) -m analytics risk-train --out $(@D)/.risk.partial.joblib
 	mv -f $(@D)/.risk.partial.joblib $@
 
-run: install model db train risk-model ## Start action server + Rasa (REST, socket.io, web chat); Ctrl-C stops both
+run: install model db $(CATALOG_INDEX) train risk-model ## Start action server + Rasa (REST, socket.io, web chat); Ctrl-C stops both
 	$(PY) scripts/serve.py --model $(MODEL)
 
-shell: install model db train risk-model ## Chat in this terminal (starts the action server in the background)
+shell: install model db $(CATALOG_INDEX) train risk-model ## Chat in this terminal (starts the action server in the background)
 	$(PY) scripts/serve.py --model $(MODEL) --shell
 
 lint: install ## ruff lint + format check
@@ -119,7 +128,13 @@ bench-abuse: install ## Guesses an attacker gets per email and per client before
 bench-scope: install model train ## Trained model on never-trained data: CLINC150 val + bilingual near misses (bench/results/scope.md)
 	$(PY) -m bench.scope_bench --model $(MODEL)
 
-bench: bench-encoder bench-nlu bench-commerce bench-abuse bench-scope ## All benchmarks (long: run on an idle machine)
+bench-products: install model ## Product questions: 120 held-out en/zh questions on the seed catalog, accuracy + latency (bench/results/product_qa.md)
+	$(PY) -m bench.product_qa_bench
+
+bench-recommender: install ## History recommender vs popularity, hit rate@5 on held-out seed orders (bench/results/recommender.md)
+	$(PY) -m bench.recommender_bench
+
+bench: bench-encoder bench-nlu bench-commerce bench-abuse bench-scope bench-products bench-recommender ## All benchmarks but load (long: run on an idle machine)
 
 retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store
 	$(PY) scripts/privacy.py --endpoints $${KEFU_ENDPOINTS:-endpoints.yml} purge
