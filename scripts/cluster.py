@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -216,6 +217,7 @@ def render_nginx(config: Mapping[str, Mapping[str, Any]], run_dir: Path, log_dir
     return template.render(
         run_dir=run_dir,
         log_dir=log_dir,
+        user=pwd.getpwuid(os.geteuid()).pw_name,
         host=balancer["host"],
         port=balancer["port"],
         actions_port=balancer["actions_port"],

@@ -4,6 +4,7 @@ environment the replicas get, and how it records, reports and stops its processe
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -134,8 +135,10 @@ def test_nginx_sends_each_kind_of_traffic_to_its_upstream(tmp_path):
     assert "hash $kefu_route consistent;" in conf  # socket.io sticks to a replica
     assert "proxy_next_upstream error timeout http_502 http_503;" in conf
     assert "non_idempotent" not in conf  # a POST that reached a replica is never sent twice
+    assert "keepalive " not in conf  # so a POST to a killed server is refused, then moved
     assert "max_fails=1 fail_timeout=10s" in conf
     assert f"pid {tmp_path / 'run'}/nginx.pid;" in conf
+    assert f"user {pwd.getpwuid(os.geteuid()).pw_name};" in conf  # the owner of its temp files
     assert "$request " not in conf and "$request_uri" not in conf  # the action token stays out
 
 
