@@ -172,6 +172,13 @@ class LiveChat:
             return self._callback_url
         return os.environ.get(REST_CALLBACK_URL_ENV, "").strip()
 
+    def has_local_tab(self, sender_id: str) -> bool:
+        """Whether a tab of the web chat conversation ``sender_id`` is connected to this
+        process (python-socketio knows only its own sockets, whatever the message queue)."""
+        if self.sio is None:
+            return False
+        return any(True for _ in self.sio.manager.get_participants("/", sender_id))
+
     async def push(self, sender_id: str, message: dict[str, Any]) -> bool:
         """Emit ``message`` to the browser tabs of ``sender_id`` (on every replica when the
         message queue is Redis), or post a REST conversation's to the callback URL.

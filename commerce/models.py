@@ -558,13 +558,13 @@ class OutboxMessage(Base):
 
     id = Column(Integer, primary_key=True)
     kind = Column(String(40), nullable=False)  # verification_code, ...
-    channel = Column(String(10), nullable=False)  # email | sms
+    channel = Column(String(10), nullable=False)  # email | sms | chat (web chat, else email)
     recipient = Column(String(254), nullable=False)
     subject = Column(String(200), nullable=False, default="")
     #: Cleared to a masked summary once delivered, so a code never rests here in clear.
     body = Column(Text, nullable=False, default="")
     dedupe_key = Column(String(120), nullable=True, unique=True)
-    status = Column(String(10), nullable=False)  # pending | sent | failed
+    status = Column(String(10), nullable=False)  # pending | sending | sent | failed | cancelled
     attempts = Column(Integer, nullable=False, default=0)
     last_error = Column(String(200), nullable=True)
     created_at = Column(DateTime, nullable=False)

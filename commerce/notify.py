@@ -465,7 +465,9 @@ class LiveChatSender:
 
     Args:
         session_factory: to find the customer's conversation when a message is sent.
-        url: the live-push route (``http://127.0.0.1:5005/...``); None: email only.
+        url: the live-push route (``http://127.0.0.1:5005/webhooks/live/notify``), or one per
+            Rasa replica, comma-separated: each is asked in turn and the one holding the
+            conversation's socket delivers; None: email only.
         token: its bearer token.
         fallback: the email sender (default: the outbox's configured one).
         timeout_s: how long one push may take.
@@ -483,12 +485,13 @@ class LiveChatSender:
         fallback=None,
         timeout_s: float = LIVE_TIMEOUT_S,
     ) -> None:
-        if url and urlsplit(url).scheme not in ("http", "https"):
-            raise ConfigurationError(f"{LIVE_URL_ENV} must be an http(s) URL, got {url!r}")
-        if url and not token:
+        self.urls = tuple(u.strip() for u in (url or "").split(",") if u.strip())
+        for one in self.urls:
+            if urlsplit(one).scheme not in ("http", "https"):
+                raise ConfigurationError(f"{LIVE_URL_ENV} must be http(s) URLs, got {one!r}")
+        if self.urls and not token:
             raise ConfigurationError(f"set {LIVE_TOKEN_ENV} with {LIVE_URL_ENV}")
         self.session_factory = session_factory
-        self.url = url or None
         self.token = token
         self.fallback = fallback
         self.timeout_s = timeout_s
@@ -496,7 +499,7 @@ class LiveChatSender:
         self.delivered = {"live": 0, "email": 0}
 
     def send(self, recipient: str, subject: str, body: str) -> None:
-        if self.url is not None and self._push(recipient, body):
+        if self.urls and self._push(recipient, body):
             self.delivered["live"] += 1
             return
         (self.fallback or sender_for("email")).send(recipient, subject, body)
@@ -508,11 +511,14 @@ class LiveChatSender:
         if target is None:
             return False
         customer_id, conversation_id = target
+        body = json.dumps({"sender": conversation_id, "customer_id": customer_id, "text": text})
+        # One replica holds the socket; the others answer 404 and change nothing.
+        return any(self._push_to(url, body.encode("utf-8")) for url in self.urls)
+
+    def _push_to(self, url: str, body: bytes) -> bool:
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            self.url,
-            data=json.dumps(
-                {"sender": conversation_id, "customer_id": customer_id, "text": text}
-            ).encode("utf-8"),
+            url,
+            data=body,
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
             method="POST",
         )

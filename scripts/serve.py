@@ -12,6 +12,12 @@ down: if the upgrade fails or the consumer dies, the error is printed and the ch
 running. ``--no-analytics`` or ``KEFU_ANALYTICS=0`` leaves it out, and so does ``--shell``;
 what it did not read, the next run reads (the consumer resumes after its high-water mark).
 
+A fourth process sends proactive notices (``python -m commerce notify``, log ``notify.log``):
+back in stock, a late shipment, a completed refund, to the customer's open web chat through
+this Rasa server's ``/webhooks/live/notify`` (``KEFU_NOTIFY_LIVE_URL``, bearer
+``KEFU_NOTIFY_TOKEN``, made up per run unless set), else by email. Like analytics, it never
+takes the chat down.
+
 Server settings it applies (environment):
 
 - ``KEFU_CORS_ORIGINS``: comma-separated web origins allowed to call the Rasa server from a
@@ -174,7 +180,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 #: Secrets a local run makes up when the environment does not set them (named in the banner).
-GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET",)
+GENERATED_SECRETS = ("KEFU_CUSTOMER_TOKEN_SECRET", "KEFU_NOTIFY_TOKEN")
 DEMO_CUSTOMER = "alice@example.com"
 DEMO_AGENT = "demo"
 #: Where the demo agent's token is written (KEFU_AGENT_TOKEN_FILE overrides it, e.g. in tests).
@@ -414,7 +420,7 @@ def banner(
         else "(add an account: python -m commerce agent add NAME)"
     )
     cors = env.get(CORS_ENV, "").strip() or "none (same origin only)"
-    logs = f"{args.log_dir}/rasa.log, {args.log_dir}/actions.log"
+    logs = f"{args.log_dir}/rasa.log, {args.log_dir}/actions.log, {args.log_dir}/notify.log"
     if analytics_off is None:
         analytics = "following the tracker store into the analytics tables"
         logs += f", {args.log_dir}/analytics.log"
@@ -466,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_command, consume_command = analytics_commands(endpoints)
     consumer = Service("analytics", consume_command, None, log_dir)
     no_analytics = analytics_off(args, env, endpoints)
+    # Proactive notices (commerce/notify.py): live to this server's web chat, else by email.
+    env.setdefault("KEFU_NOTIFY_LIVE_URL", f"http://127.0.0.1:{args.port}/webhooks/live/notify")
+    notifier = Service(
+        "notify", [str(VENV_BIN / "python"), "-m", "commerce", "notify"], None, log_dir
+    )
 
     def _request_stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
@@ -497,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ServiceFailed) as e:
                 print(f"warning: no analytics this run: {e}", file=sys.stderr)
                 no_analytics = "it did not start"
+            try:
+                notifier.start(env)
+                notifier.wait_healthy(deadline)
+                optional.append(notifier)
+            except (OSError, ServiceFailed) as e:
+                print(f"warning: no proactive notices this run: {e}", file=sys.stderr)
         agent_ready = _demo_agent(env)
         print(
             banner(
@@ -519,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        for service in [consumer, *reversed(services)]:
+        for service in [notifier, consumer, *reversed(services)]:
             service.stop()
         print("==> stopped", flush=True)
 

@@ -47,8 +47,9 @@ from commerce.services.identity import contact_key, normalize_email
 #: Env var: days Kefu keeps conversations, verification records and closed tickets.
 RETENTION_DAYS_ENV = "KEFU_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 90
-#: Outbox rows in these states are done with (delivered, or given up on).
-FINISHED_OUTBOX = ("sent", "failed")
+#: Outbox rows in these states are done with (delivered, given up on, or cancelled: a back-in-
+#: stock alert whose subscriber unsubscribed before it went out).
+FINISHED_OUTBOX = ("sent", "failed", "cancelled")
 #: What an anonymised handoff keeps in its (required) conversation column.
 FORGOTTEN_CONVERSATION = "forgotten"
 

@@ -363,6 +363,17 @@ def test_not_connected_means_email(session_factory, world, smtp, live):
     assert len(live.requests) == 2 and len(smtp.to(world.alice_email)) == 2
 
 
+def test_each_replica_is_asked_until_the_one_holding_the_chat_delivers(
+    session_factory, world, smtp, live
+):
+    verify_in_chat(session_factory, world, "web-alice-tab")
+    down = f"http://127.0.0.1:{free_port()}/webhooks/live/notify"  # a replica that is gone
+    sender = LiveChatSender(session_factory, f"{down}, {live.url}", TOKEN, timeout_s=2)
+    assert run_once(session_factory, senders={"chat": sender}).delivered == 2
+    assert sender.delivered == {"live": 2, "email": 0}
+    assert len(live.requests) == 2 and smtp.to(world.alice_email) == []
+
+
 def test_a_push_that_reached_no_tab_means_email(session_factory, world, smtp, live):
     verify_in_chat(session_factory, world, "web-alice-tab")
     live.answer = (200, {"delivered": False})

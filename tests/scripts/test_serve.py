@@ -60,12 +60,12 @@ def test_default_port_and_remote_urls_are_left_alone(tmp_path):
 def test_unset_secrets_are_made_up_per_run_and_set_ones_are_kept(tmp_path):
     kept_file = {"KEFU_HASH_SECRET_FILE": str(tmp_path / "hash-secret")}
     env, made_up = _with_secrets({"PATH": "/bin", **kept_file})
-    assert made_up == list(GENERATED_SECRETS) == ["KEFU_CUSTOMER_TOKEN_SECRET"]
+    assert made_up == list(GENERATED_SECRETS) == ["KEFU_CUSTOMER_TOKEN_SECRET", "KEFU_NOTIFY_TOKEN"]
     assert all(len(env[name]) >= 32 for name in GENERATED_SECRETS)
     secret = "KEFU_CUSTOMER_TOKEN_SECRET"
     assert _with_secrets(kept_file)[0][secret] != env[secret]
     kept, made_up = _with_secrets({secret: "mine", **kept_file})
-    assert kept[secret] == "mine" and made_up == []
+    assert kept[secret] == "mine" and made_up == ["KEFU_NOTIFY_TOKEN"]
     assert "KEFU_AGENT_TOKEN" not in _with_secrets(kept_file)[0]  # agents have own accounts
 
 
@@ -238,7 +238,7 @@ def test_analytics_runs_next_to_an_sql_tracker_store_unless_turned_off(tmp_path)
 def test_the_banner_lists_the_consumer_and_its_log_or_why_it_is_off():
     on = banner(ARGS, {}, [], demo_token=None, agent_ready=True, analytics_off=None)
     assert "Analytics consumer:    following the tracker store" in on
-    assert "var/log/rasa.log, var/log/actions.log, var/log/analytics.log" in on
+    assert "var/log/rasa.log, var/log/actions.log, var/log/notify.log, var/log/analytics.log" in on
     off = banner(ARGS, {}, [], demo_token=None, agent_ready=True, analytics_off="--no-analytics")
     assert "Analytics consumer:    off (--no-analytics)" in off
     assert "analytics.log" not in off
