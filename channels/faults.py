@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: The domain response of a turn that a failure ended (domain/faults.yml).
 FAULT_RESPONSE = "utter_service_trouble"
+#: Seconds a channel asks a refused client to wait before sending again (Retry-After).
+RETRY_AFTER_FAULT_S = 5
 #: Its words, for the channels (no tracker at hand) and for a model trained before the
 #: response existed. tests/channels/test_channel_faults.py keeps them equal to domain/faults.yml.
 FAULT_TEXT = {

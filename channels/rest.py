@@ -66,6 +66,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.faults import RETRY_AFTER_FAULT_S, LockStoreUnavailable, fault_reply
 from channels.identity import (
     TOKEN_KEY,
     channel_metadata,
@@ -402,15 +403,16 @@ class KefuRestInput(RestInput):
                         metadata=metadata,
                     )
                 )
+            except LockStoreUnavailable:  # refused before anything was read or written
+                return response.json(
+                    [{"recipient_id": sender_id, "text": fault_reply()}],
+                    status=503,
+                    headers={"Retry-After": str(RETRY_AFTER_FAULT_S)},
+                )
             except Exception:  # the server keeps serving; the client gets a clear answer
                 logger.exception("REST message from sender %s could not be processed", sender_id)
                 return response.json(
-                    {
-                        "error": "processing_failed",
-                        "message": "Sorry, something went wrong on our side. "
-                        "Please try again in a moment.",
-                    },
-                    status=500,
+                    {"error": "processing_failed", "message": fault_reply()}, status=500
                 )
             return response.json(collector.messages)
 

@@ -64,6 +64,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 from socketio import packet as socketio_packet
 
+from channels.faults import RETRY_AFTER_FAULT_S, LockStoreUnavailable, fault_reply
 from channels.identity import (
     NO_TOKEN,
     TOKEN_KEY,
@@ -523,15 +524,16 @@ class WebChatInput(InputChannel):
             )
             try:
                 await on_new_message(message)
-            except Exception:
-                logger.exception("web chat message of %s could not be processed", sender_id)
+            except LockStoreUnavailable:  # refused before anything was read or written
                 await _refuse(
                     sid,
                     MessageRejected(
-                        "processing_failed",
-                        "Sorry, something went wrong on our side. Please try again in a moment.",
+                        "service_unavailable", fault_reply(), retry_after_s=RETRY_AFTER_FAULT_S
                     ),
                 )
+            except Exception:
+                logger.exception("web chat message of %s could not be processed", sender_id)
+                await _refuse(sid, MessageRejected("processing_failed", fault_reply()))
 
         @sio.on(UNREADABLE_EVENT)
         async def unreadable(sid: str, *args: Any) -> None:

@@ -16,6 +16,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Sanic
 
+from channels.faults import LockStoreUnavailable, fault_reply
 from channels.identity import parse_trusted_proxies
 from channels.limits import MessageLimits
 from channels.live import AGENT_KEY
@@ -223,6 +224,29 @@ def test_messages_over_the_rate_limits_get_429_in_both_languages():
     status, reply = post(client, {"sender": "c", "message": "hi"})
     assert (status, reply["error"]) == (429, "rate_limited")
     assert len(recorder.messages) == 3
+
+
+@pytest.mark.parametrize(
+    "failure, status",
+    [
+        (LockStoreUnavailable("the lock store at 127.0.0.1:6379 does not answer"), 503),
+        (RuntimeError("the tracker store is gone"), 500),
+    ],
+)
+def test_a_turn_that_fails_inside_rasa_gets_the_bilingual_fault_answer(failure, status):
+    async def failing(message) -> None:
+        raise failure
+
+    app = Sanic(f"kefu_rest_test_{next(_apps)}")
+    app.blueprint(channel().blueprint(failing), url_prefix="/webhooks/rest")
+    _, reply = app.test_client.post(
+        "/webhooks/rest/webhook", data=json.dumps({"sender": "a", "message": "hi"})
+    )
+    assert reply.status == status
+    text = reply.json[0]["text"] if status == 503 else reply.json["message"]
+    assert text == fault_reply() and "try again" in text and "稍后再试" in text
+    if status == 503:  # refused before anything was stored: sending again is safe
+        assert reply.json[0]["recipient_id"] == "a" and reply.headers["retry-after"] == "5"
 
 
 def test_deeply_nested_json_over_http_is_a_400():
