@@ -27,7 +27,7 @@ export KEFU_ACTION_TOKEN
 
 .PHONY: help install model db reset-db catalog train run shell test unit lint format pytest validate test-stories browser \
         test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse bench-scope \
-        bench-products bench-recommender bench-load bench-load-faults run-cluster down-cluster clean
+        bench-products bench-recommender bench-load bench-load-faults run-cluster down-cluster status-cluster clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -135,6 +135,31 @@ bench-recommender: install ## History recommender vs popularity, hit rate@5 on h
 	$(PY) -m bench.recommender_bench
 
 bench: bench-encoder bench-nlu bench-commerce bench-abuse bench-scope bench-products bench-recommender ## All benchmarks but load (long: run on an idle machine)
+
+# ---- the replica topology (deploy/cluster.yml; README "Deploy") --------------------------------
+CLUSTER_TRACKER_DB := postgresql://postgres@127.0.0.1:5432/kefu_cluster_tracker
+LOAD_REPLICAS ?= 1 2 4
+
+run-cluster: install model train risk-model ## nginx :8080 + Rasa replicas + action servers on PostgreSQL/Redis/RabbitMQ; returns when ready
+	$(PY) scripts/cluster.py up
+
+down-cluster: ## Stop the local cluster (SIGTERM, SIGKILL after 20 s)
+	$(PY) scripts/cluster.py down
+
+status-cluster: ## Each cluster process: running and ready?
+	$(PY) scripts/cluster.py status
+
+bench-load: install ## Load per replica count (LOAD_REPLICAS="1 2 4"), open loop 10/50/200 + closed loop: bench/results/load-<n>.{json,md}
+	@for n in $(LOAD_REPLICAS); do \
+	  KEFU_CLUSTER_RASA_REPLICAS=$$n $(MAKE) --no-print-directory run-cluster || exit 1; \
+	  $(PY) -m bench.load --stages 10,50,200 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-$$n.json; s=$$?; \
+	  $(PY) -m bench.load --closed-loop --stages 2,4,8 --stage-s 60 --out bench/results/load-closed-$$n.json; \
+	  $(MAKE) --no-print-directory down-cluster; [ $$s -eq 0 ] || exit $$s; done
+
+bench-load-faults: install ## Under load: kill -9 a replica and an action server, then audit the tracker store (bench/results/load-faults.md)
+	$(MAKE) --no-print-directory run-cluster
+	$(PY) -m bench.load --faults --stages 50 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-faults.json; s=$$?; \
+	  $(MAKE) --no-print-directory down-cluster; exit $$s
 
 retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store
 	$(PY) scripts/privacy.py --endpoints $${KEFU_ENDPOINTS:-endpoints.yml} purge
