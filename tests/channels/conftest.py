@@ -1,6 +1,11 @@
 """Fixtures for the channel tests."""
 
+from types import SimpleNamespace
+
 import pytest
+from rasa.core.lock_store import InMemoryLockStore
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
 
 from commerce.config import DATABASE_URL_ENV, TOKEN_SECRET_ENV
 from commerce.db import reset_shared_session_factory
@@ -15,3 +20,17 @@ def customers(seeded_db_file, monkeypatch):
     reset_shared_session_factory()
     yield
     reset_shared_session_factory()
+
+
+def server_stores(domain: Domain | None = None) -> SimpleNamespace:
+    """What a Rasa server's ``app.ctx.agent`` gives the channels: its tracker store, lock
+    store and a processor that loads trackers (SQL and Redis in production)."""
+    store = InMemoryTrackerStore(domain or Domain.empty())
+
+    class Processor:
+        async def get_tracker(self, sender_id: str):
+            return await store.get_or_create_tracker(sender_id)
+
+    return SimpleNamespace(
+        tracker_store=store, lock_store=InMemoryLockStore(), processor=Processor()
+    )

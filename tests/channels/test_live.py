@@ -14,8 +14,6 @@ from types import SimpleNamespace
 
 import pytest
 import socketio
-from rasa.core.lock_store import InMemoryLockStore
-from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from sanic import Sanic
@@ -33,6 +31,7 @@ from channels.live import (
 )
 from channels.rest import sender_signature
 from channels.webchat import WebChatInput
+from tests.channels.conftest import server_stores
 from tests.helpers.network import free_port, service_reachable
 
 REDIS_URL = "redis://127.0.0.1:6379/2"  # deploy/cluster.yml: the socket.io message queue db
@@ -135,15 +134,7 @@ class Replica:
 @pytest.fixture
 def shared_stores():
     """The tracker store and lock store every replica uses (SQL and Redis in production)."""
-    store = InMemoryTrackerStore(DOMAIN)
-
-    class Processor:
-        async def get_tracker(self, sender_id: str):
-            return await store.get_or_create_tracker(sender_id)
-
-    return SimpleNamespace(
-        tracker_store=store, lock_store=InMemoryLockStore(), processor=Processor()
-    )
+    return server_stores(DOMAIN)
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ import itertools
 import json
 import urllib.error
 import urllib.request
-from types import SimpleNamespace
 
 import pytest
-from rasa.core.lock_store import InMemoryLockStore
-from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, SlotSet
 from sanic import Sanic
@@ -22,6 +19,7 @@ from channels.limits import MessageLimits
 from channels.live import LiveChat
 from channels.notices import NOTICE_KEY, NoticeRoute
 from channels.webchat import WebChatInput
+from tests.channels.conftest import server_stores
 from tests.channels.test_live import Tab
 from tests.helpers.network import free_port
 
@@ -89,16 +87,7 @@ DOMAIN = Domain.from_dict(
 
 @pytest.fixture
 def shared_stores():
-    """The tracker and lock stores of the Rasa server (SQL and Redis in production)."""
-    store = InMemoryTrackerStore(DOMAIN)
-
-    class Processor:
-        async def get_tracker(self, sender_id: str):
-            return await store.get_or_create_tracker(sender_id)
-
-    return SimpleNamespace(
-        tracker_store=store, lock_store=InMemoryLockStore(), processor=Processor()
-    )
+    return server_stores(DOMAIN)
 
 
 @pytest.fixture
