@@ -249,6 +249,11 @@ def test_the_trained_model_reads_the_recorded_misses(
     current_model, loaded, tracker_store_engine, tmp_path
 ):
     text, stats = export_misses(loaded, tracker_store_engine, WEEK, parse=current_model)
-    # The model the recording was made with and the current one agree on these three.
-    assert loads_as_nlu_data(text, tmp_path) == EXPECTED
+    # Each message is filed under what the current model reads it as (retraining may move a
+    # vague one such as "my thingy never came??" between order_status and complaint).
+    messages = [m for examples in EXPECTED.values() for m in examples]
+    now = {m: r["intent"]["name"] for m, r in zip(messages, current_model(messages), strict=True)}
+    drafted = loads_as_nlu_data(text, tmp_path)
+    assert sorted(m for examples in drafted.values() for m in examples) == sorted(messages)
+    assert all(now[m] == intent for intent, examples in drafted.items() for m in examples)
     assert stats["examples"] == 3 and text.count("→ now: ") == 3
