@@ -44,6 +44,23 @@ def test_language_follows_the_customer(kefu):
 
 
 @pytest.mark.parametrize(
+    "message, asked",
+    [
+        ("track order KF-100004", "email address or phone number on the order"),
+        ("track order 100004", "email address or phone number on the order"),
+        ("cancel order 100016", "email address or phone number on the order"),
+        ("查订单KF-200002", "邮箱或手机号"),
+        ("取消订单200003", "邮箱或手机号"),
+    ],
+)
+def test_a_terse_command_is_read_by_its_verb_with_its_order_number(kefu, message, asked):
+    # Not `inform` and not a fallback: the form starts with the number taken, so the next
+    # question is who the customer is, not which order.
+    reply = " ".join(kefu.say(f"terse-{message}".replace(" ", "-"), message))
+    assert asked in reply
+
+
+@pytest.mark.parametrize(
     "body, status, code",
     [
         (b"{not json", 400, "invalid_json"),
