@@ -15,6 +15,7 @@ Rasa's output as it is instead.
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
 import os
 import re
@@ -54,9 +55,10 @@ TAIL_LINES = 30
 
 def output_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """Lines of a process's output, split at newlines and at tqdm's carriage returns."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks split characters
     pending = ""
     for chunk in chunks:
-        pending += chunk.decode("utf-8", errors="replace")
+        pending += decoder.decode(chunk)
         *complete, pending = re.split(r"[\r\n]", pending)
         yield from (line for line in complete if line.strip())
     if pending.strip():
@@ -102,7 +104,9 @@ def check_data() -> bool:
     from scripts.validate_data import find_problems
 
     findings = find_problems()
-    for problem in findings.errors + findings.warnings:
+    for problem in findings.errors:
+        print(f"    error: {problem}")
+    for problem in findings.warnings:
         print(f"    warning: {problem}")
     if findings.errors:
         print("error: the domain or data is invalid; `make validate` shows why", file=sys.stderr)

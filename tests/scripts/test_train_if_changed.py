@@ -20,10 +20,17 @@ def test_fingerprint_changes_with_content_and_ignores_caches(tmp_path):
 def test_output_lines_split_at_newlines_and_tqdm_carriage_returns():
     from scripts.train_if_changed import output_lines
 
-    chunks = [b"first li", b"ne\nEpochs:  50%|", b"# | 1/2 [00:01]\rEpochs: 100%|", b"## | 2/2\n"]
+    han = "训练".encode()  # a character split across two chunks stays whole
+    chunks = [
+        b"first li",
+        b"ne " + han[:2],
+        han[2:] + b"\nEpochs:  50%|",
+        b"# | 1/2 [00:01]\rEpochs: 100%|",
+        b"## | 2/2\n",
+    ]
 
     assert list(output_lines(chunks)) == [
-        "first line",
+        "first line 训练",
         "Epochs:  50%|# | 1/2 [00:01]",
         "Epochs: 100%|## | 2/2",
     ]
