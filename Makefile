@@ -152,13 +152,13 @@ status-cluster: ## Each cluster process: running and ready?
 bench-load: install ## Load per replica count (LOAD_REPLICAS="1 2 4"), open loop 10/50/200 + closed loop: bench/results/load-<n>.{json,md}
 	@for n in $(LOAD_REPLICAS); do \
 	  KEFU_CLUSTER_RASA_REPLICAS=$$n $(MAKE) --no-print-directory run-cluster || exit 1; \
-	  $(PY) -m bench.load --stages 10,50,200 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-$$n.json; s=$$?; \
-	  $(PY) -m bench.load --closed-loop --stages 2,4,8 --stage-s 60 --out bench/results/load-closed-$$n.json; \
+	  s=0; $(PY) -m bench.load --stages 10,50,200 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-$$n.json || s=$$?; \
+	  $(PY) -m bench.load --closed-loop --stages 2,4,8 --stage-s 60 --out bench/results/load-closed-$$n.json || s=$$?; \
 	  $(MAKE) --no-print-directory down-cluster; [ $$s -eq 0 ] || exit $$s; done
 
 bench-load-faults: install ## Under load: kill -9 a replica and an action server, then audit the tracker store (bench/results/load-faults.md)
 	$(MAKE) --no-print-directory run-cluster
-	$(PY) -m bench.load --faults --stages 50 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-faults.json; s=$$?; \
+	s=0; $(PY) -m bench.load --faults --stages 50 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-faults.json || s=$$?; \
 	  $(MAKE) --no-print-directory down-cluster; exit $$s
 
 retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store
