@@ -34,3 +34,24 @@ def server_stores(domain: Domain | None = None) -> SimpleNamespace:
     return SimpleNamespace(
         tracker_store=store, lock_store=InMemoryLockStore(), processor=Processor()
     )
+
+
+async def start_app(app) -> tuple[object, str]:
+    """Serve ``app`` on a free loopback port in this event loop: its server and base URL."""
+    from tests.helpers.network import free_port
+
+    port = free_port()
+    server = await app.create_server(
+        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+    )
+    await server.startup()
+    await server.after_start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def stop_server(server) -> None:
+    """Stop what :func:`start_app` started, running the app's stop listeners."""
+    await server.before_stop()
+    server.close()
+    await server.wait_closed()
+    await server.after_stop()

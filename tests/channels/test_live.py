@@ -31,7 +31,7 @@ from channels.live import (
 )
 from channels.rest import sender_signature
 from channels.webchat import WebChatInput
-from tests.channels.conftest import server_stores
+from tests.channels.conftest import server_stores, start_app, stop_server
 from tests.helpers.network import free_port, service_reachable
 
 REDIS_URL = "redis://127.0.0.1:6379/2"  # deploy/cluster.yml: the socket.io message queue db
@@ -115,20 +115,11 @@ class Replica:
         app = Sanic(f"kefu_live_test_{next(_apps)}", configure_logging=False)
         app.blueprint(self.blueprint, url_prefix="/webhooks/webchat")
         app.ctx.agent = self.agent
-        port = free_port()
-        self.server = await app.create_server(
-            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-        )
-        await self.server.startup()
-        await self.server.after_start()
-        self.url = f"http://127.0.0.1:{port}"
+        self.server, self.url = await start_app(app)
         return self
 
     async def stop(self) -> None:
-        await self.server.before_stop()
-        self.server.close()
-        await self.server.wait_closed()
-        await self.server.after_stop()
+        await stop_server(self.server)
 
 
 @pytest.fixture

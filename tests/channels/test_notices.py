@@ -19,9 +19,8 @@ from channels.limits import MessageLimits
 from channels.live import LiveChat
 from channels.notices import NOTICE_KEY, NoticeRoute
 from channels.webchat import WebChatInput
-from tests.channels.conftest import server_stores
+from tests.channels.conftest import server_stores, start_app, stop_server
 from tests.channels.test_live import Tab
-from tests.helpers.network import free_port
 
 TOKEN = "notice-token-for-tests"
 _apps = itertools.count()
@@ -47,20 +46,11 @@ class Server:
         app.blueprint(self.webchat, url_prefix="/webhooks/webchat")
         app.add_route(self.route.notify, "/webhooks/live/notify", methods=["POST"])
         app.ctx.agent = self.agent
-        port = free_port()
-        self.server = await app.create_server(
-            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-        )
-        await self.server.startup()
-        await self.server.after_start()
-        self.url = f"http://127.0.0.1:{port}"
+        self.server, self.url = await start_app(app)
         return self
 
     async def stop(self) -> None:
-        await self.server.before_stop()
-        self.server.close()
-        await self.server.wait_closed()
-        await self.server.after_stop()
+        await stop_server(self.server)
 
     async def notify(self, body, token: str = TOKEN) -> tuple[int, dict]:
         return await asyncio.to_thread(self._post, body, token)
