@@ -75,7 +75,13 @@ async def test_tracker_survives_in_postgres_and_events_reach_rabbitmq(endpoints,
     connection = await aio_pika.connect_robust("amqp://guest:guest@127.0.0.1:5672/")
     try:
         channel = await connection.channel()
-        queue = await channel.declare_queue("kefu_events", durable=True)
+        # A private queue on the broker's fanout exchange: it sees only what is published from
+        # now on, not the backlog other runs left in the shared `kefu_events` queue.
+        exchange = await channel.declare_exchange(
+            broker.exchange_name, aio_pika.ExchangeType.FANOUT
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, "")
 
         store = TrackerStore.create(endpoints.tracker_store, domain, broker)
         assert type(store).__name__ == "MaskingSQLTrackerStore"
@@ -92,7 +98,8 @@ async def test_tracker_survives_in_postgres_and_events_reach_rabbitmq(endpoints,
         assert restored.latest_message.text == "你好"
 
         published = []
-        deadline = asyncio.get_running_loop().time() + 20
+        # Rows other runs left in the outbox table are delivered first (delivery is in order).
+        deadline = asyncio.get_running_loop().time() + 60
         while asyncio.get_running_loop().time() < deadline and "slot" not in published:
             message = await queue.get(no_ack=True, fail=False)
             if message is None:
