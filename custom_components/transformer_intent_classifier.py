@@ -1,18 +1,30 @@
-"""Intent classifier that fine-tunes the multilingual encoder, with calibrated confidences.
+"""One fine-tuned multilingual encoder pass for intents, entities and FAQ answers.
 
-During `rasa train` it copies the top `trainable_layers` layers of the local encoder, trains
-them with a linear head on the NLU examples (embeddings and lower layers stay frozen and
-shared with any `TransformerFeaturizer` on the same folder), fits a softmax temperature on a
-held-out slice of the training data, and persists only the fine-tuned part in Rasa's model
-storage. At inference one forward pass gives the ranked intents and, with
-`provide_features: true`, the dense sentence / token features that DIET (entities only) or the
-ResponseSelector downstream need, so the pipeline runs one encoder per message:
+During `rasa train` it copies the top `trainable_layers` layers of the local encoder and trains
+them, in one run, with three linear heads on the NLU examples (embeddings and lower layers stay
+frozen and shared with any `TransformerFeaturizer` on the same folder):
+
+- **intents** on the pooled sentence vector, with calibrated confidences (below);
+- **entities** (`entity_recognition`): a BIO tag per token of the pipeline's tokenizer (the
+  encoder's pieces are averaged onto each token), decoded into Rasa's entity format with this
+  component as the `extractor`. Entity roles and groups are not learnt;
+- **answers of retrieval intents** (`response_selection`): a softmax over the answer keys
+  (`faq/returns`, `chitchat/bot_identity`, …), reported under `response_selector` exactly as
+  Rasa's `ResponseSelector` does (key `default`), so `utter_faq` and friends work unchanged.
+
+A head is only built when the data has what it learns (entity annotations, retrieval
+intents). It fits softmax temperatures on a held-out slice of the training data and persists
+only the fine-tuned part in Rasa's model storage. At inference one forward pass gives all three
+and, with `provide_features: true`, dense sentence / token features for any component
+downstream. The whole NLU of a pipeline can then be:
 
     - name: custom_components.mixed_script_tokenizer.MixedScriptTokenizer
     - name: custom_components.transformer_intent_classifier.TransformerIntentClassifier
       model_path: multilingual-e5-small
-    - name: DIETClassifier
-      intent_classification: false
+      provide_features: false
+    - name: RegexEntityExtractor
+    - name: custom_components.entity_merger.EntityMerger
+    - name: EntitySynonymMapper
     - name: FallbackClassifier
       threshold: 0.5
 
@@ -43,18 +55,35 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.constants import (
+    RESPONSE_SELECTOR_DEFAULT_INTENT,
+    RESPONSE_SELECTOR_PREDICTION_KEY,
+    RESPONSE_SELECTOR_PROPERTY_NAME,
+    RESPONSE_SELECTOR_RANKING_KEY,
+    RESPONSE_SELECTOR_RESPONSES_KEY,
+    RESPONSE_SELECTOR_RETRIEVAL_INTENTS,
+    RESPONSE_SELECTOR_UTTER_ACTION_KEY,
+    TOKENS_NAMES,
+)
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.constants import UTTER_PREFIX
 from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
     INTENT,
     INTENT_NAME_KEY,
     INTENT_RANKING_KEY,
+    INTENT_RESPONSE_KEY,
     PREDICTED_CONFIDENCE_KEY,
+    RESPONSE_IDENTIFIER_DELIMITER,
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from custom_components.component import State, read_json
+from custom_components.component import State, add_entities, entity_at, read_json
 from custom_components.config import Rule, int_in, number_in
 from custom_components.encoder.calibration import (
     background_logit,
@@ -76,14 +105,15 @@ WEIGHTS_FILE = "finetuned_weights.npz"
 @DefaultV1Recipe.register(
     [
         DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR,
         # Also a featurizer: Rasa then runs `process_training_data` of the *trained* node, so
-        # downstream DIET / ResponseSelector train on the fine-tuned features.
+        # components downstream train on the fine-tuned features.
         DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER,
     ],
     is_trainable=True,
 )
-class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
-    """Fine-tuned encoder + linear head; calibrated intent ranking and dense features."""
+class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtractorMixin):
+    """Fine-tuned encoder + heads: calibrated intents, entities, answer keys, dense features."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -133,8 +163,12 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             # Add dense sentence + token features from the fine-tuned encoder (then no separate
             # TransformerFeaturizer is needed in the pipeline).
             "provide_features": True,
-            # Intents listed in `intent_ranking` (0 = all).
+            # Intents (and answer keys) listed in the rankings (0 = all).
             "ranking_length": 10,
+            # Learn the annotated entities (a tag head over the tokenizer's tokens).
+            "entity_recognition": True,
+            # Learn the answer keys of retrieval intents (a head in place of a ResponseSelector).
+            "response_selection": True,
             # "auto" uses a GPU when TensorFlow sees one; "cpu" / "gpu" force it.
             "device": "auto",
         }
@@ -164,6 +198,8 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
                 "expected null or a number in [0.0, 1.0)",
             ),
             "provide_features": (lambda v: isinstance(v, bool), "expected true or false"),
+            "entity_recognition": (lambda v: isinstance(v, bool), "expected true or false"),
+            "response_selection": (lambda v: isinstance(v, bool), "expected true or false"),
         }
 
     def __init__(
@@ -177,10 +213,20 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
         weights: dict[str, np.ndarray] | None = None,
         temperature: float = 1.0,
         background_logit: float | None = None,
+        entity_tags: list[str] | None = None,
+        response_keys: list[str] | None = None,
+        responses: dict[str, list[dict[str, Any]]] | None = None,
+        response_temperature: float = 1.0,
     ) -> None:
         """Use `create` / `load`; they verify the encoder assets before building this."""
         super().__init__(config, model_storage, resource, execution_context, manifest)
         self.labels: list[str] = list(labels or [])
+        # "O", then "B-<type>" / "I-<type>" per entity type (empty = no tag head).
+        self.entity_tags: list[str] = list(entity_tags or [])
+        # Answer keys of retrieval intents ("faq/returns"), and their responses by utter name.
+        self.response_keys: list[str] = list(response_keys or [])
+        self.responses: dict[str, list[dict[str, Any]]] = dict(responses or {})
+        self.response_temperature = float(response_temperature)
         self.temperature = float(temperature)
         # The constant out-of-scope logit (None = plain softmax); see the module docstring.
         self.background_logit = None if background_logit is None else float(background_logit)
@@ -196,6 +242,8 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             num_labels=len(self.labels),
             dropout=self._config["dropout"],
             seed=self._config["seed"],
+            num_tags=len(self.entity_tags),
+            num_responses=len(self.response_keys),
         )
 
     # ------------------------------------------------------------------ training
@@ -204,6 +252,17 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
         """Fine-tunes on the intent examples, calibrates, and persists the trained part."""
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
         self.labels = sorted({m.get(INTENT) for m in examples})
+        cfg = self._config
+        self.entity_tags = entity_tag_names(examples) if cfg["entity_recognition"] else []
+        self.response_keys = (
+            sorted({key for m in examples if (key := answer_key(m))})
+            if cfg["response_selection"]
+            else []
+        )
+        self.responses = {
+            UTTER_PREFIX + key: training_data.responses.get(UTTER_PREFIX + key, [])
+            for key in self.response_keys
+        }
         self.encoder = self._new_encoder()
         if len(self.labels) < 2:
             logger.warning(
@@ -218,7 +277,17 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
         fit_rows, held_rows = stratified_split(
             targets, self._config["validation_fraction"], self._config["seed"]
         )
-        cfg = self._config
+        heads: dict[str, list] = {}
+        if self.entity_tags:
+            spans = [self._word_spans(m) for m in examples]
+            tags = [word_tags(m, self.entity_tags) for m in examples]
+            heads.update(word_spans=[spans[i] for i in fit_rows], tags=[tags[i] for i in fit_rows])
+        key_index = {key: i for i, key in enumerate(self.response_keys)}
+        response_targets = np.array(
+            [key_index.get(answer_key(m) or "", -1) for m in examples], dtype=np.int32
+        )
+        if self.response_keys:
+            heads["responses"] = response_targets[fit_rows].tolist()
         steps_per_epoch = -(-len(fit_rows) // cfg["batch_size"])
         epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch))
         started = time.perf_counter()
@@ -238,13 +307,15 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             buckets=cfg["buckets"],
             seed=cfg["seed"],
             patience=cfg["patience"],
+            **heads,
         )
         self.temperature, self.metrics = 1.0, {"epochs": history.epochs}
         self.background_logit = None
+        self.response_temperature = 1.0
         if len(held_rows):
-            logits = np.stack(
-                [p.logits for p in self._predict([texts[i] for i in held_rows])]
-            ).astype(np.float64)
+            held_predictions = self._predict([texts[i] for i in held_rows])
+            self._calibrate_responses(held_predictions, response_targets[held_rows])
+            logits = np.stack([p.logits for p in held_predictions]).astype(np.float64)
             held = targets[held_rows]
             self.temperature = fit_temperature(logits, held)
             self.background_logit = background_logit(
@@ -265,6 +336,26 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
         self.persist()
         return self._resource
 
+    def _calibrate_responses(self, predictions: list, targets: np.ndarray) -> None:
+        """Fits the answer-key temperature on the held-out examples that have a key."""
+        rows = np.flatnonzero(targets >= 0)
+        if not self.response_keys or len(rows) == 0:
+            return
+        logits = np.stack([self.encoder.response_logits(predictions[i]) for i in rows]).astype(
+            np.float64
+        )
+        self.response_temperature = fit_temperature(logits, targets[rows])
+        self.metrics.update(
+            held_out_answer_keys=len(rows),
+            held_out_answer_key_accuracy=float((logits.argmax(axis=1) == targets[rows]).mean()),
+            response_temperature=self.response_temperature,
+        )
+
+    def _word_spans(self, message: Message) -> list[tuple[int, int]]:
+        """The message's tokens as character spans of the prefixed text the encoder reads."""
+        shift = len(self.prefix)
+        return [(t.start + shift, t.end + shift) for t in message.get(TOKENS_NAMES[TEXT]) or []]
+
     def persist(self) -> None:
         """Writes the fine-tuned weights, labels, temperature and asset fingerprint."""
         with self._model_storage.write_to(self._resource) as directory:
@@ -275,6 +366,10 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
                 "labels": self.labels,
                 "temperature": self.temperature,
                 "background_logit": self.background_logit,
+                "entity_tags": self.entity_tags,
+                "response_keys": self.response_keys,
+                "responses": self.responses,
+                "response_temperature": self.response_temperature,
                 "trainable_layers": self.encoder.trainable_layers,
                 "num_layers": self.encoder.num_layers,
                 "hidden_size": self.encoder.hidden_size,
@@ -303,6 +398,10 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
             weights=stored["weights"],
             temperature=stored["temperature"],
             background_logit=stored.get("background_logit"),
+            entity_tags=stored.get("entity_tags", []),
+            response_keys=stored.get("response_keys", []),
+            responses=stored.get("responses", {}),
+            response_temperature=stored.get("response_temperature", 1.0),
         )
         return config, state
 
@@ -334,6 +433,10 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
         for message, prediction in zip(todo, predictions, strict=True):
             if classify and not isinstance(message.get(INTENT), str):
                 self._set_intent(message, prediction.logits)
+                if self.entity_tags and message.get(TOKENS_NAMES[attribute]):
+                    self._set_entities(message, prediction)
+                if self.response_keys:
+                    self._set_answer_key(message, prediction)
             if features and message.get(TOKENS_NAMES[attribute]):
                 self._add_pooled_features(message, attribute, prediction)
 
@@ -352,6 +455,43 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier):
         message.set(INTENT, ranking[0], add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
+    def _set_entities(self, message: Message, prediction) -> None:
+        tokens = message.get(TOKENS_NAMES[TEXT])
+        probs = softmax(self.encoder.tag_logits(prediction, self._word_spans(message)))
+        tags = [self.entity_tags[i] for i in probs.argmax(axis=1)]
+        text = message.get(TEXT)
+        entities = []
+        for kind, first, last, confidence in decode_bio(tags, probs.max(axis=1)):
+            start, end = tokens[first].start, tokens[last].end
+            entities.append(entity_at(kind, text[start:end], start, end, confidence, self.name))
+        if entities:
+            add_entities(message, entities)
+
+    def _set_answer_key(self, message: Message, prediction) -> None:
+        """Sets `response_selector` as Rasa's ResponseSelector does (key `default`)."""
+        probs = softmax(self.encoder.response_logits(prediction) / self.response_temperature)
+        order = np.argsort(-probs, kind="stable")
+        limit = self._config["ranking_length"] or len(order)
+        ranking = [
+            {PREDICTED_CONFIDENCE_KEY: float(probs[i]), INTENT_RESPONSE_KEY: self.response_keys[i]}
+            for i in order[:limit]
+        ]
+        top = self.response_keys[order[0]]
+        selectors = dict(message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
+        selectors[RESPONSE_SELECTOR_RETRIEVAL_INTENTS] = sorted(
+            {key.split(RESPONSE_IDENTIFIER_DELIMITER)[0] for key in self.response_keys}
+        )
+        selectors[RESPONSE_SELECTOR_DEFAULT_INTENT] = {
+            RESPONSE_SELECTOR_PREDICTION_KEY: {
+                RESPONSE_SELECTOR_RESPONSES_KEY: self.responses.get(UTTER_PREFIX + top, []),
+                PREDICTED_CONFIDENCE_KEY: float(probs[order[0]]),
+                INTENT_RESPONSE_KEY: top,
+                RESPONSE_SELECTOR_UTTER_ACTION_KEY: UTTER_PREFIX + top,
+            },
+            RESPONSE_SELECTOR_RANKING_KEY: ranking,
+        }
+        message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selectors, add_to_output=True)
+
 
 def stratified_split(
     targets: np.ndarray, fraction: float, seed: int
@@ -369,3 +509,58 @@ def stratified_split(
         held.extend(rows[:n_held])
         fit.extend(rows[n_held:])
     return np.sort(np.asarray(fit, dtype=np.int64)), np.sort(np.asarray(held, dtype=np.int64))
+
+
+def answer_key(message: Message) -> str | None:
+    """A retrieval intent example's answer key (`faq/returns`), else None."""
+    key = message.get(INTENT_RESPONSE_KEY)
+    return key if isinstance(key, str) and RESPONSE_IDENTIFIER_DELIMITER in key else None
+
+
+def entity_tag_names(examples: Iterable[Message]) -> list[str]:
+    """Tag names: `O`, then `B-` and `I-` of each annotated entity type (none = no types)."""
+    kinds = sorted({e[ENTITY_ATTRIBUTE_TYPE] for m in examples for e in m.get(ENTITIES) or []})
+    if not kinds:
+        return []
+    return ["O", *(f"{prefix}-{kind}" for kind in kinds for prefix in ("B", "I"))]
+
+
+def word_tags(message: Message, tag_names: list[str]) -> list[int]:
+    """The BIO tag id of each of the message's tokens, from its annotated entities.
+
+    A token inside (or overlapping) an entity's characters is `I-<type>`, the entity's first
+    such token `B-<type>`; every other token is `O`.
+    """
+    index = {name: i for i, name in enumerate(tag_names)}
+    tokens = message.get(TOKENS_NAMES[TEXT]) or []
+    tags = [index["O"]] * len(tokens)
+    for entity in message.get(ENTITIES) or []:
+        start, end = entity[ENTITY_ATTRIBUTE_START], entity[ENTITY_ATTRIBUTE_END]
+        inside = [i for i, t in enumerate(tokens) if t.start < end and t.end > start]
+        for position, i in enumerate(inside):
+            prefix = "B" if position == 0 else "I"
+            tags[i] = index[f"{prefix}-{entity[ENTITY_ATTRIBUTE_TYPE]}"]
+    return tags
+
+
+def decode_bio(tags: list[str], confidences: np.ndarray) -> list[tuple[str, int, int, float]]:
+    """Entities `(type, first token, last token, confidence)` from per-token BIO tags.
+
+    An `I-` tag that continues no entity of its type starts one (the head's small slips
+    should not lose an entity). The confidence is the lowest of the entity's tokens.
+    """
+    found: list[tuple[str, int, int, float]] = []
+    current: list[Any] | None = None
+    for i, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        if current is not None and prefix == "I" and kind == current[0]:
+            current[2], current[3] = i, min(current[3], float(confidences[i]))
+            continue
+        if current is not None:
+            found.append(tuple(current))  # type: ignore[arg-type]
+            current = None
+        if prefix in ("B", "I") and kind:
+            current = [kind, i, i, float(confidences[i])]
+    if current is not None:
+        found.append(tuple(current))  # type: ignore[arg-type]
+    return found

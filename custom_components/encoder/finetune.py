@@ -2,8 +2,15 @@
 
 `FineTunedEncoder` runs the frozen part of an `EncoderRuntime`'s encoder (embeddings and the
 lower `num_layers - trainable_layers` layers) through the runtime's inference-only `FastBert`,
-shared with the featurizer, and owns trainable copies of the top layers plus a linear head on
-the mean-pooled output.
+shared with the featurizer, and owns trainable copies of the top layers plus linear heads, all
+trained together in one run (multi-task):
+
+- the intent head on the mean-pooled sentence vector (always);
+- a tag head (`num_tags` > 0) on each *word* of the pipeline tokenizer: the pieces that
+  overlap a word are averaged (`alignment.overlap_matrix`), so the head tags the same tokens
+  Rasa's entities are aligned to, in any script;
+- a response head (`num_responses` > 0) on the sentence vector, trained only on the examples
+  that have a response label (a retrieval intent's answer key).
 
 Training runs the frozen part once per text and caches its output, so each epoch only pays
 the forward + backward pass of the top layers (the reason `trainable_layers` drives the
@@ -21,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from custom_components.encoder.alignment import overlap_matrix
 from custom_components.encoder.runtime import (
     EncoderRuntime,
     normalise_buckets,
@@ -32,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Head weights, stored after the top layers' weights in `FineTunedEncoder.get_weights`.
 _HEAD_KERNEL, _HEAD_BIAS = "head/kernel", "head/bias"
+# The optional heads' keys (absent when the head is).
+_TAGS, _RESPONSES = "tags", "responses"
 
 
 @dataclasses.dataclass
@@ -132,15 +142,19 @@ class FineTunedEncoder:
         num_labels: int,
         dropout: float = 0.1,
         seed: int = 0,
+        num_tags: int = 0,
+        num_responses: int = 0,
     ) -> None:
         """Copies the top `trainable_layers` layers of `runtime.model` (weights included).
 
         Args:
             runtime: the shared encoder; its embeddings and lower layers are used, never changed.
             trainable_layers: how many of the top layers are copied and fine-tuned (0 = head only).
-            num_labels: head outputs (at least 1).
-            dropout: dropout on the pooled vector before the head (training only).
-            seed: initialises the head.
+            num_labels: intent head outputs (at least 1).
+            dropout: dropout on the pooled vectors before the heads (training only).
+            seed: initialises the heads.
+            num_tags: tag head outputs per word (0 = no tag head).
+            num_responses: response head outputs (0 = no response head).
         """
         import tensorflow as tf
         from transformers.models.bert.modeling_tf_bert import TFBertLayer
@@ -170,6 +184,12 @@ class FineTunedEncoder:
                 name="kefu_intent_head",
             )
             self.head.build((None, self.hidden_size))
+            self.extra_heads = {
+                name: self._dense(size, seed, f"kefu_{name}_head")
+                for name, size in ((_TAGS, num_tags), (_RESPONSES, num_responses))
+                if size > 0
+            }
+        self._numpy_heads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         ids = tf.TensorSpec([None, None], tf.int32)
         states = tf.TensorSpec([None, None, self.hidden_size], tf.float32)
         self._lower_fn = tf.function(self._lower, input_signature=[ids, ids])
@@ -181,6 +201,29 @@ class FineTunedEncoder:
             lambda input_ids, mask: self._upper(self._lower(input_ids, mask), mask, training=False),
             input_signature=[ids, ids],
         )
+
+    def _dense(self, size: int, seed: int, name: str):
+        import tensorflow as tf
+
+        dense = tf.keras.layers.Dense(
+            size,
+            kernel_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+            name=name,
+        )
+        dense.build((None, self.hidden_size))
+        return dense
+
+    @property
+    def num_tags(self) -> int:
+        """Tag head outputs (0 = no tag head)."""
+        head = self.extra_heads.get(_TAGS)
+        return 0 if head is None else int(head.units)
+
+    @property
+    def num_responses(self) -> int:
+        """Response head outputs (0 = no response head)."""
+        head = self.extra_heads.get(_RESPONSES)
+        return 0 if head is None else int(head.units)
 
     # ------------------------------------------------------------------ graph pieces
 
@@ -203,9 +246,11 @@ class FineTunedEncoder:
     @property
     def trainable_variables(self) -> list:
         """The variables `fit` updates: top layers and head (never embeddings or lower layers)."""
-        return [v for layer in self.top for v in layer.trainable_variables] + list(
-            self.head.trainable_variables
-        )
+        return [v for layer in self.top for v in layer.trainable_variables] + self._head_vars()
+
+    def _head_vars(self) -> list:
+        heads = [self.head, *self.extra_heads.values()]
+        return [v for head in heads for v in head.trainable_variables]
 
     # ------------------------------------------------------------------ tokenizing
 
@@ -277,13 +322,25 @@ class FineTunedEncoder:
         seed: int = 0,
         patience: int = 0,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        word_spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+        tags: Sequence[Sequence[int]] | None = None,
+        responses: Sequence[int] | None = None,
     ) -> FitHistory:
-        """Fine-tunes the top layers and the head with AdamW and linear warm-up / decay.
+        """Fine-tunes the top layers and the heads with AdamW and linear warm-up / decay.
 
-        The layers use `learning_rate`, the freshly initialised head `head_learning_rate`
+        The layers use `learning_rate`, the freshly initialised heads `head_learning_rate`
         (None = the same rate). With held-out texts and `patience` > 0, training stops once
-        held-out accuracy has not improved for `patience` epochs, and the weights of the best
-        epoch are kept (`epochs` is then the most it runs; the schedule still spans it).
+        held-out intent accuracy has not improved for `patience` epochs, and the weights of
+        the best epoch are kept (`epochs` is then the most it runs; the schedule still spans it).
+
+        The loss is the intent cross-entropy plus, for the heads there are, the mean tag
+        cross-entropy over the words of the batch and the mean response cross-entropy over the
+        batch's examples that have a response label.
+
+        Args:
+            word_spans: with a tag head, each text's word `(start, end)` character spans.
+            tags: with a tag head, each text's tag id per word.
+            responses: with a response head, each text's response id (-1 = none).
 
         Returns:
             Per-epoch loss (and held-out accuracy when `val_texts` are given), wall time, steps.
@@ -295,6 +352,13 @@ class FineTunedEncoder:
         tf.random.set_seed(seed)
         labels_arr = np.asarray(labels, dtype=np.int32)
         states, lengths = self.frozen_states(texts, max_length, buckets=buckets)
+        has_tags, has_responses = self.num_tags > 0, self.num_responses > 0
+        pools = self.word_pools(texts, word_spans or [], max_length) if has_tags else []
+        tag_rows = [np.asarray(t, dtype=np.int32) for t in tags or []] if has_tags else []
+        response_arr = np.asarray(
+            responses if has_responses and responses is not None else [-1] * len(texts),
+            dtype=np.int32,
+        )
         val_states, val_lengths = self.frozen_states(val_texts, max_length, buckets=buckets)
         val_labels_arr = np.asarray(val_labels, dtype=np.int32)
         frozen_seconds = time.perf_counter() - started
@@ -320,7 +384,7 @@ class FineTunedEncoder:
         # The head starts from random weights and needs a larger step than the pre-trained
         # layers (with one rate, either the head underfits or the layers forget).
         layer_vars = [v for layer in self.top for v in layer.trainable_variables]
-        head_vars = list(self.head.trainable_variables)
+        head_vars = self._head_vars()
         layer_opt = adamw(learning_rate) if layer_vars else None
         head_opt = adamw(head_learning_rate or learning_rate)
         loss_fn = tf.keras.losses.CategoricalCrossentropy(
@@ -329,11 +393,34 @@ class FineTunedEncoder:
         states_spec = tf.TensorSpec([None, None, self.hidden_size], tf.float32)
         int_spec = tf.TensorSpec([None, None], tf.int32)
 
-        @tf.function(input_signature=[states_spec, int_spec, tf.TensorSpec([None], tf.int32)])
-        def train_step(hidden, mask, target):
+        def masked_mean_ce(labels, logits):
+            # Cross-entropy averaged over the labels that are there (>= 0).
+            kept = tf.cast(labels >= 0, tf.float32)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.maximum(labels, 0), logits=logits
+            )
+            return tf.reduce_sum(ce * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
+
+        @tf.function(
+            input_signature=[
+                states_spec,
+                int_spec,
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, None, None], tf.float32),
+                int_spec,
+                tf.TensorSpec([None], tf.int32),
+            ]
+        )
+        def train_step(hidden, mask, target, pool, word_tags, response):
             with tf.GradientTape() as tape:
-                _, _, logits = self._upper(hidden, mask, training=True)
+                top, sentence, logits = self._upper(hidden, mask, training=True)
                 loss = loss_fn(tf.one_hot(target, self.num_labels), logits)
+                if has_tags:
+                    words = self._dropout(tf.matmul(pool, top), training=True)
+                    loss += masked_mean_ce(word_tags, self.extra_heads[_TAGS](words))
+                if has_responses:
+                    pooled = self._dropout(sentence, training=True)
+                    loss += masked_mean_ce(response, self.extra_heads[_RESPONSES](pooled))
             grads = tape.gradient(loss, layer_vars + head_vars)
             # autograph's zip takes no `strict`; the lists are split by the same length.
             if layer_opt is not None:
@@ -351,9 +438,15 @@ class FineTunedEncoder:
             for batch in length_batches(lengths, batch_size, rng):
                 width = pick_bucket(int(lengths[batch].max()), bucket_list)
                 hidden, mask = self._pad_states(states, lengths, batch, width, self.hidden_size)
+                pool, word_tags = _pad_words(pools, tag_rows, batch, width)
                 with tf.device(self.runtime.device):
                     loss = train_step(
-                        tf.constant(hidden), tf.constant(mask), tf.constant(labels_arr[batch])
+                        tf.constant(hidden),
+                        tf.constant(mask),
+                        tf.constant(labels_arr[batch]),
+                        tf.constant(pool),
+                        tf.constant(word_tags),
+                        tf.constant(response_arr[batch]),
                     )
                 losses.append(float(loss))
                 steps += 1
@@ -382,6 +475,7 @@ class FineTunedEncoder:
         if best_weights is not None and best_epoch != len(history):
             for variable, value in zip(layer_vars + head_vars, best_weights, strict=True):
                 variable.assign(value)
+        self._numpy_heads.clear()
         return FitHistory(history, time.perf_counter() - started, steps, frozen_seconds)
 
     def logits_from_states(
@@ -408,6 +502,34 @@ class FineTunedEncoder:
                 _, _, logits = self._upper_fn(tf.constant(hidden), tf.constant(mask))
             out[batch] = logits.numpy()
         return out
+
+    def word_pools(
+        self,
+        texts: Sequence[str],
+        word_spans: Sequence[Sequence[tuple[int, int]]],
+        max_length: int,
+    ) -> list[np.ndarray]:
+        """Per text, the `[n_words, n_pieces]` matrix that averages pieces onto its words."""
+        encodings, _, _ = self._tokenize(texts, max_length)
+        return [
+            word_pool(trim_offsets(text, encoding.offsets), spans)
+            for text, encoding, spans in zip(texts, encodings, word_spans, strict=True)
+        ]
+
+    def head_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A head's `(kernel, bias)` as numpy arrays (`tags`, `responses`), cached."""
+        if name not in self._numpy_heads:
+            kernel, bias = self.extra_heads[name].get_weights()
+            self._numpy_heads[name] = (kernel, bias)
+        return self._numpy_heads[name]
+
+    def tag_logits(self, prediction: Prediction, word_spans: Sequence[tuple[int, int]]):
+        """`[n_words, num_tags]` tag scores of a predicted text's words (spans in its text)."""
+        return tag_logits(prediction, word_spans, *self.head_arrays(_TAGS))
+
+    def response_logits(self, prediction: Prediction) -> np.ndarray:
+        """`[num_responses]` response scores of a predicted text."""
+        return response_logits(prediction, *self.head_arrays(_RESPONSES))
 
     # ------------------------------------------------------------------ inference
 
@@ -450,13 +572,15 @@ class FineTunedEncoder:
     # ------------------------------------------------------------------ weights
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Top layers' and head's weights, keyed `layer_<index>/<position>` and `head/...`."""
+        """Top layers' and heads' weights: `layer_<index>/<position>`, `head/...`, `tags/...`."""
         arrays: dict[str, np.ndarray] = {}
         for offset, layer in enumerate(self.top):
             for position, value in enumerate(layer.get_weights()):
                 arrays[f"layer_{self.split + offset}/{position:02d}"] = value
         kernel, bias = self.head.get_weights()
         arrays[_HEAD_KERNEL], arrays[_HEAD_BIAS] = kernel, bias
+        for name, head in self.extra_heads.items():
+            arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = head.get_weights()
         return arrays
 
     def set_weights(self, arrays: dict[str, np.ndarray]) -> None:
@@ -473,8 +597,58 @@ class FineTunedEncoder:
             if found != expected:
                 raise ValueError(f"{prefix[:-1]}: weight shapes {found} != expected {expected}")
             layer.set_weights([arrays[name] for name in names])
-        head = [arrays.get(_HEAD_KERNEL), arrays.get(_HEAD_BIAS)]
-        expected = [w.shape for w in self.head.get_weights()]
-        if any(a is None for a in head) or [a.shape for a in head] != expected:
-            raise ValueError(f"head: weights missing or not of shapes {expected}")
-        self.head.set_weights(head)
+        heads = {"head": self.head, **self.extra_heads}
+        for name, layer in heads.items():
+            pair = [arrays.get(f"{name}/kernel"), arrays.get(f"{name}/bias")]
+            expected = [w.shape for w in layer.get_weights()]
+            if any(a is None for a in pair) or [a.shape for a in pair] != expected:
+                raise ValueError(f"{name}: weights missing or not of shapes {expected}")
+            layer.set_weights(pair)
+        self._numpy_heads.clear()
+
+
+def tag_logits(
+    prediction: Prediction,
+    word_spans: Sequence[tuple[int, int]],
+    kernel: np.ndarray,
+    bias: np.ndarray,
+) -> np.ndarray:
+    """`[n_words, num_tags]`: the tag head over the prediction's pieces averaged onto words.
+
+    The same arithmetic as training (`word_pool` then the dense head), for any encoder that
+    returns a `Prediction` (TensorFlow or ONNX Runtime).
+    """
+    words = word_pool(prediction.piece_offsets, word_spans) @ prediction.hidden
+    return words @ kernel + bias
+
+
+def response_logits(prediction: Prediction, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """`[num_responses]`: the response head over the prediction's sentence vector."""
+    return prediction.sentence @ kernel + bias
+
+
+def word_pool(
+    piece_offsets: Sequence[tuple[int, int]], word_spans: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """`[n_words, n_pieces]` float32: each word's row averages the pieces overlapping it."""
+    weights = overlap_matrix(piece_offsets, word_spans).astype(np.float32)
+    return weights / np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
+
+
+def _pad_words(
+    pools: list[np.ndarray], tags: list[np.ndarray], batch: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's word pools `[B, words, width]` and tags `[B, words]` (-1 = padding).
+
+    Without a tag head (`pools` empty) one padding word, so the step keeps its signature.
+    """
+    words = max([1, *(len(tags[i]) for i in batch)]) if pools else 1
+    pool = np.zeros((len(batch), words, width), dtype=np.float32)
+    tag = np.full((len(batch), words), -1, dtype=np.int32)
+    if not pools:
+        return pool, tag
+    for row, index in enumerate(batch):
+        matrix = pools[index][:, :width]
+        pool[row, : matrix.shape[0], : matrix.shape[1]] = matrix
+        tag[row, : len(tags[index])] = tags[index]
+    return pool, tag

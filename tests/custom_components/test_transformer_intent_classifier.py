@@ -16,15 +16,25 @@ from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.exceptions import InvalidConfigException
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_RANKING_KEY,
+    INTENT_RESPONSE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from contract import selected_response
 from custom_components.encoder.assets import MANIFEST_FILE, _write_manifest
 from custom_components.errors import ComponentStorageError, EncoderAssetsMismatch
 from custom_components.transformer_intent_classifier import (
     TransformerIntentClassifier,
+    decode_bio,
+    entity_tag_names,
     stratified_split,
+    word_tags,
 )
 
 DIM = 32  # hidden size of the tiny test encoder
@@ -201,7 +211,10 @@ def test_fallback_classifier_fires_below_its_threshold(trained, whitespace_token
     classifier, _, _ = trained
     (message,) = parse(classifier, whitespace_tokenize, ["where is my parcel"])
     confidence = message.get(INTENT)["confidence"]
-    fallback = FallbackClassifier({**FallbackClassifier.get_default_config(), "threshold": 0})
+    # Only the threshold (the tiny model's top two intents may be close).
+    fallback = FallbackClassifier(
+        {**FallbackClassifier.get_default_config(), "threshold": 0, "ambiguity_threshold": 0}
+    )
     fallback.component_config["threshold"] = confidence + margin
 
     (result,) = fallback.process([message])
@@ -289,12 +302,13 @@ def test_no_features_when_provide_features_is_off(train_classifier, whitespace_t
     assert message.get(INTENT)["name"] in EXAMPLES
 
 
-def test_registered_as_intent_classifier_and_featurizer():
+def test_registered_as_intent_classifier_entity_extractor_and_featurizer():
     registered = DefaultV1Recipe._from_registry(TransformerIntentClassifier.__name__)
 
     assert registered.is_trainable
     assert {
         DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR,
         DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER,
     } <= registered.types
 
@@ -422,3 +436,186 @@ def test_patience_must_be_a_count(tiny_encoder_dir, model_storage, resource, exe
         TransformerIntentClassifier.create(
             make_config(tiny_encoder_dir, patience=-1), model_storage, resource, execution_context
         )
+
+
+# ---------------------------------------------------------------- entities and answer keys
+
+# (text, intent, answer key, entities as (type, text)): one run learns all three.
+MULTI_TASK = [
+    ("track order 100234 please", "track_order", None, [("order_number", "100234")]),
+    ("where is order 558120", "track_order", None, [("order_number", "558120")]),
+    ("status of 731004 please", "track_order", None, [("order_number", "731004")]),
+    ("do you have size 42 in red", "check_stock", None, [("size", "42"), ("colour", "red")]),
+    ("size 38 in blue please", "check_stock", None, [("size", "38"), ("colour", "blue")]),
+    ("is there a black one in size 40", "check_stock", None, [("colour", "black"), ("size", "40")]),
+    ("how long does shipping take", "faq", "faq/shipping", []),
+    ("when will my parcel ship", "faq", "faq/shipping", []),
+    ("how do returns work", "faq", "faq/returns", []),
+    ("can i send it back", "faq", "faq/returns", []),
+    ("are you a robot", "chitchat", "chitchat/bot", []),
+    ("am i talking to a bot", "chitchat", "chitchat/bot", []),
+]
+RESPONSES = {
+    "utter_faq/shipping": [{"text": "Orders ship within 2 days."}],
+    "utter_faq/returns": [{"text": "Returns are free for 30 days."}],
+    "utter_chitchat/bot": [{"text": "I'm Kefu, a bot."}],
+}
+
+
+def multi_task_data(whitespace_tokenize) -> TrainingData:
+    messages = whitespace_tokenize([text for text, *_ in MULTI_TASK])
+    for message, (text, intent, key, entities) in zip(messages, MULTI_TASK, strict=True):
+        message.set(INTENT, intent)
+        if key:
+            message.set(INTENT_RESPONSE_KEY, key)
+        message.set(
+            ENTITIES,
+            [
+                {
+                    "entity": kind,
+                    "value": value,
+                    "start": (i := text.index(value)),
+                    "end": i + len(value),
+                }
+                for kind, value in entities
+            ],
+        )
+    return TrainingData(training_examples=messages, responses=RESPONSES)
+
+
+@pytest.fixture(scope="module")
+def multi_task(tiny_encoder_dir, tmp_path_factory, whitespace_tokenize):
+    """A classifier trained on intents, entities and answer keys together."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+
+    storage = LocalModelStorage(tmp_path_factory.mktemp("multi-task-storage"))
+    context = ExecutionContext(GraphSchema({}), node_name="multi_task")
+    classifier = TransformerIntentClassifier.create(
+        make_config(tiny_encoder_dir, epochs=60), storage, Resource("multi_task"), context
+    )
+    classifier.train(multi_task_data(whitespace_tokenize))
+    return classifier, storage, context
+
+
+def entities_of(message: Message) -> list[tuple[str, str, int, int]]:
+    return [(e["entity"], e["value"], e["start"], e["end"]) for e in message.get(ENTITIES, [])]
+
+
+def test_one_run_learns_the_annotated_entities(multi_task, whitespace_tokenize):
+    classifier, _, _ = multi_task
+    texts = [text for text, *_ in MULTI_TASK]
+
+    messages = parse(classifier, whitespace_tokenize, texts)
+
+    for message, (text, _, _, entities) in zip(messages, MULTI_TASK, strict=True):
+        expected = [(k, v, text.index(v), text.index(v) + len(v)) for k, v in entities]
+        assert sorted(entities_of(message)) == sorted(expected), text
+        assert all(
+            e["extractor"] == "TransformerIntentClassifier" and 0 < e["confidence"] <= 1
+            for e in message.get(ENTITIES, [])
+        )
+    assert classifier.entity_tags == entity_tag_names(
+        multi_task_data(whitespace_tokenize).intent_examples
+    )
+
+
+def test_answer_keys_are_reported_as_the_response_selector_reports_them(
+    multi_task, whitespace_tokenize
+):
+    classifier, _, _ = multi_task
+    rows = [row for row in MULTI_TASK if row[2]]
+
+    messages = parse(classifier, whitespace_tokenize, [text for text, *_ in rows])
+
+    for message, (text, intent, key, _) in zip(messages, rows, strict=True):
+        selectors = message.get("response_selector")
+        assert selectors["all_retrieval_intents"] == ["chitchat", "faq"]
+        picked = selectors["default"]["response"]
+        assert picked["intent_response_key"] == key, text
+        assert picked["utter_action"] == f"utter_{key}"
+        assert picked["responses"] == RESPONSES[f"utter_{key}"]
+        ranking = selectors["default"]["ranking"]
+        assert ranking[0]["intent_response_key"] == key and len(ranking) == 3
+        assert ranking[0]["confidence"] == picked["confidence"]
+        # What Kefu's actions and AnswerKeyFallback read.
+        assert selected_response(selectors, intent) == picked
+        assert "response_selector" in message.as_dict_nlu()
+
+
+def test_heads_survive_persistence(multi_task, tiny_encoder_dir, whitespace_tokenize):
+    classifier, storage, context = multi_task
+    texts = ["track order 100234 please", "how do returns work", "size 40 in red"]
+    before = parse(classifier, whitespace_tokenize, texts)
+
+    loaded = TransformerIntentClassifier.load(
+        make_config(tiny_encoder_dir), storage, Resource("multi_task"), context
+    )
+    after = parse(loaded, whitespace_tokenize, texts)
+
+    assert loaded.entity_tags == classifier.entity_tags
+    assert (
+        loaded.response_keys
+        == classifier.response_keys
+        == ["chitchat/bot", "faq/returns", "faq/shipping"]
+    )
+    assert loaded.response_temperature == classifier.response_temperature
+    for a, b in zip(before, after, strict=True):
+        assert a.get(ENTITIES) == b.get(ENTITIES)
+        assert a.get("response_selector") == b.get("response_selector")
+
+
+def test_heads_are_switched_off_by_config(train_classifier, whitespace_tokenize, training_data):
+    training_data.training_examples[:] = multi_task_data(whitespace_tokenize).training_examples
+    classifier = train_classifier(entity_recognition=False, response_selection=False, epochs=1)
+    (message,) = parse(classifier, whitespace_tokenize, ["track order 100234 please"])
+
+    assert classifier.entity_tags == [] and classifier.response_keys == []
+    assert set(classifier.encoder.get_weights()) == {
+        n for n in classifier.encoder.get_weights() if not n.startswith(("tags/", "responses/"))
+    }
+    assert message.get(ENTITIES) is None and message.get("response_selector") is None
+
+
+def test_data_without_entities_or_answer_keys_builds_no_heads(trained):
+    classifier, _, _ = trained
+
+    assert classifier.entity_tags == [] and classifier.response_keys == []
+    assert classifier.encoder.num_tags == 0 and classifier.encoder.num_responses == 0
+
+
+def test_word_tags_mark_the_first_token_of_an_entity_b_and_the_rest_i(whitespace_tokenize):
+    (message,) = whitespace_tokenize(["a size 10 navy blue jacket"])
+    message.set(
+        ENTITIES,
+        [
+            {"entity": "size", "value": "10", "start": 7, "end": 9},
+            {"entity": "colour", "value": "navy blue", "start": 10, "end": 19},
+        ],
+    )
+    names = entity_tag_names([message])
+
+    tags = [names[i] for i in word_tags(message, names)]
+
+    assert names == ["O", "B-colour", "I-colour", "B-size", "I-size"]
+    assert tags == ["O", "O", "B-size", "B-colour", "I-colour", "O"]
+
+
+@pytest.mark.parametrize(
+    "tags, expected",
+    [
+        (["O", "B-size", "O"], [("size", 1, 1)]),
+        (["B-colour", "I-colour", "B-size"], [("colour", 0, 1), ("size", 2, 2)]),
+        # A stray I- starts an entity; an I- of another type starts a new one.
+        (["O", "I-size", "I-colour"], [("size", 1, 1), ("colour", 2, 2)]),
+        (["B-size", "B-size"], [("size", 0, 0), ("size", 1, 1)]),
+        (["O", "O"], []),
+    ],
+)
+def test_decode_bio(tags, expected):
+    confidences = np.linspace(0.9, 0.5, len(tags))
+
+    found = decode_bio(tags, confidences)
+
+    assert [(kind, first, last) for kind, first, last, _ in found] == expected
+    for _, first, last, confidence in found:
+        assert confidence == pytest.approx(confidences[first : last + 1].min())
