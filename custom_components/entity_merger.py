@@ -1,0 +1,130 @@
+"""One entity per stretch of text: the extractor that knows best wins where they overlap.
+
+Kefu's entities come from three extractors that can find the same words: the
+``RegexEntityExtractor`` (order numbers, emails, phones: exact patterns), the
+``CatalogEntityExtractor`` (products, sizes, colours and attributes from the shop's own
+catalog, with canonical values) and the ``TransformerIntentClassifier``'s learnt tag head
+(everything annotated in ``data/nlu``, including what no rule covers: quantities, price
+ceilings, categories, languages). Without a merge, "track order 100234" carries the order
+number twice and "the trail runner in XL" a learnt ``product`` with the typed words as its
+value beside the catalog's canonical ``TRAIL-RUNNER-2``.
+
+``EntityMerger`` runs after them and keeps, of any entities whose characters overlap, the one
+from the extractor listed first in ``precedence``: rules before the model, because a pattern or
+the catalog is exact where it fires and the model generalises where none fires. Entities of
+extractors not in the list (``LanguageDetector``'s and ``SentimentAnalyzer``'s whole-message
+entities, the ``RatingReader``) are never touched, and never remove anything. Of two entities
+of the same extractor, both are kept (that extractor's own business). It learns nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa.engine.graph import GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    EXTRACTOR,
+)
+from rasa.shared.nlu.training_data.message import Message
+
+from custom_components.component import KefuComponent
+from custom_components.config import Rule
+
+DEFAULT_PRECEDENCE = [
+    "RegexEntityExtractor",
+    "CatalogEntityExtractor",
+    "TransformerIntentClassifier",
+]
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
+    """Drops an entity that overlaps one of an extractor listed before its own."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Returns the component's default config."""
+        return {
+            # Extractor names, the most trusted first.
+            "precedence": list(DEFAULT_PRECEDENCE),
+        }
+
+    @classmethod
+    def config_rules(cls) -> dict[str, Rule]:
+        """Value checks (unknown keys are rejected too)."""
+        return {
+            "precedence": (
+                lambda v: (
+                    isinstance(v, list)
+                    and all(isinstance(name, str) and name for name in v)
+                    and len(set(v)) == len(v)
+                ),
+                "expected a list of distinct extractor names",
+            ),
+        }
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage | None = None,
+        resource: Resource | None = None,
+    ) -> None:
+        """Creates the merger.
+
+        Args:
+            config: The component config (`precedence`).
+            model_storage: Unused (nothing is learnt); passed by `create`.
+            resource: Unused, as `model_storage`.
+        """
+        self._config = self.merged_config(config)
+        self._rank = {name: i for i, name in enumerate(self._config["precedence"])}
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Keeps, where entities overlap, the one of the most trusted extractor.
+
+        Args:
+            messages: Messages after every extractor in `precedence` ran.
+
+        Returns:
+            The same messages.
+        """
+        for message in messages:
+            entities = message.get(ENTITIES)
+            if entities:
+                merged = self.merge(entities)
+                if len(merged) != len(entities):
+                    message.set(ENTITIES, merged, add_to_output=True)
+        return messages
+
+    def merge(self, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The entities without those an overlapping, more trusted extractor's entity beats.
+
+        The order of the kept entities is their order in `entities`.
+        """
+        ranked = sorted(
+            (i for i, e in enumerate(entities) if e.get(EXTRACTOR) in self._rank),
+            key=lambda i: self._rank[entities[i][EXTRACTOR]],
+        )
+        dropped: set[int] = set()
+        for position, i in enumerate(ranked):
+            if i in dropped:
+                continue
+            for j in ranked[position + 1 :]:
+                if j not in dropped and self._beats(entities[i], entities[j]):
+                    dropped.add(j)
+        return [e for i, e in enumerate(entities) if i not in dropped]
+
+    def _beats(self, winner: dict[str, Any], other: dict[str, Any]) -> bool:
+        if winner[EXTRACTOR] == other[EXTRACTOR]:
+            return False
+        return (
+            winner[ENTITY_ATTRIBUTE_START] < other[ENTITY_ATTRIBUTE_END]
+            and other[ENTITY_ATTRIBUTE_START] < winner[ENTITY_ATTRIBUTE_END]
+        )
