@@ -40,6 +40,15 @@ tab, and answer 200 all the same, leaving no way to fall back to email; it also 
 ``--enable-api``, which opens the whole HTTP API (model replacement, any tracker) behind one
 token. Unset URL: every notice goes by email.
 
+With several Rasa replicas the URL lists each one (comma-separated), since only the replica
+holding the tab's socket delivers. Where the replicas come and go behind one DNS name (a
+Kubernetes headless Service, a Compose service scaled with ``--scale``), a URL
+``dns+http://<name>:<port>/<path>`` stands for ``http://<address>:<port>/<path>`` for every
+address the name resolves to, looked up again at each push (:func:`expand_live_urls`), so a
+replica added, moved or gone since the worker started is asked, or not, all the same. A name
+that does not resolve adds no URL (the notice goes by email); a balancer's name must not be
+used this way, as it would ask one replica at random.
+
 The conversation comes from ``conversation_identities``: the customer's newest web chat
 (``web-`` sender ids) verified within :data:`CONVERSATION_FRESH` and not expired, and only if
 no one else was verified on it since.
@@ -50,6 +59,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -57,7 +67,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import String, case, cast, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -101,6 +111,8 @@ KIND_REFUND = "refund_completed"
 LIVE_URL_ENV = "KEFU_NOTIFY_LIVE_URL"
 #: Env var: bearer token the live-push route expects.
 LIVE_TOKEN_ENV = "KEFU_NOTIFY_TOKEN"
+#: The scheme of a live URL that names every replica behind one DNS name (module docstring).
+DNS_SCHEME = "dns+http"
 #: How far back late shipments and completed refunds are looked for.
 LOOKBACK = timedelta(days=14)
 #: A web chat verified longer ago than this is not taken for the customer's current tab.
@@ -460,6 +472,55 @@ def live_conversation(session: Session, email: str, now: datetime) -> tuple[int,
     return None
 
 
+def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (IPv4 and IPv6), in the resolver's order, once each.
+
+    Raises:
+        OSError: the name does not resolve (``socket.gaierror``).
+    """
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found))
+
+
+def _check_live_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", DNS_SCHEME):
+        raise ConfigurationError(f"{LIVE_URL_ENV} must be http(s) URLs, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigurationError(f"{LIVE_URL_ENV}: bad port in {url!r}") from None
+    if parts.scheme == DNS_SCHEME and not parts.hostname:
+        raise ConfigurationError(f"{LIVE_URL_ENV}: {url!r} names no host to resolve")
+
+
+def expand_live_urls(
+    urls: tuple[str, ...] | list[str],
+    resolve: Callable[[str, int], list[str]] = resolve_addresses,
+) -> list[str]:
+    """``urls`` with each ``dns+http://name:port/path`` replaced by one ``http://`` URL per
+    address ``name`` resolves to now (the replicas behind a headless Service); duplicates once.
+
+    A name that does not resolve is logged and adds nothing: the others are still asked.
+    """
+    expanded: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme != DNS_SCHEME:
+            expanded.append(url)
+            continue
+        port = parts.port or 80
+        try:
+            addresses = resolve(parts.hostname, port)
+        except OSError as e:
+            logger.warning("live push: %s does not resolve (%s)", parts.hostname, e)
+            continue
+        for address in addresses:
+            host = f"[{address}]" if ":" in address else address  # IPv6
+            expanded.append(urlunsplit(("http", f"{host}:{port}", parts.path, parts.query, "")))
+    return list(dict.fromkeys(expanded))
+
+
 class LiveChatSender:
     """Outbox sender of the ``chat`` channel: the customer's open web chat, else email.
 
@@ -467,13 +528,16 @@ class LiveChatSender:
         session_factory: to find the customer's conversation when a message is sent.
         url: the live-push route (``http://127.0.0.1:5005/webhooks/live/notify``), or one per
             Rasa replica, comma-separated: each is asked in turn and the one holding the
-            conversation's socket delivers; None: email only.
+            conversation's socket delivers; ``dns+http://`` URLs stand for every address of
+            their name (:func:`expand_live_urls`); None: email only.
         token: its bearer token.
         fallback: the email sender (default: the outbox's configured one).
         timeout_s: how long one push may take.
+        resolve: ``(host, port) -> addresses`` for ``dns+http`` URLs (tests fake it).
 
     Raises:
-        ConfigurationError: a URL that is not http(s), or a URL without a token.
+        ConfigurationError: a URL that is neither http(s) nor dns+http, or has a bad port, or
+            a URL without a token.
     """
 
     def __init__(
@@ -484,17 +548,18 @@ class LiveChatSender:
         *,
         fallback=None,
         timeout_s: float = LIVE_TIMEOUT_S,
+        resolve: Callable[[str, int], list[str]] = resolve_addresses,
     ) -> None:
         self.urls = tuple(u.strip() for u in (url or "").split(",") if u.strip())
         for one in self.urls:
-            if urlsplit(one).scheme not in ("http", "https"):
-                raise ConfigurationError(f"{LIVE_URL_ENV} must be http(s) URLs, got {one!r}")
+            _check_live_url(one)
         if self.urls and not token:
             raise ConfigurationError(f"set {LIVE_TOKEN_ENV} with {LIVE_URL_ENV}")
         self.session_factory = session_factory
         self.token = token
         self.fallback = fallback
         self.timeout_s = timeout_s
+        self.resolve = resolve
         #: How each message went, ``"live"`` or ``"email"`` (counts for logs and tests).
         self.delivered = {"live": 0, "email": 0}
 
@@ -512,8 +577,10 @@ class LiveChatSender:
             return False
         customer_id, conversation_id = target
         body = json.dumps({"sender": conversation_id, "customer_id": customer_id, "text": text})
-        # One replica holds the socket; the others answer 404 and change nothing.
-        return any(self._push_to(url, body.encode("utf-8")) for url in self.urls)
+        # One replica holds the socket; the others answer 404 and change nothing. The names
+        # are resolved per push, so the replicas asked are the ones there now.
+        targets = expand_live_urls(self.urls, self.resolve)
+        return any(self._push_to(url, body.encode("utf-8")) for url in targets)
 
     def _push_to(self, url: str, body: bytes) -> bool:
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__

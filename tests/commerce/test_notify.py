@@ -8,9 +8,11 @@ the local PostgreSQL (the ``session_factory`` fixture).
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from datetime import date, timedelta
 from email import message_from_bytes, policy
+from urllib.parse import urlsplit
 
 import commerce_factories as factories
 import pytest
@@ -411,6 +413,71 @@ def test_live_sender_refuses_a_url_that_is_not_http(session_factory):
         LiveChatSender(session_factory, "file:///etc/passwd", TOKEN)
     with pytest.raises(ConfigurationError):
         LiveChatSender(session_factory, "http://127.0.0.1:5005/x", None)
+
+
+def test_a_dns_name_stands_for_every_replica_it_resolves_to_now(session_factory, world, smtp, live):
+    """A headless Service's name: each push asks every pod address the resolver gives then."""
+    verify_in_chat(session_factory, world, "web-alice-tab")
+    port = urlsplit(live.url).port
+    lookups = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        return ["127.0.0.2", "127.0.0.1"]  # a replica that is gone, then the one with the tab
+
+    url = f"dns+http://kefu-rasa-headless:{port}/webhooks/live/notify"
+    sender = LiveChatSender(session_factory, url, TOKEN, timeout_s=2, resolve=resolve)
+    assert run_once(session_factory, senders={"chat": sender}).delivered == 2
+    assert sender.delivered == {"live": 2, "email": 0} and smtp.to(world.alice_email) == []
+    assert lookups == [("kefu-rasa-headless", port)] * 2  # looked up again for each push
+
+
+def test_a_dns_name_that_does_not_resolve_means_email(session_factory, world, smtp):
+    verify_in_chat(session_factory, world, "web-alice-tab")
+
+    def resolve(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    url = "dns+http://kefu-rasa-headless:5105/webhooks/live/notify"
+    sender = LiveChatSender(session_factory, url, TOKEN, timeout_s=2, resolve=resolve)
+    assert run_once(session_factory, senders={"chat": sender}).delivered == 2
+    assert sender.delivered == {"live": 0, "email": 2}
+
+
+def test_dns_urls_become_one_url_per_address_and_plain_urls_stay():
+    addresses = {"rasa": ["10.1.0.7", "10.1.0.8", "10.1.0.7"], "rasa6": ["fd00::5"]}
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return addresses[host]
+
+    urls = [
+        "dns+http://rasa:5105/webhooks/live/notify",
+        "dns+http://nobody:5105/webhooks/live/notify",
+        "http://127.0.0.1:5005/webhooks/live/notify",
+        "dns+http://rasa6/n?x=1",
+    ]
+    assert notify.expand_live_urls(urls, resolve) == [
+        "http://10.1.0.7:5105/webhooks/live/notify",
+        "http://10.1.0.8:5105/webhooks/live/notify",
+        "http://127.0.0.1:5005/webhooks/live/notify",
+        "http://[fd00::5]:80/n?x=1",
+    ]
+
+
+def test_the_real_resolver_gives_an_address_back_as_itself():
+    assert "127.0.0.1" in notify.resolve_addresses("127.0.0.1", 5105)
+
+
+@pytest.mark.parametrize(
+    "url", ["dns+https://rasa:5105/x", "dns+http:///webhooks/live/notify", "http://rasa:x/"]
+)
+def test_live_sender_refuses_a_dns_url_it_cannot_expand(session_factory, url):
+    from commerce.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        LiveChatSender(session_factory, url, TOKEN)
 
 
 # ---- the command line -------------------------------------------------------------------------
