@@ -22,16 +22,26 @@ so a typo never silently runs the default. ``up``:
    with ``deploy/endpoints.production.yml``, ``deploy/credentials.cluster.yml``, the same model
    file), all with the ``KEFU_*`` environment that endpoints file documents, and waits until each
    action server answers ``/health``, each replica ``/webhooks/health/ready`` and the balancer
-   forwards to them. If anything fails it stops what it started and says why.
+   forwards to them;
+6. then starts one proactive-notice worker (``python -m commerce notify``, commerce/notify.py)
+   with ``KEFU_NOTIFY_LIVE_URL`` listing every replica's own loopback route
+   (``http://127.0.0.1:<port>/webhooks/live/notify``), not nginx's: only the replica holding a
+   tab's socket delivers to it, the others answer 404, and nginx would ask one at random. One
+   worker, not one per replica: the outbox's unique dedupe keys make a second one harmless but
+   useless (it would queue nothing new and race the first for the same sends). It has no port:
+   it counts as ready while it runs.
+
+If anything fails ``up`` stops what it started and says why.
 
 Logs: ``<log_dir>/<name>.log`` per process and nginx's ``nginx.access.log`` (which replica served
 each request: ``upstream=``) and ``nginx.error.log``. ``<run_dir>/pids.json`` lists every process
-(``name``, ``role`` = nginx | actions | rasa, ``pid``, ``start_ticks``, ``port``, ``health_url``,
+(``name``, ``role`` = nginx | actions | rasa | notify, ``pid``, ``start_ticks``, ``port``, ``health_url``,
 ``log``) plus ``balancer_url``; ``down`` and ``status`` read it. A pid is only signalled while its
 start time (``/proc/<pid>/stat``) is still the recorded one, so a recycled pid is never hit.
 
-Secrets: ``KEFU_ACTION_TOKEN`` and ``KEFU_CUSTOMER_TOKEN_SECRET`` are generated for the run when
-unset (as ``make run`` does), one value for every replica; the keyed-hash secret is the one
+Secrets: ``KEFU_ACTION_TOKEN``, ``KEFU_CUSTOMER_TOKEN_SECRET`` and ``KEFU_NOTIFY_TOKEN`` are
+generated for the run when unset (as ``make run`` does), one value for every replica and the
+notice worker; the keyed-hash secret is the one
 ``make run`` keeps. Behind nginx every client has nginx's address, so ``KEFU_TRUSTED_PROXIES``
 defaults to loopback and the rate limits count the customer's ``X-Forwarded-For`` address.
 """
@@ -80,8 +90,11 @@ ENV_PREFIX = "KEFU_CLUSTER_"
 READY_PATH = "/webhooks/health/ready"
 #: Memory left for PostgreSQL, Redis, RabbitMQ, nginx and the action servers besides the replicas.
 MEMORY_HEADROOM_GIB = 2
-#: The roles in the order ``down`` stops them: no new traffic first, the action servers last.
-STOP_ORDER = ("nginx", "rasa", "actions")
+#: The roles in the order ``down`` stops them: no new notices and no new traffic first, the
+#: action servers last.
+STOP_ORDER = ("notify", "nginx", "rasa", "actions")
+#: The live-push route of every replica (channels/notices.py), which the notice worker posts to.
+NOTIFY_PATH = "/webhooks/live/notify"
 DEFAULT_STOP_TIMEOUT_S = 20.0
 
 
@@ -258,6 +271,26 @@ def cluster_env(
         DATABASE_URL_ENV: config["commerce_db"]["url"],
     }
     return _with_secrets(env)[0]
+
+
+def live_urls(config: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every replica's own live-push route, on its loopback port (never the balancer's)."""
+    return [f"http://127.0.0.1:{port}{NOTIFY_PATH}" for port in rasa_ports(config)]
+
+
+def notify_env(config: Mapping[str, Mapping[str, Any]], env: Mapping[str, str]) -> dict[str, str]:
+    """The notice worker's environment: the cluster's (``env``, the replicas' token and
+    commerce database) with ``KEFU_NOTIFY_LIVE_URL`` naming each replica. Always this cluster's
+    replicas: a value inherited from the shell would name another server (``make run``'s)."""
+    from commerce.notify import LIVE_URL_ENV
+
+    return {**env, LIVE_URL_ENV: ",".join(live_urls(config))}
+
+
+def notice_worker(config: Mapping[str, Mapping[str, Any]]) -> Service:
+    """The cluster's one notice worker (its log beside the others: ``<log_dir>/notify.log``)."""
+    command = [str(VENV_BIN / "python"), "-m", "commerce", "notify"]
+    return Service("notify", command, None, state_dirs(config)[1])
 
 
 def state_dirs(config: Mapping[str, Mapping[str, Any]]) -> tuple[Path, Path]:
@@ -609,6 +642,12 @@ def up(config: dict[str, dict[str, Any]], startup_timeout: float, stop_timeout: 
         # Last, the way the shop's traffic comes: through nginx to a ready replica.
         nginx_record = next(r for r in records if r["role"] == "nginx")
         _wait_ready(nginx_record, url + READY_PATH, log_dir / "nginx.error.log", deadline)
+        # The notice worker once the replicas answer, so its first pass can reach the tabs.
+        worker = notice_worker(config)
+        worker.start(notify_env(config, env))
+        records.append(process_record(worker, "notify", None))
+        write_state(run_dir, records, url)
+        _wait_ready(records[-1], None, worker.log_path, deadline)
     except (ServiceFailed, OSError, KeyboardInterrupt) as e:
         stop_processes(records, stop_timeout)
         pids_path(run_dir).unlink(missing_ok=True)
@@ -663,6 +702,7 @@ Kefu cluster is running: nginx {url} → Rasa replicas on {replicas};
   REST:           {url}/webhooks/rest/webhook
   Agent console:  {url}/webhooks/agent/   {agent}
   Readiness:      http://127.0.0.1:<replica port>{READY_PATH}   liveness: /
+  Notices:        one worker (python -m commerce notify) → each replica's {NOTIFY_PATH}, else email
   Logs:           {log_dir}/   (nginx.access.log: upstream= names the replica of each request)
   Processes:      {pids_path(run_dir)}
   Status / stop:  python scripts/cluster.py status  |  make down-cluster

@@ -1,5 +1,6 @@
 """scripts/cluster.py without Rasa: the config and its overrides, the nginx file it renders, the
-environment the replicas get, and how it records, reports and stops its processes."""
+environment the replicas and the notice worker get, and how it records, reports and stops its
+processes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import time
 import pytest
 import yaml
 
+import scripts.cluster as launcher
 from scripts.cluster import (
+    NOTIFY_PATH,
+    STOP_ORDER,
     ClusterError,
     action_ports,
     alive,
@@ -26,6 +30,8 @@ from scripts.cluster import (
     last_answer,
     load_config,
     memory_needed_gib,
+    notice_worker,
+    notify_env,
     pids_path,
     process_record,
     rasa_ports,
@@ -36,7 +42,7 @@ from scripts.cluster import (
     stop_processes,
     write_state,
 )
-from scripts.serve import Service
+from scripts.serve import Service, server_env
 from tests.helpers import ROOT
 from tests.helpers.network import free_port, service_reachable
 
@@ -277,6 +283,128 @@ def test_status_reports_each_process_and_fails_while_one_is_down(tmp_path, start
     assert re.match(r"rasa-0\s.*stopped", lines[1])
     assert "NOT ANSWERING" in lines[2]  # nothing behind the balancer's address
     assert yaml.safe_load(pids_path(run_dir).read_text())["processes"][0]["name"] == "actions-0"
+
+
+# --- the notice worker ---------------------------------------------------------------------------
+
+
+def test_the_notice_worker_asks_each_replica_on_its_own_port_with_the_replicas_secrets(
+    tmp_path, environ
+):
+    config = config_for(tmp_path, RASA_REPLICAS="3", RASA_FIRST_PORT="6105")
+    shell = {**environ, "KEFU_NOTIFY_LIVE_URL": "http://127.0.0.1:5005/webhooks/live/notify"}
+    env = cluster_env(config, shell, tmp_path)
+    worker, replica = notify_env(config, env), server_env(env)
+    # Every replica directly, never the balancer, and never what the shell had (make run's).
+    assert worker["KEFU_NOTIFY_LIVE_URL"].split(",") == [
+        f"http://127.0.0.1:{port}/webhooks/live/notify" for port in (6105, 6106, 6107)
+    ]
+    # The token is made up for the run, once: the replicas check what the worker sends.
+    assert len(worker["KEFU_NOTIFY_TOKEN"]) >= 32
+    assert worker["KEFU_NOTIFY_TOKEN"] == replica["KEFU_NOTIFY_TOKEN"]
+    assert worker["KEFU_DATABASE_URL"] == replica["KEFU_DATABASE_URL"]
+    assert worker["KEFU_DATABASE_URL"] == config["commerce_db"]["url"]
+    given = cluster_env(config, {**environ, "KEFU_NOTIFY_TOKEN": "mine"}, tmp_path)
+    assert notify_env(config, given)["KEFU_NOTIFY_TOKEN"] == "mine"
+
+
+def test_the_notice_route_is_the_one_every_replica_serves():
+    from channels.notices import NoticeInput
+
+    credentials = yaml.safe_load((ROOT / "deploy" / "credentials.cluster.yml").read_text())
+    assert "channels.notices.NoticeInput" in credentials
+    assert NOTIFY_PATH == f"/webhooks/{NoticeInput.name()}/notify"
+
+
+def test_one_notice_worker_with_its_log_beside_the_others_and_stopped_first(tmp_path):
+    config = config_for(tmp_path)
+    worker = notice_worker(config)
+    assert worker.command[1:] == ["-m", "commerce", "notify"]
+    assert worker.log_path == state_dirs(config)[1] / "notify.log"
+    assert worker.health_url is None  # no port: ready while it runs
+    assert STOP_ORDER[0] == "notify"  # no notice pushed to a replica that is stopping
+
+
+NOTICE_WORKER = (
+    "import os, time; print(os.environ['KEFU_NOTIFY_LIVE_URL'], flush=True); time.sleep(60)"
+)
+
+
+def test_up_starts_the_notice_worker_once_the_servers_answer_and_down_stops_it(
+    tmp_path, environ, monkeypatch, capsys
+):
+    """``up`` with sleepers standing in for nginx, Rasa and the action servers (no stores)."""
+    config = config_for(tmp_path)
+    run_dir, log_dir = state_dirs(config)
+    steps: list[str] = []
+
+    def servers(config, nginx, env):
+        names = (("actions-0", "actions"), ("nginx", "nginx"), ("rasa-0", "rasa"))
+        command = [sys.executable, "-c", SLEEPER]
+        return [(Service(name, command, None, log_dir), role, None) for name, role in names]
+
+    def worker(config):
+        steps.append("worker planned")
+        return Service("notify", [sys.executable, "-c", NOTICE_WORKER], None, log_dir)
+
+    wait_ready = launcher._wait_ready
+
+    def waited(record, url, log, deadline):
+        steps.append(record["name"])
+        wait_ready(record, url, log, deadline)
+
+    fakes = {
+        "check_can_start": lambda config: None,
+        "ensure_nginx": lambda log: "/bin/true",  # so `nginx -t` passes
+        "ensure_database": lambda url: None,
+        "prepare_commerce": lambda env, log: None,
+        "_demo_agent": lambda env: False,
+        "healthy": lambda url: True,  # the balancer forwards
+        "planned_services": servers,
+        "notice_worker": worker,
+        "_wait_ready": waited,
+    }
+    for name, fake in fakes.items():
+        monkeypatch.setattr(launcher, name, fake)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KEFU_NOTIFY_LIVE_URL", raising=False)
+    try:
+        launcher.up(config, startup_timeout=30, stop_timeout=5)
+
+        assert steps == ["actions-0", "nginx", "rasa-0", "nginx", "worker planned", "notify"]
+        records = read_state(run_dir)["processes"]
+        assert [(r["name"], r["role"], r["port"]) for r in records][-1] == (
+            "notify",
+            "notify",
+            None,
+        )
+        log = log_dir / "notify.log"
+        deadline = time.monotonic() + 10
+        while NOTIFY_PATH not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert (
+            "http://127.0.0.1:5105/webhooks/live/notify,http://127.0.0.1:5106/" in log.read_text()
+        )
+        capsys.readouterr()
+        assert status(config) == 0
+        assert re.search(r"^notify\s+pid \d+\s+port -\s+running", capsys.readouterr().out, re.M)
+        stop_processes([records[-1]], timeout=5)
+        assert status(config) == 1  # a cluster without its notice worker is not all there
+        assert re.search(r"^notify\s.*stopped", capsys.readouterr().out, re.M)
+    finally:
+        down(config, stop_timeout=5)
+    assert capsys.readouterr().out.splitlines()[0] == "notify: was not running"
+
+
+def test_down_stops_the_notice_worker_before_the_servers(tmp_path, started, capsys):
+    config = config_for(tmp_path)
+    records = [started("rasa-0", "rasa", SLEEPER), started("notify", "notify", SLEEPER)]
+    write_state(state_dirs(config)[0], records, "http://127.0.0.1:1")
+    assert down(config, stop_timeout=10) == 0
+    assert not any(alive(r) for r in records)
+    assert capsys.readouterr().out.splitlines() == ["notify: stopped", "rasa-0: stopped"]
 
 
 # --- what up checks before it starts anything -------------------------------------------------
