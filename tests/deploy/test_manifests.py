@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -22,7 +23,14 @@ SECRETS = {
     "KEFU_RABBITMQ_PASSWORD",
     "KEFU_CUSTOMER_TOKEN_SECRET",
     "KEFU_HASH_SECRET",
+    "KEFU_NOTIFY_TOKEN",
 }
+#: The proactive-notice worker (commerce/notify.py), the same command in every shape.
+NOTIFY_COMMAND = ["python", "-m", "commerce", "notify"]
+#: The replicas' live-push route (channels/notices.py), which the worker posts to.
+LIVE_PATH = "/webhooks/live/notify"
+#: What the worker shares with the replicas: the route's bearer token and the commerce database.
+SHARED_WITH_REPLICAS = ("KEFU_NOTIFY_TOKEN", "KEFU_DATABASE_URL")
 
 
 def load(path: Path):
@@ -81,6 +89,11 @@ def container(deployment: dict) -> dict:
     return only
 
 
+def live_urls(value: str) -> list[str]:
+    """``KEFU_NOTIFY_LIVE_URL``'s URLs (comma-separated, as commerce.notify reads it)."""
+    return [url.strip() for url in value.split(",") if url.strip()]
+
+
 # --- the image --------------------------------------------------------------------------------
 
 
@@ -105,10 +118,11 @@ def test_the_image_copies_only_what_exists_and_serves_rasa_on_the_replica_port(c
 # --- Compose ----------------------------------------------------------------------------------
 
 
-def test_compose_builds_one_image_for_rasa_actions_and_the_migration(compose):
-    images = {compose["services"][s]["image"] for s in ("rasa", "actions", "migrate")}
+def test_compose_builds_one_image_for_rasa_actions_the_migration_and_the_notices(compose):
+    kefu = ("rasa", "actions", "migrate", "notify")
+    images = {compose["services"][s]["image"] for s in kefu}
     assert images == {"kefu:3.6"}
-    for name in ("rasa", "actions", "migrate"):
+    for name in kefu:
         build = compose["services"][name]["build"]
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
 
@@ -161,6 +175,29 @@ def test_compose_health_checks_probe_the_readiness_routes(compose, cluster):
     assert f"127.0.0.1:{cluster['rasa']['first_port']}{READY_PATH}" in rasa_check
     actions_check = " ".join(compose["services"]["actions"]["healthcheck"]["test"])
     assert f"127.0.0.1:{cluster['actions']['first_port']}/health" in actions_check
+
+
+def test_compose_runs_one_notice_worker_with_the_replicas_environment(compose):
+    workers = [n for n, s in compose["services"].items() if s.get("command") == NOTIFY_COMMAND]
+    assert workers == ["notify"]
+    worker = compose["services"]["notify"]
+    assert worker["deploy"].get("replicas", 1) == 1
+    replicas = compose["services"]["rasa"]["environment"]
+    env = worker["environment"]
+    assert {name: env[name] for name in replicas} == replicas  # the same anchor, nothing changed
+    assert set(SHARED_WITH_REPLICAS) <= set(replicas)
+    assert set(env) - set(replicas) == {"KEFU_NOTIFY_LIVE_URL"}
+    assert {"migrate", "rasa"} <= set(worker["depends_on"])
+
+
+def test_compose_notice_worker_asks_every_rasa_replica_not_the_balancer(compose, cluster):
+    [url] = live_urls(compose["services"]["notify"]["environment"]["KEFU_NOTIFY_LIVE_URL"])
+    parts = urlsplit(url)
+    # dns+http: every address Docker's DNS gives the service, i.e. each of its replicas
+    assert parts.scheme == "dns+http"
+    assert parts.hostname == "rasa" and "replicas" in compose["services"]["rasa"]["deploy"]
+    assert parts.port == cluster["rasa"]["first_port"]
+    assert parts.path == LIVE_PATH
 
 
 # --- Kubernetes -------------------------------------------------------------------------------
@@ -254,6 +291,53 @@ def test_socketio_is_sticky_on_the_cluster_cookie_and_rest_is_not(k8s):
     assert "nginx.ingress.kubernetes.io/affinity" not in plain
 
 
+def test_k8s_runs_one_notice_worker_that_never_overlaps_itself(k8s):
+    workers = [
+        key
+        for key, obj in k8s.items()
+        if key[0] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+        and any(
+            box.get("command") == NOTIFY_COMMAND
+            for box in obj["spec"]["template"]["spec"]["containers"]
+        )
+    ]
+    assert workers == [("Deployment", "kefu-notify")]
+    worker = k8s[("Deployment", "kefu-notify")]
+    assert worker["spec"]["replicas"] == 1
+    assert worker["spec"]["strategy"] == {"type": "Recreate"}  # a rollout never runs two
+    assert "notify.yml" in load(K8S / "kustomization.yml")["resources"]
+
+
+def test_k8s_notice_worker_has_the_replicas_token_and_database(k8s):
+    worker = container(k8s[("Deployment", "kefu-notify")])
+    rasa = container(k8s[("Deployment", "kefu-rasa")])
+    assert worker["envFrom"] == rasa["envFrom"]
+    secret = k8s[("Secret", "kefu-secrets")]["stringData"]
+    assert set(SHARED_WITH_REPLICAS) <= set(secret)
+    replicas_own = rasa.get("env", [])
+    assert all(item in worker["env"] for item in replicas_own)
+    own = {item["name"] for item in worker["env"] if item not in replicas_own}
+    assert own == {"KEFU_NOTIFY_LIVE_URL"}  # nothing the replicas get is set otherwise
+
+
+def test_k8s_notice_worker_resolves_every_ready_rasa_pod(k8s, cluster):
+    worker = container(k8s[("Deployment", "kefu-notify")])
+    env = {item["name"]: item["value"] for item in worker["env"]}
+    [url] = live_urls(env["KEFU_NOTIFY_LIVE_URL"])
+    parts = urlsplit(url)
+    assert parts.scheme == "dns+http" and parts.path == LIVE_PATH
+    assert parts.hostname != "kefu-rasa"  # the balancing Service would ask one pod at random
+    headless = k8s[("Service", parts.hostname)]["spec"]
+    assert headless["clusterIP"] == "None"  # one A record per pod
+    assert not headless.get("publishNotReadyAddresses")
+    rasa = k8s[("Deployment", "kefu-rasa")]
+    assert headless["selector"] == rasa["spec"]["selector"]["matchLabels"]
+    [port] = headless["ports"]
+    [rasa_port] = container(rasa)["ports"]
+    assert port["port"] == parts.port == rasa_port["containerPort"] == cluster["rasa"]["first_port"]
+    assert port["targetPort"] == rasa_port["name"]
+
+
 # --- the local cluster's own environment ------------------------------------------------------
 
 
@@ -275,3 +359,27 @@ def test_every_setting_the_local_cluster_gives_its_processes_is_set_in_the_manif
     kefu = {n for n in env if n.startswith("KEFU_")} - local_only
     missing = kefu - set(compose["x-kefu-env"])
     assert not missing, f"the cluster sets {sorted(missing)}; the manifests do not"
+
+
+def test_the_local_cluster_runs_one_notice_worker_asking_each_replica_directly(cluster, tmp_path):
+    """scripts/cluster.py: one worker, started after the servers, with the replicas' token and
+    database, posting to every replica's own loopback port (never the balancer's)."""
+    launcher = pytest.importorskip("scripts.cluster")
+    if not hasattr(launcher, "notice_worker"):
+        pytest.skip("scripts/cluster.py runs no notice worker")
+    from scripts.serve import server_env
+
+    given = {"KEFU_HASH_SECRET": "h", "KEFU_HASH_SECRET_FILE": str(tmp_path / "hash-secret")}
+    env = launcher.cluster_env(cluster, given, tmp_path)
+    servers = launcher.planned_services(cluster, "nginx", env)
+    assert all(box.command[-3:] != NOTIFY_COMMAND[-3:] for box, _, _ in servers)
+    assert launcher.notice_worker(cluster).command[-3:] == NOTIFY_COMMAND[-3:]
+    worker, replica = launcher.notify_env(cluster, env), server_env(env)
+    for name in SHARED_WITH_REPLICAS:
+        assert worker[name] == replica[name], name
+    assert worker["KEFU_DATABASE_URL"] == cluster["commerce_db"]["url"]
+    urls = [urlsplit(url) for url in live_urls(worker["KEFU_NOTIFY_LIVE_URL"])]
+    assert [(u.scheme, u.hostname, u.path) for u in urls] == [
+        ("http", "127.0.0.1", LIVE_PATH)
+    ] * cluster["rasa"]["replicas"]
+    assert [u.port for u in urls] == launcher.rasa_ports(cluster)
