@@ -2,6 +2,9 @@
 
 `get_runtime(folder)` returns the shared `EncoderRuntime`, so the featurizer and any other
 component (an intent classifier, a benchmark) reuse the same weights and compiled graph.
+The tokenizer is loaded at once, the `TFBertModel` (~1.5 GB resident for multilingual-e5-small)
+only on first use of `.model`, `.fast` or `encode`: a process that runs the encoder through
+ONNX Runtime (`onnx_encoder.OnnxEncoder`) only needs the tokenizer and never pays for it.
 `EncoderRuntime.encode(texts)` tokenizes once with the fast tokenizer, sorts texts by length,
 pads each batch to the smallest fitting length bucket and runs a `tf.function` whose input
 signature is `[None, None]`, so it is traced once and never again, whatever the batch. The
@@ -91,7 +94,8 @@ class EncoderRuntime:
                 CPU with native bfloat16 instructions, float32 elsewhere
                 (:func:`custom_components.encoder.device.precision_policy`).
             model: the folder's `TFBertModel`, already loaded by another runtime on the same
-                device (its weights are float32 whatever the precision); None = load it.
+                device (its weights are float32 whatever the precision), or the `ModelSlot`
+                another runtime loads it into; None = load it here on first use.
         """
         set_offline_env()
         self.model_dir = Path(model_dir).resolve()
@@ -114,7 +118,10 @@ class EncoderRuntime:
         self._tokenizer_lock = threading.Lock()
         self._tokenizers: dict[int, _TruncatingTokenizer] = {}
         self.pad_id = self._pad_id(config)
-        self.model = self._load_model() if model is None else model
+        if isinstance(model, ModelSlot):
+            self._model_slot = model
+        else:
+            self._model_slot = ModelSlot(self._load_model, loaded=model)
         self._fast: FastBert | None = None
         self._forward_fns: dict[int, object] = {}
         self._lock = threading.Lock()
@@ -139,6 +146,16 @@ class EncoderRuntime:
                 self.tokenizer, max_length, self._tokenizer_lock
             )
         return self._tokenizers[max_length]
+
+    @property
+    def model(self):
+        """The folder's `TFBertModel` (float32, frozen), loaded on first use."""
+        return self._model_slot.get()
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the `TFBertModel` is in memory (False until `.model`, `.fast` or `encode`)."""
+        return self._model_slot.loaded
 
     def _load_model(self):
         """Builds TFBertModel from the folder (safetensors read without torch), in float32.
@@ -283,6 +300,24 @@ class EncoderRuntime:
                 forward(ids, tf.ones_like(ids))
 
 
+class ModelSlot:
+    """A `TFBertModel` loaded on first `get()`, shared by the runtimes of one folder and device."""
+
+    def __init__(self, load, loaded=None) -> None:
+        self._load, self._model, self._lock = load, loaded, threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+
 class _TruncatingTokenizer:
     """A view of the shared fast tokenizer that truncates to one `max_length`."""
 
@@ -326,7 +361,8 @@ def get_runtime(
 
     Components call this instead of constructing `EncoderRuntime`, so one Rasa model with a
     featurizer and a classifier on the same encoder holds its weights in memory once: a
-    runtime in another precision on the same folder and device reuses the loaded model.
+    runtime in another precision on the same folder and device shares its model (loaded once,
+    by whichever runtime needs it first).
     """
     configure_tensorflow()
     folder = str(Path(model_dir).resolve())
@@ -336,12 +372,12 @@ def get_runtime(
     key = (folder, placed, bool(mixed_precision))
     with _RUNTIMES_LOCK:
         if key not in _RUNTIMES:
-            loaded = next(
-                (r.model for (f, d, _), r in _RUNTIMES.items() if (f, d) == (folder, placed)),
+            slot = next(
+                (r._model_slot for (f, d, _), r in _RUNTIMES.items() if (f, d) == (folder, placed)),
                 None,
             )
             _RUNTIMES[key] = EncoderRuntime(
-                model_dir, device=device, mixed_precision=mixed_precision, model=loaded
+                model_dir, device=device, mixed_precision=mixed_precision, model=slot
             )
         return _RUNTIMES[key]
 
