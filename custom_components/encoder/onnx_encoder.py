@@ -374,7 +374,7 @@ class OnnxEncoder:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | bytes,
         runtime: EncoderRuntime,
         threads: int | None = None,
         arena: bool = False,
@@ -383,7 +383,8 @@ class OnnxEncoder:
         """Opens the graph; only the runtime's tokenizer is used (`runtime.model` stays unloaded).
 
         Args:
-            path: a file written by `export_onnx`.
+            path: a file written by `export_onnx`, or its bytes (read from a model storage
+                directory that may be gone by the time the component is built).
             runtime: the encoder folder's runtime (tokenizer, pad id, position limit).
             threads: intra-op threads (None = the cores this process may use).
             arena: ONNX Runtime's CPU memory arena (see `session_options`).
@@ -391,10 +392,10 @@ class OnnxEncoder:
         """
         import onnxruntime as ort
 
-        self.path = Path(path)
+        self.path = Path("<bytes>") if isinstance(path, bytes) else Path(path)
         self.runtime = runtime
         self.session = ort.InferenceSession(
-            str(self.path),
+            path if isinstance(path, bytes) else str(path),
             session_options(threads, arena, spin),
             providers=["CPUExecutionProvider"],
         )

@@ -187,3 +187,13 @@ def test_metadata_describes_the_exported_encoder(encoder, exported):
     assert onnx.quantized and not OnnxEncoder(exported["fp32"], encoder.runtime).quantized
     assert (onnx.num_labels, onnx.hidden_size) == (3, encoder.hidden_size)
     assert (onnx.num_layers, onnx.trainable_layers) == (2, 1)
+
+
+def test_graph_can_be_opened_from_bytes(encoder, exported):
+    onnx = OnnxEncoder(exported["fp32"].read_bytes(), encoder.runtime)
+    onnx.set_weights(encoder.get_weights())
+    (expected,) = onnx_encoder(exported["fp32"], encoder).predict(["我想退货"])
+
+    (got,) = onnx.predict(["我想退货"])
+
+    np.testing.assert_allclose(got.logits, expected.logits, atol=1e-6)
