@@ -12,7 +12,7 @@ The graph uses ONNX Runtime's fused CPU kernels for BERT (`com.microsoft` domain
 uses), `SkipLayerNormalization` for each residual + LayerNorm and `BiasGelu` (erf GELU, or
 `FastGelu` for `gelu_new`), so no pattern-matching optimizer is needed. With `quantize=True`
 `onnxruntime.quantization.quantize_dynamic` stores the weight matrices in int8 (activations
-quantized per call) and the 250k-row word embedding in int8 too: it stays a `Gather` (a row
+quantized per call) and the 250k-row word embedding in 8 bits too: it stays a `Gather` (a row
 lookup, then dequantized), never a matrix product. The intent head stays float32. Activations
 are quantized with one scale per matrix product over the padded batch, so an int8 output moves
 slightly (~1e-3) with its batch-mates and padding; float32 outputs do not.
