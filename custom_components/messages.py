@@ -153,6 +153,11 @@ class Warnings(metaclass=ErrorsWithCodes):
         "classify and only provides features. Add examples of at least two intents to the "
         "NLU data, or use TransformerFeaturizer if you only need features."
     )
+    W002 = (
+        "TransformerIntentClassifier: 'inference: {inference}' needs onnxruntime and onnx "
+        "(`make install`) and a CPU device; running the encoder in TensorFlow instead, which "
+        "takes more memory and time per message."
+    )
 
     W140 = (
         "Catalog lookup file '{path}' has no entries for the configured entity "

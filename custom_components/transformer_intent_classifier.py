@@ -84,7 +84,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from custom_components.component import State, add_entities, entity_at, read_json
-from custom_components.config import Rule, int_in, number_in
+from custom_components.config import Rule, int_in, number_in, one_of
 from custom_components.encoder.calibration import (
     background_logit,
     calibrated_confidences,
@@ -94,12 +94,16 @@ from custom_components.encoder.calibration import (
 )
 from custom_components.encoder.component import EncoderComponent
 from custom_components.encoder.finetune import FineTunedEncoder
+from custom_components.encoder.onnx_encoder import OnnxEncoder, export_onnx, onnx_available
 from custom_components.messages import Warnings
 
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "transformer_intent_classifier.json"
 WEIGHTS_FILE = "finetuned_weights.npz"
+# The whole fine-tuned encoder as one ONNX graph (`inference: onnx-*`).
+ONNX_FILE = "encoder.onnx"
+INFERENCE_CHOICES = ("onnx-int8", "onnx-float32", "tensorflow")
 
 
 @DefaultV1Recipe.register(
@@ -171,6 +175,12 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
             "response_selection": True,
             # "auto" uses a GPU when TensorFlow sees one; "cpu" / "gpu" force it.
             "device": "auto",
+            # What runs the trained encoder at inference. "onnx-int8": the whole encoder is
+            # exported after training as one ONNX graph, int8 weights with per-column scales
+            # (ONNX Runtime; the TensorFlow model is never loaded to parse); "onnx-float32": the
+            # same graph in float32; "tensorflow": the training graph (also used on a GPU,
+            # and when onnxruntime is not installed). Training always runs in TensorFlow.
+            "inference": "onnx-int8",
         }
 
     @classmethod
@@ -199,6 +209,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
             ),
             "provide_features": (lambda v: isinstance(v, bool), "expected true or false"),
             "entity_recognition": (lambda v: isinstance(v, bool), "expected true or false"),
+            "inference": one_of(INFERENCE_CHOICES),
             "response_selection": (lambda v: isinstance(v, bool), "expected true or false"),
         }
 
@@ -217,9 +228,12 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
         response_keys: list[str] | None = None,
         responses: dict[str, list[dict[str, Any]]] | None = None,
         response_temperature: float = 1.0,
+        onnx_model: bytes | None = None,
     ) -> None:
         """Use `create` / `load`; they verify the encoder assets before building this."""
         super().__init__(config, model_storage, resource, execution_context, manifest)
+        # The exported graph read from the model storage (None: run the encoder in TensorFlow).
+        self._onnx_model = onnx_model if self._onnx_wanted() else None
         self.labels: list[str] = list(labels or [])
         # "O", then "B-<type>" / "I-<type>" per entity type (empty = no tag head).
         self.entity_tags: list[str] = list(entity_tags or [])
@@ -235,7 +249,18 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
         if weights is not None:
             self.encoder.set_weights(weights)
 
-    def _new_encoder(self) -> FineTunedEncoder:
+    def _onnx_wanted(self) -> bool:
+        """ONNX Runtime is asked for, installed, and the encoder runs on the CPU."""
+        if not self._config["inference"].startswith("onnx-"):
+            return False
+        if self.runtime.device != "/CPU:0" or not onnx_available():
+            logger.warning(Warnings.W002.format(inference=self._config["inference"]))
+            return False
+        return True
+
+    def _new_encoder(self) -> FineTunedEncoder | OnnxEncoder:
+        if self._onnx_model is not None:
+            return OnnxEncoder(self._onnx_model, self.runtime)
         return FineTunedEncoder(
             self.runtime,
             trainable_layers=self._config["trainable_layers"],
@@ -253,6 +278,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
         self.labels = sorted({m.get(INTENT) for m in examples})
         cfg = self._config
+        self._onnx_model = None  # training runs in TensorFlow; persist exports the result
         self.entity_tags = entity_tag_names(examples) if cfg["entity_recognition"] else []
         self.response_keys = (
             sorted({key for m in examples if (key := answer_key(m))})
@@ -360,6 +386,13 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
         """Writes the fine-tuned weights, labels, temperature and asset fingerprint."""
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / WEIGHTS_FILE, **self.encoder.get_weights())
+            if self.labels and isinstance(self.encoder, FineTunedEncoder) and self._onnx_wanted():
+                facts = export_onnx(
+                    self.encoder,
+                    directory / ONNX_FILE,
+                    quantize=self._config["inference"] == "onnx-int8",
+                )
+                self.metrics["onnx_export"] = facts
             payload = {
                 **self._asset_record(),
                 "prefix": self.prefix,
@@ -383,6 +416,9 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
         meta = read_json(directory / METADATA_FILE)
         with np.load(directory / WEIGHTS_FILE) as npz:
             meta["weights"] = {name: npz[name] for name in npz.files}
+        onnx_path = directory / ONNX_FILE
+        # Read now: the storage directory may be gone when the component is built.
+        meta["onnx_model"] = onnx_path.read_bytes() if onnx_path.is_file() else None
         return meta
 
     @classmethod
@@ -402,6 +438,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
             response_keys=stored.get("response_keys", []),
             responses=stored.get("responses", {}),
             response_temperature=stored.get("response_temperature", 1.0),
+            onnx_model=stored.get("onnx_model"),
         )
         return config, state
 

@@ -28,6 +28,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from contract import selected_response
 from custom_components.encoder.assets import MANIFEST_FILE, _write_manifest
+from custom_components.encoder.finetune import FineTunedEncoder
 from custom_components.errors import ComponentStorageError, EncoderAssetsMismatch
 from custom_components.transformer_intent_classifier import (
     TransformerIntentClassifier,
@@ -51,6 +52,8 @@ FAST = {
     "min_steps": 0,
     "batch_size": 4,
     "validation_fraction": 0.0,
+    # The training graph at inference too (the ONNX paths have tests of their own below).
+    "inference": "tensorflow",
 }
 
 
@@ -619,3 +622,62 @@ def test_decode_bio(tags, expected):
     assert [(kind, first, last) for kind, first, last, _ in found] == expected
     for _, first, last, confidence in found:
         assert confidence == pytest.approx(confidences[first : last + 1].min())
+
+
+# ---------------------------------------------------------------- ONNX Runtime at inference
+
+
+@pytest.mark.parametrize("inference", ["onnx-float32", "onnx-int8"])
+def test_a_loaded_model_runs_the_exported_graph(
+    tiny_encoder_dir, tmp_path, whitespace_tokenize, inference
+):
+    pytest.importorskip("onnxruntime")
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+
+    from custom_components.encoder.onnx_encoder import OnnxEncoder
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), node_name="multi_task")
+    config = make_config(tiny_encoder_dir, epochs=60, inference=inference)
+    trained = TransformerIntentClassifier.create(config, storage, Resource("onnx"), context)
+    trained.train(multi_task_data(whitespace_tokenize))
+    texts = [text for text, *_ in MULTI_TASK]
+    before = parse(trained, whitespace_tokenize, texts)
+
+    loaded = TransformerIntentClassifier.load(config, storage, Resource("onnx"), context)
+    after = parse(loaded, whitespace_tokenize, texts)
+
+    assert isinstance(trained.encoder, FineTunedEncoder)
+    assert isinstance(loaded.encoder, OnnxEncoder)
+    assert loaded.encoder.quantized is (inference == "onnx-int8")
+    assert "onnx_export" in trained.metrics
+    for a, b in zip(before, after, strict=True):
+        assert a.get(INTENT)["name"] == b.get(INTENT)["name"]
+        assert entities_of(a) == entities_of(b)
+        picked = [
+            m.get("response_selector", {}).get("default", {}).get("response", {}) for m in (a, b)
+        ]
+        assert picked[0].get("intent_response_key") == picked[1].get("intent_response_key")
+        if inference == "onnx-float32":
+            assert a.get(INTENT)["confidence"] == pytest.approx(
+                b.get(INTENT)["confidence"], abs=1e-4
+            )
+
+
+def test_tensorflow_inference_exports_nothing(multi_task):
+    classifier, storage, _ = multi_task
+    with storage.read_from(Resource("multi_task")) as directory:
+        assert not (directory / "encoder.onnx").exists()
+    assert isinstance(classifier.encoder, FineTunedEncoder)
+
+
+def test_without_onnxruntime_the_encoder_runs_in_tensorflow(
+    train_classifier, whitespace_tokenize, monkeypatch, caplog
+):
+    import custom_components.transformer_intent_classifier as module
+
+    monkeypatch.setattr(module, "onnx_available", lambda: False)
+    classifier = train_classifier(inference="onnx-int8", epochs=1)
+
+    assert isinstance(classifier.encoder, FineTunedEncoder)
+    assert "needs onnxruntime" in caplog.text
