@@ -8,7 +8,10 @@ do with the encoder (plain features; fine-tuning and intents) is theirs.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,10 +28,10 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from custom_components.component import State, TrainedComponent
 from custom_components.config import POSITIVE_INTS, Rule, int_in, one_of
 from custom_components.encoder.alignment import pool_pieces_to_tokens
-from custom_components.encoder.assets import resolve_model_path, verify_folder
+from custom_components.encoder.assets import read_manifest, resolve_model_path, verify_folder
 from custom_components.encoder.device import VALID_DEVICES
 from custom_components.encoder.runtime import EncoderRuntime, get_runtime
-from custom_components.errors import EncoderAssetsMismatch, Errors
+from custom_components.errors import EncoderAssetsMismatch, EncoderAssetsMissing, Errors
 
 # Attributes featurized at inference; labels (intent, response) only during training.
 PROCESS_ATTRIBUTES = (TEXT, ACTION_TEXT)
@@ -114,6 +117,26 @@ class EncoderComponent(TrainedComponent, DenseFeaturizer, GraphComponent):
         cls.validate_config(config)
         manifest = verify_folder(resolve_model_path(config["model_path"]))
         return {"execution_context": execution_context, "manifest": manifest}
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
+        """Retrains when the encoder's code or assets change, not only its config or data.
+
+        Rasa's training cache keys a component on its config and inputs only, so after a change
+        to how the encoder trains or runs (this package, the component's module) or to the
+        asset folder, `rasa train` would otherwise reuse a component trained by the old code
+        on the old weights.
+        """
+        digest = hashlib.sha256()
+        sources = sorted(Path(__file__).parent.glob("*.py")) + [Path(inspect.getfile(cls))]
+        for path in sources:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        try:
+            fingerprint = read_manifest(resolve_model_path(config["model_path"]))["fingerprint"]
+        except (EncoderAssetsMissing, KeyError, ValueError):  # `create` reports it clearly
+            fingerprint = "no assets"
+        digest.update(str(fingerprint).encode())
+        return digest.hexdigest()
 
     # ------------------------------------------------------------------ model storage
 

@@ -107,3 +107,21 @@ def test_trained_model_records_its_assets_and_loads_with_token_features(
     assert np.isfinite(sequence.features).all()
     if component is TransformerIntentClassifier:
         assert "[W001]" in caplog.text
+
+
+def test_the_training_cache_key_follows_the_code_and_the_assets(tiny_encoder_dir, monkeypatch):
+    import custom_components.encoder.component as module
+
+    config = make_config(TransformerIntentClassifier, tiny_encoder_dir)
+    first = TransformerIntentClassifier.fingerprint_addon(config)
+
+    assert TransformerIntentClassifier.fingerprint_addon(config) == first
+    # Another component's module is other code.
+    assert TransformerFeaturizer.fingerprint_addon(config) != first
+    # Other weights under the same name: retrain.
+    monkeypatch.setattr(module, "read_manifest", lambda folder: {"fingerprint": "other"})
+    assert TransformerIntentClassifier.fingerprint_addon(config) != first
+    # No assets yet: still a key (`create` then says how to build them).
+    missing = make_config(TransformerIntentClassifier, tiny_encoder_dir / "nowhere")
+    monkeypatch.undo()
+    assert TransformerIntentClassifier.fingerprint_addon(missing)
