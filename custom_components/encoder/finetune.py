@@ -8,7 +8,9 @@ trained together in one run (multi-task):
 - the intent head on the mean-pooled sentence vector (always);
 - a tag head (`num_tags` > 0) on each *word* of the pipeline tokenizer: the pieces that
   overlap a word are averaged (`alignment.overlap_matrix`), so the head tags the same tokens
-  Rasa's entities are aligned to, in any script;
+  Rasa's entities are aligned to, in any script. A few word-shape features (`word_shapes`:
+  digits, Latin capitals, Han, punctuation, length) are added to the averaged vector: one
+  sentencepiece piece often covers two words ("M码", "2件"), which would otherwise look alike;
 - a response head (`num_responses` > 0) on the sentence vector, trained only on the examples
   that have a response label (a retrieval intent's answer key).
 
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 _HEAD_KERNEL, _HEAD_BIAS = "head/kernel", "head/bias"
 # The optional heads' keys (absent when the head is).
 _TAGS, _RESPONSES = "tags", "responses"
+# Word-shape features beside each word's vector at the tag head (`word_shapes`).
+SHAPE_FEATURES = 8
 
 
 @dataclasses.dataclass
@@ -63,12 +67,14 @@ class Prediction:
         hidden: `[n_pieces, dim]` last hidden states of the fine-tuned encoder.
         sentence: `[dim]` mean of `hidden` (masked), the head's input.
         piece_offsets: `[n_pieces, 2]` character spans of the pieces (specials `(0, 0)`).
+        text: the text the encoder read (the spans index into it).
     """
 
     logits: np.ndarray
     hidden: np.ndarray
     sentence: np.ndarray
     piece_offsets: np.ndarray
+    text: str = ""
 
 
 def warmup_linear_decay(peak: float, warmup_steps: int, total_steps: int):
@@ -185,8 +191,11 @@ class FineTunedEncoder:
             )
             self.head.build((None, self.hidden_size))
             self.extra_heads = {
-                name: self._dense(size, seed, f"kefu_{name}_head")
-                for name, size in ((_TAGS, num_tags), (_RESPONSES, num_responses))
+                name: self._dense(size, seed, f"kefu_{name}_head", inputs)
+                for name, size, inputs in (
+                    (_TAGS, num_tags, self.hidden_size + SHAPE_FEATURES),
+                    (_RESPONSES, num_responses, self.hidden_size),
+                )
                 if size > 0
             }
         self._numpy_heads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -202,7 +211,7 @@ class FineTunedEncoder:
             input_signature=[ids, ids],
         )
 
-    def _dense(self, size: int, seed: int, name: str):
+    def _dense(self, size: int, seed: int, name: str, inputs: int):
         import tensorflow as tf
 
         dense = tf.keras.layers.Dense(
@@ -210,7 +219,7 @@ class FineTunedEncoder:
             kernel_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
             name=name,
         )
-        dense.build((None, self.hidden_size))
+        dense.build((None, inputs))
         return dense
 
     @property
@@ -354,6 +363,11 @@ class FineTunedEncoder:
         states, lengths = self.frozen_states(texts, max_length, buckets=buckets)
         has_tags, has_responses = self.num_tags > 0, self.num_responses > 0
         pools = self.word_pools(texts, word_spans or [], max_length) if has_tags else []
+        shapes = (
+            [word_shapes(text, spans) for text, spans in zip(texts, word_spans or [], strict=True)]
+            if has_tags
+            else []
+        )
         tag_rows = [np.asarray(t, dtype=np.int32) for t in tags or []] if has_tags else []
         response_arr = np.asarray(
             responses if has_responses and responses is not None else [-1] * len(texts),
@@ -407,16 +421,18 @@ class FineTunedEncoder:
                 int_spec,
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None, None, None], tf.float32),
+                tf.TensorSpec([None, None, SHAPE_FEATURES], tf.float32),
                 int_spec,
                 tf.TensorSpec([None], tf.int32),
             ]
         )
-        def train_step(hidden, mask, target, pool, word_tags, response):
+        def train_step(hidden, mask, target, pool, shape, word_tags, response):
             with tf.GradientTape() as tape:
                 top, sentence, logits = self._upper(hidden, mask, training=True)
                 loss = loss_fn(tf.one_hot(target, self.num_labels), logits)
                 if has_tags:
                     words = self._dropout(tf.matmul(pool, top), training=True)
+                    words = tf.concat([words, shape], axis=-1)
                     loss += masked_mean_ce(word_tags, self.extra_heads[_TAGS](words))
                 if has_responses:
                     pooled = self._dropout(sentence, training=True)
@@ -438,13 +454,14 @@ class FineTunedEncoder:
             for batch in length_batches(lengths, batch_size, rng):
                 width = pick_bucket(int(lengths[batch].max()), bucket_list)
                 hidden, mask = self._pad_states(states, lengths, batch, width, self.hidden_size)
-                pool, word_tags = _pad_words(pools, tag_rows, batch, width)
+                pool, shape, word_tags = _pad_words(pools, shapes, tag_rows, batch, width)
                 with tf.device(self.runtime.device):
                     loss = train_step(
                         tf.constant(hidden),
                         tf.constant(mask),
                         tf.constant(labels_arr[batch]),
                         tf.constant(pool),
+                        tf.constant(shape),
                         tf.constant(word_tags),
                         tf.constant(response_arr[batch]),
                     )
@@ -561,6 +578,7 @@ class FineTunedEncoder:
                     hidden=hidden[row, :n],
                     sentence=sentence[row],
                     piece_offsets=trim_offsets(texts[index], encodings[index].offsets),
+                    text=texts[index],
                 )
         return results  # type: ignore[return-value]
 
@@ -615,10 +633,11 @@ def tag_logits(
 ) -> np.ndarray:
     """`[n_words, num_tags]`: the tag head over the prediction's pieces averaged onto words.
 
-    The same arithmetic as training (`word_pool` then the dense head), for any encoder that
-    returns a `Prediction` (TensorFlow or ONNX Runtime).
+    The same arithmetic as training (`word_pool`, `word_shapes`, then the dense head), for any
+    encoder that returns a `Prediction` (TensorFlow or ONNX Runtime).
     """
     words = word_pool(prediction.piece_offsets, word_spans) @ prediction.hidden
+    words = np.concatenate([words, word_shapes(prediction.text, word_spans)], axis=1)
     return words @ kernel + bias
 
 
@@ -635,20 +654,51 @@ def word_pool(
     return weights / np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
 
 
+def word_shapes(text: str, word_spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """`[n_words, SHAPE_FEATURES]` 0/1 float32: what each word of `text` looks like.
+
+    All digits; has a digit; Latin capitals only; Latin letters; Han characters; no letter or
+    digit (punctuation, symbols); one character; four or more. What tells "M" from "码" in
+    "M码" when one encoder piece covers both, and "2" (a quantity) from "XL" (a size).
+    """
+    rows = np.zeros((len(word_spans), SHAPE_FEATURES), dtype=np.float32)
+    for i, (start, end) in enumerate(word_spans):
+        word = text[start:end]
+        latin = [c for c in word if c.isascii() and c.isalpha()]
+        rows[i] = (
+            word.isdigit(),
+            any(c.isdigit() for c in word),
+            bool(latin) and len(latin) == len(word) and word.isupper(),
+            bool(latin),
+            any("\u4e00" <= c <= "\u9fff" for c in word),
+            not any(c.isalnum() for c in word),
+            len(word) == 1,
+            len(word) >= 4,
+        )
+    return rows
+
+
 def _pad_words(
-    pools: list[np.ndarray], tags: list[np.ndarray], batch: np.ndarray, width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """A batch's word pools `[B, words, width]` and tags `[B, words]` (-1 = padding).
+    pools: list[np.ndarray],
+    shapes: list[np.ndarray],
+    tags: list[np.ndarray],
+    batch: np.ndarray,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's word pools `[B, words, width]`, shapes `[B, words, SHAPE_FEATURES]` and tags
+    `[B, words]` (-1 = padding).
 
     Without a tag head (`pools` empty) one padding word, so the step keeps its signature.
     """
     words = max([1, *(len(tags[i]) for i in batch)]) if pools else 1
     pool = np.zeros((len(batch), words, width), dtype=np.float32)
+    shape = np.zeros((len(batch), words, SHAPE_FEATURES), dtype=np.float32)
     tag = np.full((len(batch), words), -1, dtype=np.int32)
     if not pools:
-        return pool, tag
+        return pool, shape, tag
     for row, index in enumerate(batch):
         matrix = pools[index][:, :width]
         pool[row, : matrix.shape[0], : matrix.shape[1]] = matrix
+        shape[row, : len(shapes[index])] = shapes[index]
         tag[row, : len(tags[index])] = tags[index]
-    return pool, tag
+    return pool, shape, tag

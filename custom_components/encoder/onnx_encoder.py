@@ -496,6 +496,7 @@ class OnnxEncoder:
                     hidden=hidden[row, :n],
                     sentence=sentence[row],
                     piece_offsets=trim_offsets(texts[index], encodings[index].offsets),
+                    text=texts[index],
                 )
         return results  # type: ignore[return-value]
 

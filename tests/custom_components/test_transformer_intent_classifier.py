@@ -681,3 +681,20 @@ def test_without_onnxruntime_the_encoder_runs_in_tensorflow(
 
     assert isinstance(classifier.encoder, FineTunedEncoder)
     assert "needs onnxruntime" in caplog.text
+
+
+def test_word_shapes_tell_apart_words_one_piece_may_cover():
+    from custom_components.encoder.finetune import SHAPE_FEATURES, word_shapes
+
+    text = "M码 2件 KF-100004 ，"
+    spans = [(0, 1), (1, 2), (3, 4), (4, 5), (6, 15), (16, 17)]
+
+    shapes = word_shapes(text, spans)
+
+    assert shapes.shape == (len(spans), SHAPE_FEATURES) and shapes.dtype == np.float32
+    # "M" and "码", "2" and "件": never the same row, whatever the encoder's pieces.
+    assert tuple(shapes[0]) != tuple(shapes[1]) and tuple(shapes[2]) != tuple(shapes[3])
+    digits, has_digit, capitals, latin, han, symbol, single, long_ = shapes.T
+    assert list(digits[:4]) == [0, 0, 1, 0] and has_digit[4] == 1
+    assert list(han[:4]) == [0, 1, 0, 1] and capitals[0] == 1 and latin[4] == 1
+    assert symbol[5] == 1 and single[0] == 1 and long_[4] == 1
