@@ -9,12 +9,18 @@ ceilings, categories, languages). Without a merge, "track order 100234" carries 
 number twice and "the trail runner in XL" a learnt ``product`` with the typed words as its
 value beside the catalog's canonical ``TRAIL-RUNNER-2``.
 
-``EntityMerger`` runs after them and keeps, of any entities whose characters overlap, the one
-from the extractor listed first in ``precedence``: rules before the model, because a pattern or
-the catalog is exact where it fires and the model generalises where none fires. Entities of
-extractors not in the list (``LanguageDetector``'s and ``SentimentAnalyzer``'s whole-message
-entities, the ``RatingReader``) are never touched, and never remove anything. Of two entities
-of the same extractor, both are kept (that extractor's own business). It learns nothing.
+``EntityMerger`` runs after them and after the ``EntitySynonymMapper`` (so values compare as
+the actions will see them), and keeps, of any entities whose characters overlap, the one from
+the extractor listed first in ``precedence``: rules before the model, because a pattern or the
+catalog is exact where it fires and the model generalises where none fires. One exception: when
+both read the same type and value and one span lies inside the other, they agree on what was
+said and the narrower span is kept. The catalog knows "M码" as size M; the designers annotate
+the "M" of "M码", and so does the model trained on their data.
+
+Entities of extractors not in the list (``LanguageDetector``'s and ``SentimentAnalyzer``'s
+whole-message entities, the ``RatingReader``) are never touched, and never remove anything. Of
+two entities of the same extractor, both are kept (that extractor's own business). It learns
+nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from rasa.shared.nlu.constants import (
     ENTITIES,
     ENTITY_ATTRIBUTE_END,
     ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    ENTITY_ATTRIBUTE_VALUE,
     EXTRACTOR,
 )
 from rasa.shared.nlu.training_data.message import Message
@@ -117,14 +125,36 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
             if i in dropped:
                 continue
             for j in ranked[position + 1 :]:
-                if j not in dropped and self._beats(entities[i], entities[j]):
-                    dropped.add(j)
+                if j in dropped or not _clash(entities[i], entities[j]):
+                    continue
+                if _narrower_reading_of(entities[j], entities[i]):
+                    dropped.add(i)
+                    break
+                dropped.add(j)
         return [e for i, e in enumerate(entities) if i not in dropped]
 
-    def _beats(self, winner: dict[str, Any], other: dict[str, Any]) -> bool:
-        if winner[EXTRACTOR] == other[EXTRACTOR]:
-            return False
-        return (
-            winner[ENTITY_ATTRIBUTE_START] < other[ENTITY_ATTRIBUTE_END]
-            and other[ENTITY_ATTRIBUTE_START] < winner[ENTITY_ATTRIBUTE_END]
-        )
+
+def _clash(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two extractors' entities on overlapping characters."""
+    return (
+        a[EXTRACTOR] != b[EXTRACTOR]
+        and a[ENTITY_ATTRIBUTE_START] < b[ENTITY_ATTRIBUTE_END]
+        and b[ENTITY_ATTRIBUTE_START] < a[ENTITY_ATTRIBUTE_END]
+    )
+
+
+def _narrower_reading_of(inner: dict[str, Any], outer: dict[str, Any]) -> bool:
+    """`inner` is the same type and value as `outer`, on fewer of its characters."""
+    same = (
+        inner[ENTITY_ATTRIBUTE_TYPE] == outer[ENTITY_ATTRIBUTE_TYPE]
+        and str(inner[ENTITY_ATTRIBUTE_VALUE]).casefold()
+        == str(outer[ENTITY_ATTRIBUTE_VALUE]).casefold()
+    )
+    inside = (
+        outer[ENTITY_ATTRIBUTE_START] <= inner[ENTITY_ATTRIBUTE_START]
+        and inner[ENTITY_ATTRIBUTE_END] <= outer[ENTITY_ATTRIBUTE_END]
+    )
+    shorter = (inner[ENTITY_ATTRIBUTE_END] - inner[ENTITY_ATTRIBUTE_START]) < (
+        outer[ENTITY_ATTRIBUTE_END] - outer[ENTITY_ATTRIBUTE_START]
+    )
+    return same and inside and shorter

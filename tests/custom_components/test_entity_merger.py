@@ -71,6 +71,26 @@ def test_partial_overlap_counts_and_what_no_rule_found_stays(tmp_path):
     ]
 
 
+def test_of_two_readings_of_the_same_value_the_narrower_span_stays(tmp_path):
+    text = "换M码 in Black"
+    message = message_with(
+        text,
+        entity_at("size", "M", 1, 3, 1.0, "CatalogEntityExtractor"),  # "M码"
+        entity_at("size", "M", 1, 2, 0.9, "TransformerIntentClassifier"),  # "M"
+        entity_at("colour", "black", 7, 12, 1.0, "CatalogEntityExtractor"),
+        entity_at("colour", "black", 7, 12, 0.8, "TransformerIntentClassifier"),
+    )
+
+    create(tmp_path).process([message])
+
+    assert [
+        (e["value"], e["start"], e["end"], e["extractor"]) for e in message.get("entities")
+    ] == [
+        ("M", 1, 2, "TransformerIntentClassifier"),
+        ("black", 7, 12, "CatalogEntityExtractor"),  # same span: precedence decides
+    ]
+
+
 def test_unlisted_extractors_are_never_touched_and_never_win(tmp_path):
     text = "size 42 please"
     message = message_with(
