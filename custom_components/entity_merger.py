@@ -12,10 +12,13 @@ value beside the catalog's canonical ``TRAIL-RUNNER-2``.
 ``EntityMerger`` runs after them and after the ``EntitySynonymMapper`` (so values compare as
 the actions will see them), and keeps, of any entities whose characters overlap, the one from
 the extractor listed first in ``precedence``: rules before the model, because a pattern or the
-catalog is exact where it fires and the model generalises where none fires. One exception: when
-both read the same type and value and one span lies inside the other, they agree on what was
-said and the narrower span is kept. The catalog knows "M码" as size M; the designers annotate
-the "M" of "M码", and so does the model trained on their data.
+catalog is exact where it fires and the model generalises where none fires. One exception,
+for the types in ``narrower_span_types`` (sizes by default): when both read the same type and
+value and one span lies inside the other, they agree on what was said and the narrower span is
+kept. The catalog knows "M码" and "42号" as sizes M and 42, unit and all; the designers annotate
+the "M" of "M码", and so does the model trained on their data. For products it is the other
+way round: the catalog's "Storm rain jacket" is the designers' span, the model's "rain jacket"
+a part of it, so products keep the catalog's.
 
 Entities of extractors not in the list (``LanguageDetector``'s and ``SentimentAnalyzer``'s
 whole-message entities, the ``RatingReader``) are never touched, and never remove anything. Of
@@ -62,6 +65,8 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
         return {
             # Extractor names, the most trusted first.
             "precedence": list(DEFAULT_PRECEDENCE),
+            # Entity types where, of two readings of the same value, the narrower span stays.
+            "narrower_span_types": ["size"],
         }
 
     @classmethod
@@ -75,6 +80,10 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
                     and len(set(v)) == len(v)
                 ),
                 "expected a list of distinct extractor names",
+            ),
+            "narrower_span_types": (
+                lambda v: isinstance(v, list) and all(isinstance(t, str) and t for t in v),
+                "expected a list of entity types",
             ),
         }
 
@@ -93,6 +102,7 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
         """
         self._config = self.merged_config(config)
         self._rank = {name: i for i, name in enumerate(self._config["precedence"])}
+        self._narrower_types = set(self._config["narrower_span_types"])
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Keeps, where entities overlap, the one of the most trusted extractor.
@@ -127,7 +137,9 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
             for j in ranked[position + 1 :]:
                 if j in dropped or not _clash(entities[i], entities[j]):
                     continue
-                if _narrower_reading_of(entities[j], entities[i]):
+                if entities[j][ENTITY_ATTRIBUTE_TYPE] in self._narrower_types and (
+                    _narrower_reading_of(entities[j], entities[i])
+                ):
                     dropped.add(i)
                     break
                 dropped.add(j)
