@@ -27,7 +27,7 @@ export KEFU_ACTION_TOKEN
 
 .PHONY: help install model db reset-db catalog train run shell test unit lint format pytest validate test-stories browser \
         test-slow cross-validate bench bench-encoder bench-nlu bench-commerce bench-abuse bench-scope \
-        bench-products bench-recommender bench-load bench-load-faults run-cluster down-cluster status-cluster clean
+        bench-products bench-recommender bench-footprint bench-load bench-load-faults run-cluster down-cluster status-cluster clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -134,7 +134,16 @@ bench-products: install model ## Product questions: 120 held-out en/zh questions
 bench-recommender: install ## History recommender vs popularity, hit rate@5 on held-out seed orders (bench/results/recommender.md)
 	$(PY) -m bench.recommender_bench
 
-bench: bench-encoder bench-nlu bench-commerce bench-abuse bench-scope bench-products bench-recommender ## All benchmarks but load (long: run on an idle machine)
+# The pipeline before the multi-task encoder (DIET for entities, ResponseSelector for answers),
+# trained on the same domain and data whenever the shop model is newer: the footprint's reference.
+REFERENCE_MODEL := var/bench/reference.tar.gz
+$(REFERENCE_MODEL): bench/configs/reference.yml $(MODEL)
+	$(RASA) train --config bench/configs/reference.yml --out $(@D) --fixed-model-name reference --skip-validation
+
+bench-footprint: install model train $(REFERENCE_MODEL) ## Agent.load time, RSS, parse p50/p90 per language: shop model vs the pipeline before (bench/results/footprint.md)
+	$(PY) -m bench.footprint $(MODEL) --reference $(REFERENCE_MODEL)
+
+bench: bench-encoder bench-nlu bench-commerce bench-abuse bench-scope bench-products bench-recommender bench-footprint ## All benchmarks but load (long: run on an idle machine)
 
 # ---- the replica topology (deploy/cluster.yml; README "Deploy") --------------------------------
 CLUSTER_TRACKER_DB := postgresql://postgres@127.0.0.1:5432/kefu_cluster_tracker

@@ -3,8 +3,9 @@
 Kefu's scope (README, "What Kefu does and does not do"): orders (status, cancel, address),
 returns, exchanges, refunds, stock, recommendations, the shop's FAQ, complaints and a person.
 Common shop requests outside it are *declined*: the retrieval intent ``decline/<topic>`` (the
-ResponseSelector picks the topic) runs :class:`ActionDecline`, which says what Kefu cannot do
-here, where the customer can do it (the shop's link for the topic) and what it can do instead.
+message's ``response_selector`` output names the topic) runs :class:`ActionDecline`, which says
+what Kefu cannot do here, where the customer can do it (the shop's link for the topic) and what
+it can do instead.
 A declined request is its own outcome (the rule "a request Kefu does not handle is declined",
 the analytics flow ``declined``), not a fallback: a customer told "not here, but there" trusts
 the assistant more than one given a wrong answer.
@@ -98,7 +99,7 @@ def load_shop_links(path: Path | None = None) -> dict[str, dict[str, str]]:
 
 
 def declined_topic(parse_data: dict[str, Any] | None) -> str | None:
-    """The topic the ResponseSelector picked for a ``decline`` message, if Kefu knows it."""
+    """The topic picked for a ``decline`` message (its ``response_selector``), if Kefu knows it."""
     response = selected_response((parse_data or {}).get("response_selector"), DECLINE_INTENT)
     if response is None:
         return None

@@ -1,16 +1,17 @@
 """Falls back when the answer picked for a retrieval intent is a guess.
 
-The intent classifier decides *that* a message is an FAQ (or chitchat, or a declined request);
-the ResponseSelector decides *which* answer. A message unlike anything the shop answers ("move
+The intent decides *that* a message is an FAQ (or chitchat, or a declined request); the answer
+key (``response_selector``: the TransformerIntentClassifier's response head, or a Rasa
+ResponseSelector) decides *which* answer. A message unlike anything the shop answers ("move
 my money to savings", "set a timer for 10 minutes") is often classified ``faq`` with high
-confidence, ``faq`` being the broadest intent, but the selector then spreads its confidence
+confidence, ``faq`` being the broadest intent, but the answer key then spreads its confidence
 thin over the answers. On never-trained data (``bench.scope_bench``, README "Understanding"),
 the correct FAQ answers had a median selector confidence of 0.995 and the out-of-scope messages
-answered as an FAQ a median of 0.30.
+answered as an FAQ a median of 0.30 (measured with the ResponseSelector).
 
-``AnswerKeyFallback`` runs after the ResponseSelector and the FallbackClassifier. When the
-predicted intent is a retrieval intent and the selector's confidence in the answer it picked for
-it is below ``threshold``, the intent becomes ``nlu_fallback`` with confidence ``threshold``,
+``AnswerKeyFallback`` runs after the answer key is picked and after the FallbackClassifier.
+When the predicted intent is a retrieval intent and the confidence in the answer picked for it
+is below ``threshold``, the intent becomes ``nlu_fallback`` with confidence ``threshold``,
 exactly as the FallbackClassifier would have made it, so the dialogue asks the customer to
 rephrase instead of answering a question nobody asked. The default threshold, 0.5, is the
 FallbackClassifier's in ``config.yml``: one bar for "which intent" and "which answer", chosen
@@ -83,7 +84,7 @@ class AnswerKeyFallback(KefuComponent, GraphComponent, IntentClassifier):
         """Falls back on each message whose retrieval answer is below the threshold.
 
         Args:
-            messages: The incoming messages, after the ResponseSelector.
+            messages: The incoming messages, after the answer key is picked.
 
         Returns:
             The same messages.
