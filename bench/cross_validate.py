@@ -116,6 +116,12 @@ def held_out_records(model: str, examples: list) -> list[dict[str, Any]]:
                 if message.get("intent") in {"faq", "chitchat"}
                 else None,
                 "predicted_response_key": selector.get("intent_response_key"),
+                # With the answer key's confidence and the ranking, a threshold curve for
+                # AnswerKeyFallback can be drawn from the records without retraining.
+                "predicted_response_confidence": selector.get("confidence"),
+                "intent_ranking": [
+                    (r.get("name"), r.get("confidence")) for r in parse.get("intent_ranking") or []
+                ][:3],
                 "entities": sorted(entity_set(message.get("entities") or [])),
                 "predicted_entities": sorted(entity_set(parse.get("entities") or [])),
             }

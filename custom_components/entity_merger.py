@@ -20,6 +20,10 @@ the "M" of "M码", and so does the model trained on their data. For products it 
 way round: the catalog's "Storm rain jacket" is the designers' span, the model's "rain jacket"
 a part of it, so products keep the catalog's.
 
+Some types are what a rule says they are: an order number is the shop's pattern, not whatever
+number the model thinks looks like one (the postcode in "1 Market St, San Francisco, 94105").
+For the types in ``rule_only_types`` the learnt tags are dropped whether or not a rule fired.
+
 Entities of extractors not in the list (``LanguageDetector``'s and ``SentimentAnalyzer``'s
 whole-message entities, the ``RatingReader``) are never touched, and never remove anything. Of
 two entities of the same extractor, both are kept (that extractor's own business). It learns
@@ -67,6 +71,9 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
             "precedence": list(DEFAULT_PRECEDENCE),
             # Entity types where, of two readings of the same value, the narrower span stays.
             "narrower_span_types": ["size"],
+            # Entity types only rules may give: the last extractor in `precedence` (the learnt
+            # one) never does.
+            "rule_only_types": [],
         }
 
     @classmethod
@@ -82,6 +89,10 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
                 "expected a list of distinct extractor names",
             ),
             "narrower_span_types": (
+                lambda v: isinstance(v, list) and all(isinstance(t, str) and t for t in v),
+                "expected a list of entity types",
+            ),
+            "rule_only_types": (
                 lambda v: isinstance(v, list) and all(isinstance(t, str) and t for t in v),
                 "expected a list of entity types",
             ),
@@ -103,6 +114,9 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
         self._config = self.merged_config(config)
         self._rank = {name: i for i, name in enumerate(self._config["precedence"])}
         self._narrower_types = set(self._config["narrower_span_types"])
+        self._rule_only = set(self._config["rule_only_types"])
+        precedence = self._config["precedence"]
+        self._learnt = precedence[-1] if len(precedence) > 1 else None
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Keeps, where entities overlap, the one of the most trusted extractor.
@@ -130,7 +144,12 @@ class EntityMerger(KefuComponent, GraphComponent, EntityExtractorMixin):
             (i for i, e in enumerate(entities) if e.get(EXTRACTOR) in self._rank),
             key=lambda i: self._rank[entities[i][EXTRACTOR]],
         )
-        dropped: set[int] = set()
+        dropped = {
+            i
+            for i in ranked
+            if entities[i][EXTRACTOR] == self._learnt
+            and entities[i][ENTITY_ATTRIBUTE_TYPE] in self._rule_only
+        }
         for position, i in enumerate(ranked):
             if i in dropped:
                 continue

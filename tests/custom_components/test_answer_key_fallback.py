@@ -94,7 +94,7 @@ def test_the_threshold_is_configurable_and_checked(tmp_path):
         create(tmp_path, thresold=0.5)
 
 
-def test_it_runs_after_the_response_selector_and_is_never_trained():
+def test_it_runs_after_the_answer_key_is_picked_and_is_never_trained():
     config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
     graph = DefaultV1Recipe().graph_config_for_recipe(config, {}, TrainingType.BOTH)
     nodes = graph.predict_schema.nodes
@@ -103,6 +103,7 @@ def test_it_runs_after_the_response_selector_and_is_never_trained():
     while node in nodes and "messages" in nodes[node].needs:  # the ones before it, nearest first
         node = nodes[node].needs["messages"]
         upstream.append(node)
-    assert any(n.startswith("run_ResponseSelector") for n in upstream)
+    # The classifier's answer-key head picks the answer (config.yml has no ResponseSelector).
+    assert any("TransformerIntentClassifier" in n for n in upstream)
     assert any(n.startswith("run_FallbackClassifier") for n in upstream)
     assert not [n for n in graph.train_schema.nodes if "AnswerKeyFallback" in n]

@@ -91,6 +91,24 @@ def test_of_two_readings_of_the_same_value_the_narrower_span_stays(tmp_path):
     ]
 
 
+def test_rule_only_types_never_come_from_the_learnt_tags(tmp_path):
+    text = "1 Market St, San Francisco, 94105 for KF-100001"
+    message = message_with(
+        text,
+        entity_at("quantity", "1", 0, 1, 0.6, "TransformerIntentClassifier"),
+        entity_at("order_number", "94105", 28, 33, 0.7, "TransformerIntentClassifier"),
+        entity_at("order_number", "KF-100001", 38, 47, 0.9, "TransformerIntentClassifier"),
+        entity_at("order_number", "KF-100001", 38, 47, 1.0, "RegexEntityExtractor"),
+    )
+
+    create(tmp_path, rule_only_types=["order_number"]).process([message])
+
+    assert kept(message) == [
+        ("quantity", "1", "TransformerIntentClassifier"),
+        ("order_number", "KF-100001", "RegexEntityExtractor"),
+    ]
+
+
 def test_unlisted_extractors_are_never_touched_and_never_win(tmp_path):
     text = "size 42 please"
     message = message_with(
