@@ -269,15 +269,6 @@ class FineTunedEncoder:
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         return encodings, lengths, max_length
 
-    def _pad_ids(self, encodings, lengths, batch, width):
-        ids = np.full((len(batch), width), self.runtime.pad_id, dtype=np.int32)
-        mask = np.zeros((len(batch), width), dtype=np.int32)
-        for row, index in enumerate(batch):
-            n = lengths[index]
-            ids[row, :n] = encodings[index].ids[:n]
-            mask[row, :n] = 1
-        return ids, mask
-
     @staticmethod
     def _pad_states(states, lengths, batch, width, dim):
         hidden = np.zeros((len(batch), width, dim), dtype=np.float32)
@@ -303,7 +294,7 @@ class FineTunedEncoder:
         states: list[np.ndarray] = [np.zeros((0, self.hidden_size), np.float32)] * len(texts)
         for batch in length_batches(lengths, batch_size):
             width = pick_bucket(int(lengths[batch].max()), bucket_list)
-            ids, mask = self._pad_ids(encodings, lengths, batch, width)
+            ids, mask = pad_ids(encodings, lengths, batch, width, self.runtime.pad_id)
             with tf.device(self.runtime.device):
                 hidden = self._lower_fn(tf.constant(ids), tf.constant(mask)).numpy()
             for row, index in enumerate(batch):
@@ -560,27 +551,12 @@ class FineTunedEncoder:
         """One full forward pass (frozen + fine-tuned layers + head) per bucketed batch."""
         import tensorflow as tf
 
-        if not texts:
-            return []
-        encodings, lengths, max_length = self._tokenize(texts, max_length)
-        bucket_list = normalise_buckets(buckets, max_length)
-        results: list[Prediction | None] = [None] * len(texts)
-        for batch in length_batches(lengths, batch_size):
-            width = pick_bucket(int(lengths[batch].max()), bucket_list)
-            ids, mask = self._pad_ids(encodings, lengths, batch, width)
+        def forward(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
             with tf.device(self.runtime.device):
-                hidden, sentence, logits = self._infer_fn(tf.constant(ids), tf.constant(mask))
-            hidden, sentence, logits = hidden.numpy(), sentence.numpy(), logits.numpy()
-            for row, index in enumerate(batch):
-                n = int(lengths[index])
-                results[index] = Prediction(
-                    logits=logits[row],
-                    hidden=hidden[row, :n],
-                    sentence=sentence[row],
-                    piece_offsets=trim_offsets(texts[index], encodings[index].offsets),
-                    text=texts[index],
-                )
-        return results  # type: ignore[return-value]
+                outputs = self._infer_fn(tf.constant(ids), tf.constant(mask))
+            return tuple(output.numpy() for output in outputs)
+
+        return predict_in_batches(self.runtime, texts, max_length, batch_size, buckets, forward)
 
     def warm_up(self, buckets: Sequence[int], max_length: int) -> None:
         """Traces and runs every bucket once so the first message pays no graph cost."""
@@ -623,6 +599,56 @@ class FineTunedEncoder:
                 raise ValueError(f"{name}: weights missing or not of shapes {expected}")
             layer.set_weights(pair)
         self._numpy_heads.clear()
+
+
+def predict_in_batches(
+    runtime: EncoderRuntime,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int,
+    buckets: Sequence[int] | None,
+    forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+) -> list[Prediction]:
+    """`Prediction`s for `texts`: length-sorted batches, each padded to the smallest bucket.
+
+    `forward(ids, mask)` (`[batch, width]` int32) runs one padded batch through an encoder
+    (TensorFlow's graph, ONNX Runtime's session) and returns numpy `hidden`, `sentence` and
+    `logits`; everything around it is the same for every encoder.
+    """
+    if not texts:
+        return []
+    max_length = max(2, min(int(max_length), runtime.max_positions))
+    encodings = runtime.tokenizer_for(max_length).encode_batch(list(texts))
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+    bucket_list = normalise_buckets(buckets, max_length)
+    results: list[Prediction | None] = [None] * len(texts)
+    for batch in length_batches(lengths, max(1, int(batch_size))):
+        width = pick_bucket(int(lengths[batch].max()), bucket_list)
+        ids, mask = pad_ids(encodings, lengths, batch, width, runtime.pad_id)
+        hidden, sentence, logits = forward(ids, mask)
+        for row, index in enumerate(batch):
+            n = int(lengths[index])
+            results[index] = Prediction(
+                logits=logits[row],
+                hidden=hidden[row, :n],
+                sentence=sentence[row],
+                piece_offsets=trim_offsets(texts[index], encodings[index].offsets),
+                text=texts[index],
+            )
+    return results  # type: ignore[return-value]
+
+
+def pad_ids(
+    encodings, lengths: np.ndarray, batch: np.ndarray, width: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's piece ids `[B, width]` (padded with `pad_id`) and attention mask, int32."""
+    ids = np.full((len(batch), width), pad_id, dtype=np.int32)
+    mask = np.zeros((len(batch), width), dtype=np.int32)
+    for row, index in enumerate(batch):
+        n = lengths[index]
+        ids[row, :n] = encodings[index].ids[:n]
+        mask[row, :n] = 1
+    return ids, mask
 
 
 def tag_logits(

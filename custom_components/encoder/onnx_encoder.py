@@ -40,15 +40,13 @@ import numpy as np
 
 from custom_components.encoder.finetune import (
     Prediction,
-    length_batches,
+    predict_in_batches,
     response_logits,
     tag_logits,
 )
 from custom_components.encoder.runtime import (
     EncoderRuntime,
     normalise_buckets,
-    pick_bucket,
-    trim_offsets,
 )
 
 if TYPE_CHECKING:
@@ -473,32 +471,11 @@ class OnnxEncoder:
         buckets: Sequence[int] | None = None,
     ) -> list[Prediction]:
         """As `FineTunedEncoder.predict`: length-sorted batches, each padded to a bucket."""
-        if not texts:
-            return []
-        max_length = max(2, min(int(max_length), self.runtime.max_positions))
-        encodings = self.runtime.tokenizer_for(max_length).encode_batch(list(texts))
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        bucket_list = normalise_buckets(buckets, max_length)
-        results: list[Prediction | None] = [None] * len(texts)
-        for batch in length_batches(lengths, max(1, int(batch_size))):
-            width = pick_bucket(int(lengths[batch].max()), bucket_list)
-            ids = np.full((len(batch), width), self.runtime.pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, index in enumerate(batch):
-                n = lengths[index]
-                ids[row, :n] = encodings[index].ids[:n]
-                mask[row, :n] = 1
-            hidden, sentence, logits = self.run(ids, mask)
-            for row, index in enumerate(batch):
-                n = int(lengths[index])
-                results[index] = Prediction(
-                    logits=logits[row],
-                    hidden=hidden[row, :n],
-                    sentence=sentence[row],
-                    piece_offsets=trim_offsets(texts[index], encodings[index].offsets),
-                    text=texts[index],
-                )
-        return results  # type: ignore[return-value]
+
+        def forward(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+            return self.run(ids.astype(np.int64), mask.astype(np.int64))
+
+        return predict_in_batches(self.runtime, texts, max_length, batch_size, buckets, forward)
 
     def warm_up(self, buckets: Sequence[int], max_length: int) -> None:
         """Runs every bucket once so the first message pays no kernel set-up."""
