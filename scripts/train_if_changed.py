@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -103,7 +105,11 @@ def check_data() -> bool:
     """Prints what `make validate` would find; False when Rasa would refuse to train."""
     from scripts.validate_data import find_problems
 
-    findings = find_problems()
+    # Rasa's loaders print warnings and a progress bar while reading; `make validate` shows them.
+    with contextlib.redirect_stderr(io.StringIO()) as rasa_output:
+        findings = find_problems()
+    if findings.errors:
+        print(rasa_output.getvalue(), end="", file=sys.stderr)
     for problem in findings.errors:
         print(f"    error: {problem}")
     for problem in findings.warnings:

@@ -186,3 +186,31 @@ def test_no_request_is_taken_for_a_free_text_answer():
         "goodbye",
     ):
         assert intent in not_intent, intent
+
+
+BUTTON_PAYLOADS = sorted(
+    {
+        (name, button["payload"])
+        for domain in DOMAIN_FILES.values()
+        for name, variants in domain.get("responses", {}).items()
+        for variant in variants
+        for button in variant.get("buttons", [])
+    }
+)
+
+
+@pytest.mark.parametrize("response, payload", BUTTON_PAYLOADS)
+def test_button_payloads_reach_the_channel_as_an_intent_with_json_entities(response, payload):
+    """Rasa fills `{slot}` placeholders in every response, buttons included, so a payload's
+    JSON entities must be written with doubled braces (`/inform{{"rating": "5"}}`). A single
+    brace logs an interpolation ERROR for every button shown; the text still goes out unfilled."""
+    from rasa.core.nlg.interpolator import interpolate_text
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged:
+        sent = interpolate_text(payload, {})
+    assert not [entry for entry in logged if entry["log_level"] == "error"], logged
+    assert sent.startswith("/") and "{{" not in sent, sent
+    if "{" in sent:
+        intent, entities = sent[1:].split("{", 1)
+        assert intent and isinstance(yaml.safe_load("{" + entities), dict), sent
