@@ -55,7 +55,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,6 +370,7 @@ class StageRun:
     conversations: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float | None = None
+    cpu_by_group: dict[str, float] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     turned_away: int = 0  # arrivals that found ``concurrency`` conversations already running
 
@@ -521,7 +522,7 @@ class LoadGenerator:
             raise LoadConfigError("a stage needs concurrency ≥ 1 and a positive duration")
         run = StageRun(plan)
         connector = aiohttp.TCPConnector(limit=0)
-        cpu_before = cpu.sample() if cpu else None
+        cpu_before = cpu.by_group() if cpu else {}
         stage_start = time.monotonic()
         # Shoppers arrive spread over one think time (or a tenth of the stage), not all at once.
         spread = min(plan.think_s[2] if plan.think_s else 0.0, plan.duration_s / 10) or 0.0
@@ -550,7 +551,9 @@ class LoadGenerator:
                     raise task.exception()
         run.wall_s = time.monotonic() - stage_start
         if cpu:
-            run.cpu_s = cpu.sample() - cpu_before
+            after = cpu.by_group()
+            run.cpu_by_group = {g: after[g] - cpu_before.get(g, 0.0) for g in sorted(after)}
+            run.cpu_s = sum(v for g, v in run.cpu_by_group.items() if g not in STORE_PROCESSES)
         for record in run.conversations:
             record.setdefault("outcome", "cut")
         return run
@@ -616,6 +619,12 @@ def summarize(run: StageRun) -> dict[str, Any]:
         "arrivals_turned_away": run.turned_away,
         "cpu_s": run.cpu_s,
         "cpu_ms_per_turn": (run.cpu_s * 1e3 / served) if run.cpu_s is not None and served else None,
+        # where a turn's CPU goes: each kind of server, and the shared stores
+        "cpu_ms_per_turn_by_process": {
+            group: round(seconds * 1e3 / served, 2) for group, seconds in run.cpu_by_group.items()
+        }
+        if served
+        else {},
         "wrong_examples": [asdict(t) for t in turns if t.outcome == "wrong"][:10],
         "error_examples": [asdict(t) for t in turns if t.outcome == "error"][:10],
         "faults": run.faults,
@@ -669,6 +678,18 @@ def render(summaries: Sequence[dict[str, Any]]) -> str:
                 "n/a" if cpu is None else float(cpu),
             ]
         )
+    split = [
+        f"- {s['mode']} {s['concurrency']}: "
+        + ", ".join(f"{group} {ms:g}" for group, ms in s["cpu_ms_per_turn_by_process"].items())
+        for s in summaries
+        if s.get("cpu_ms_per_turn_by_process")
+    ]
+    if split:
+        return (
+            format_table(headers, rows)
+            + "\n\nCPU-ms per turn by process (stores: the machine's PostgreSQL, Redis, RabbitMQ):\n"
+            + "\n".join(split)
+        )
     return format_table(headers, rows)
 
 
@@ -702,47 +723,83 @@ def read_pid_file(path: Path) -> dict[str, int]:
     return found
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid → (parent pid, CPU seconds used), for every process /proc shows."""
+def _proc_table() -> dict[int, tuple[int, float, str]]:
+    """pid → (parent pid, CPU seconds used, command name), for every process /proc shows."""
     table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # "pid (comm) state ppid ... utime(14) stime(15)": comm may hold spaces and ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            head, tail = stat.read_text().rsplit(")", 1)
+            fields = tail.split()
+        except (OSError, IndexError, ValueError):
             continue
         table[int(stat.parent.name)] = (
             int(fields[1]),
             (int(fields[11]) + int(fields[12])) / CLK_TCK,
+            head.split("(", 1)[-1],
         )
     return table
+
+
+#: The shared stores a turn also costs, by the command names of their server processes.
+STORE_PROCESSES = {
+    "postgres": ("postgres",),
+    "redis": ("redis-server",),
+    "rabbitmq": ("beam.smp", "erl_child_setup", "inet_gethost", "epmd"),
+}
 
 
 class CpuMeter:
     """CPU seconds used by server processes and their children, read from /proc.
 
+    ``by_group`` splits it by kind of process: each server's name without its number (``rasa``,
+    ``actions``, ``nginx``, ``notify``) and, with ``stores``, the machine's PostgreSQL, Redis and
+    RabbitMQ (:data:`STORE_PROCESSES`), which serve every client of the machine: read them only
+    while nothing else uses the stores. ``sample`` is the servers' total, stores left out.
+
     A process that dies (a killed replica) keeps counting what it used while it was seen, so a
     fault does not make the stage's CPU time go backwards.
     """
 
-    def __init__(self, pids: Iterable[int]) -> None:
-        self.roots = set(pids)
-        self.seen: dict[int, float] = {}
+    def __init__(
+        self,
+        pids: Mapping[str, int] | Iterable[int],
+        stores: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        named = pids.items() if isinstance(pids, Mapping) else ((str(p), p) for p in pids)
+        self.roots = {pid: _group_of(name) for name, pid in named}
+        self.stores = {comm: group for group, comms in (stores or {}).items() for comm in comms}
+        self.seen: dict[int, tuple[str, float]] = {}
 
     def sample(self) -> float:
+        """The servers' CPU seconds so far (stores excluded)."""
+        return sum(s for group, s in self.by_group().items() if group not in STORE_PROCESSES)
+
+    def by_group(self) -> dict[str, float]:
+        """CPU seconds so far per group of processes."""
         table = _proc_table()
         children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in table.items():
+        for pid, (ppid, _, _) in table.items():
             children.setdefault(ppid, []).append(pid)
-        queue, tree = [p for p in self.roots if p in table], set()
+        queue = [(p, group) for p, group in self.roots.items() if p in table]
+        queue += [
+            (p, self.stores[comm]) for p, (_, _, comm) in table.items() if comm in self.stores
+        ]
         while queue:
-            pid = queue.pop()
-            if pid not in tree:
-                tree.add(pid)
-                queue.extend(children.get(pid, []))
-        for pid in tree:
-            self.seen[pid] = max(self.seen.get(pid, 0.0), table[pid][1])
-        return sum(self.seen.values())
+            pid, group = queue.pop()
+            if pid in self.seen and self.seen[pid][0] != group:
+                continue  # already counted under another root
+            self.seen[pid] = (group, max(self.seen.get(pid, (group, 0.0))[1], table[pid][1]))
+            queue.extend((child, group) for child in children.get(pid, []))
+        totals: dict[str, float] = {}
+        for group, seconds in self.seen.values():
+            totals[group] = totals.get(group, 0.0) + seconds
+        return totals
+
+
+def _group_of(name: str) -> str:
+    """``rasa/rasa-1`` or ``rasa-1`` → ``rasa``; ``pid-123`` → ``pid``."""
+    return re.sub(r"[-_.]?\d+$", "", name.rsplit("/", 1)[-1]) or name
 
 
 def kill_one(pids: dict[str, int], role: str) -> dict[str, Any]:
@@ -905,7 +962,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 (1 / 3, lambda: kill_one(pids, "rasa")),
                 (1 / 2, lambda: kill_one(pids, "action")),
             ]
-        cpu = CpuMeter(pids.values()) if pids else None
+        cpu = CpuMeter(pids, None if args.no_stores else STORE_PROCESSES) if pids else None
         print(f"stage {number + 1}/{len(stages)}: {concurrency} conversations, {args.stage_s:g} s")
         run = await generator.run_stage(plan, faults, cpu)
         summaries.append(summarize(run))
@@ -937,6 +994,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)))
     parser.add_argument("--stage-s", type=float, default=120.0, help="hard limit per stage")
+    parser.add_argument(
+        "--no-stores",
+        action="store_true",
+        help="leave the machine's PostgreSQL, Redis and RabbitMQ out of the CPU split",
+    )
     parser.add_argument("--turn-timeout-s", type=float, default=30.0)
     parser.add_argument("--warmup-s", type=float, default=20.0, help="uncounted load first")
     parser.add_argument(

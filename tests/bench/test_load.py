@@ -389,6 +389,22 @@ def test_cpu_meter_counts_this_process_working():
     assert meter.sample() - before >= 0.15
 
 
+def test_cpu_meter_splits_by_kind_of_server():
+    worker = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: pass"])
+    try:
+        meter = CpuMeter({"rasa/rasa-1": os.getpid(), "actions-2": worker.pid})
+        before = meter.by_group()
+        time.sleep(0.3)
+        after = meter.by_group()
+    finally:
+        worker.kill()
+        worker.wait()
+
+    assert {"rasa", "actions"} <= set(after)
+    assert after["actions"] - before.get("actions", 0.0) >= 0.15
+    assert meter.sample() == pytest.approx(after["rasa"] + after["actions"], abs=0.05)
+
+
 # --- the tracker store audit ----------------------------------------------------------------
 
 
