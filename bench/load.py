@@ -1,13 +1,24 @@
 """End-to-end load on a running Kefu: real bilingual conversations, checked turn by turn.
 
     .venv/bin/python -m bench.load --url http://127.0.0.1:8080 [--stages 10,50,200]
-        [--stage-s 120] [--closed-loop] [--transports rest,socketio] [--pids var/cluster/pids.json]
+        [--stage-s 120] [--closed-loop] [--transports rest,socketio]
+        [--socketio-transport websocket|polling] [--pids var/cluster/pids.json]
         [--faults] [--tracker-db postgresql://postgres@127.0.0.1:5432/kefu_cluster_tracker]
 
 Each simulated shopper plays one conversation of bench/data/load_conversations.yml (order
 tracking with verification, stock, returns, FAQ, handoff; English and Chinese, the demo seed's
 accounts) over REST (``/webhooks/rest/webhook``) or the web chat's socket.io, and every reply is
 checked against what that turn must say: a wrong answer counts as wrong, not as a success.
+
+socket.io runs over WebSocket by default (``--socketio-transport websocket``), as a browser's chat
+page does once engine.io has upgraded: a small Engine.IO v4 / Socket.IO v5 client here on the
+``websockets`` package that Sanic brings (python-engineio 4.15's own websocket client needs
+aiohttp ≥ 3.10, and Rasa 3.6 pins 3.9). ``--socketio-transport polling`` plays them over
+engine.io long-polling with python-socketio's client instead, a browser without WebSocket: a
+reply may then wait for the poll in flight, which through nginx adds up to about a second to some
+turns, so its p95 / p99 measure that transport more than the server. Either way the turn is the
+same: over once the replies are right (or nothing more came for ``SOCKET_QUIET_S``), an error on
+``kefu_error`` or no reply; the results record which transport ran (``socketio_transport``).
 
 Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations):
 - open loop (default): each conversation waits a random 3–10 s (triangular, mean 6 s) before its
@@ -59,6 +70,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
@@ -229,22 +241,147 @@ class RestChat:
         """Nothing to close: the session is shared."""
 
 
-class SocketChat:
-    """A conversation over the web chat's socket.io events, as the chat page speaks them."""
+#: The web chat's events a socket.io conversation listens to; its links pass on only these.
+SOCKET_EVENTS = ("session_confirm", "bot_uttered", "kefu_error")
 
-    transport = "socketio"
+
+def _socketio_endpoint(base_url: str) -> tuple[str, str]:
+    """``(scheme://host[:port], path of socket.io)``, under the base URL's own path as the REST
+    channel's is."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/") + SOCKETIO_PATH
+
+
+def websocket_url(base_url: str) -> str:
+    """Where engine.io's websocket transport opens: ``ws(s)://host/<path>/socket.io/?EIO=4&…``."""
+    origin, path = _socketio_endpoint(base_url)
+    return re.sub(r"^http", "ws", origin) + path + "/?EIO=4&transport=websocket"
+
+
+class WebSocketLink:
+    """Socket.IO v5 over Engine.IO v4's websocket transport, spoken here on ``websockets``.
+
+    What a browser's chat page ends up on. Minimal: the default namespace, text packets only
+    (the web chat sends no binary), no reconnection. One websocket message is one engine.io
+    packet: ``0{…}`` open, ``2`` ping (answered ``3``), ``1`` close, ``4…`` a socket.io packet:
+    ``40`` connect (answered ``40{"sid": …}``, or ``44{…}`` when refused), ``41`` disconnect,
+    ``42["event", data]`` an event.
+    """
 
     def __init__(
-        self, base_url: str, address: str | None, timeout_s: float, transports: list[str]
+        self, base_url: str, headers: Mapping[str, str], timeout_s: float, deliver
     ) -> None:
+        self.url = websocket_url(base_url)  # timeout_s: the caller times the whole handshake
+        self.headers = dict(headers)
+        self.deliver = deliver  # called with (event, data) for each of SOCKET_EVENTS
+        self.ws = None
+        self.reader: asyncio.Task | None = None
+        self.joined: asyncio.Future | None = None  # the server's answer to our 40
+        self.lost: str | None = None  # why the connection ended, once it has
+
+    async def connect(self) -> None:
+        import websockets  # Sanic's dependency; the asyncio client of websockets 10
+
+        self.joined = asyncio.get_running_loop().create_future()
+        # No websocket-level pings: engine.io's heartbeat keeps the socket, as in a browser.
+        self.ws = await websockets.connect(
+            self.url,
+            extra_headers=self.headers,
+            open_timeout=None,  # the caller's timeout covers the whole handshake
+            ping_interval=None,
+            close_timeout=SOCKET_QUIET_S,
+        )
+        self.reader = asyncio.create_task(self._read())
+        await self.joined
+
+    def _is_joined(self) -> bool:
+        joined = self.joined
+        return bool(joined and joined.done() and not joined.cancelled() and not joined.exception())
+
+    async def emit(self, event: str, data: Any) -> None:
+        if self.lost or not self._is_joined():
+            raise ConnectionError(self.lost or "socket.io is not connected")
+        await self.ws.send("42" + json.dumps([event, data], ensure_ascii=False))
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        why = "the server ended engine.io"
+        try:
+            async for message in self.ws:
+                if not isinstance(message, str) or not message:
+                    continue  # binary attachments: no event of the web chat has any
+                kind, body = message[0], message[1:]
+                if kind == "2":  # ping: the server drops a socket that does not answer
+                    await self.ws.send("3")
+                elif kind == "0":  # open: {"sid", "pingInterval", "pingTimeout", …}
+                    await self.ws.send("40")  # join the default namespace
+                elif kind == "4" and not self._socketio(body):
+                    why = "the server ended the socket.io session"
+                    break
+                elif kind == "1":
+                    break
+        except ConnectionClosed as e:
+            why = f"websocket closed ({e})"
+        finally:
+            self.lost = why
+            if not self.joined.done():
+                self.joined.set_exception(ConnectionError(why))
+
+    def _socketio(self, packet: str) -> bool:
+        """Handles one socket.io packet; False when the server ended the session."""
+        kind, rest = packet[:1], packet[1:]
+        if rest.startswith("/"):  # another namespace than "/": not the web chat's
+            namespace, _, rest = rest.partition(",")
+            if namespace != "/":
+                return True
+        rest = rest.lstrip("0123456789")  # an ack id: the web chat asks for none
+        if kind == "0":
+            if not self.joined.done():
+                self.joined.set_result(json.loads(rest) if rest else {})
+        elif kind == "4":
+            if not self.joined.done():
+                self.joined.set_exception(ConnectionError(f"socket.io refused: {rest}"))
+            return False
+        elif kind == "1":
+            return False
+        elif kind == "2":
+            event, *args = json.loads(rest)
+            if event in SOCKET_EVENTS:
+                self.deliver((event, args[0] if args else None))
+        return True
+
+    async def close(self) -> None:
+        """``41`` (leave the namespace), then the websocket's closing handshake."""
+        if self.ws is not None:
+            if self._is_joined() and not self.lost:
+                with contextlib.suppress(Exception):
+                    await self.ws.send("41")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), SOCKET_QUIET_S)
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self.reader
+
+
+class PollingLink:
+    """Socket.IO over engine.io's long-polling, python-socketio's client: a browser without
+    WebSocket. Each poll is an HTTP request, so a reply may wait for the poll in flight."""
+
+    def __init__(
+        self, base_url: str, headers: Mapping[str, str], timeout_s: float, deliver
+    ) -> None:
+        self.origin, self.path = _socketio_endpoint(base_url)
+        self.headers = dict(headers)
+        self.timeout_s = timeout_s
+        self.deliver = deliver  # called with (event, data) for each of SOCKET_EVENTS
+        self.http: aiohttp.ClientSession | None = None
+        self.sio = None
+
+    async def connect(self) -> None:
         import socketio  # python-socketio; only this transport needs it
 
-        from channels.live import WEB_SENDER_PREFIX
-
-        self.url = base_url.rstrip("/")
-        self.headers = {"X-Forwarded-For": address} if address else {}
-        self.timeout_s = timeout_s
-        self.transports = transports
         # One cookie jar per shopper, as one browser each: a balancer's sticky cookie is theirs.
         self.http = aiohttp.ClientSession()
         # engine.io's 5 s request timeout would call a busy server's handshake "refused".
@@ -252,46 +389,102 @@ class SocketChat:
             reconnection=False,
             http_session=self.http,
             handle_sigint=False,
-            request_timeout=timeout_s,
+            request_timeout=self.timeout_s,
         )
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.sender: str | None = None
-        self.sender_prefix = WEB_SENDER_PREFIX
-        self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
-        for event in ("session_confirm", "bot_uttered", "kefu_error"):
+        for event in SOCKET_EVENTS:
             self.sio.on(event, self._collector(event))
+        await self.sio.connect(
+            self.origin,
+            socketio_path=self.path,
+            transports=["polling"],
+            headers=self.headers,
+            wait_timeout=self.timeout_s,  # the namespace's answer (1 s by default), as websocket
+        )
 
     def _collector(self, event: str):
         async def collect(data=None):
-            await self.inbox.put((event, data))
+            self.deliver((event, data))
 
         return collect
 
+    async def emit(self, event: str, data: Any) -> None:
+        if self.sio is None:
+            raise ConnectionError("socket.io is not connected")
+        await self.sio.emit(event, data)
+
+    async def close(self) -> None:
+        if self.sio is None:
+            return
+        # Not python-socketio's disconnect: it waits for the long-poll in flight, which the
+        # server ends at its next ping (~25 s). engine.io's close packet is posted here, as
+        # disconnect(abort=True) drops it from its queue unsent; the server then ends the
+        # session at once, and closing the HTTP session ends the poll in flight.
+        eio = self.sio.eio
+        writer, reader = eio.write_loop_task, eio.read_loop_task
+        if eio.state == "connected":
+            with contextlib.suppress(Exception):
+                async with self.http.post(
+                    eio.base_url,
+                    data="1",
+                    headers={**self.headers, "Content-Type": "text/plain"},
+                    timeout=aiohttp.ClientTimeout(total=SOCKET_QUIET_S),
+                ):
+                    pass
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(eio.disconnect(abort=True), SOCKET_QUIET_S)
+        await self.http.close()
+        if writer is not None:
+            writer.cancel()  # waiting for packets that will not come
+        for task in (writer, reader):
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, SOCKET_QUIET_S)
+
+
+#: What carries a socket.io conversation (``--socketio-transport``).
+SOCKET_LINKS = {"websocket": WebSocketLink, "polling": PollingLink}
+
+
+class SocketChat:
+    """A conversation over the web chat's socket.io events, as the chat page speaks them.
+
+    The turns are played here the same whatever carries the packets: ``link`` names the
+    transport beneath (:data:`SOCKET_LINKS`), a browser's ``websocket`` or engine.io's
+    long-``polling``.
+    """
+
+    transport = "socketio"
+
+    def __init__(
+        self, base_url: str, address: str | None, timeout_s: float, link: str = "websocket"
+    ) -> None:
+        from channels.live import WEB_SENDER_PREFIX
+
+        self.headers = {"X-Forwarded-For": address} if address else {}
+        self.timeout_s = timeout_s
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.link = SOCKET_LINKS[link](base_url, self.headers, timeout_s, self.inbox.put_nowait)
+        self.sender: str | None = None
+        self.sender_prefix = WEB_SENDER_PREFIX
+        self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
+
     async def open(self) -> None:
         try:
-            await asyncio.wait_for(
-                self.sio.connect(
-                    self.url,
-                    socketio_path=SOCKETIO_PATH,
-                    transports=self.transports,
-                    headers=self.headers,
-                ),
-                self.timeout_s,
-            )
-            await self.sio.emit("session_request", {"session_id": None})
+            await asyncio.wait_for(self.link.connect(), self.timeout_s)
+            await self.link.emit("session_request", {"session_id": None})
             while self.sender is None:
                 event, data = await asyncio.wait_for(self.inbox.get(), self.timeout_s)
                 if event == "session_confirm":
                     # The tracker store keeps a web chat conversation under the prefixed id.
                     self.sender = self.sender_prefix + str(data)
-        except Exception as e:  # socketio raises its own errors, aiohttp its own
+        except Exception as e:  # socketio, websockets and aiohttp raise their own errors
             raise TurnFailed(f"socket.io session: {type(e).__name__}: {e}") from e
 
     async def say(self, turn: Turn, language: str) -> list[str]:
         while not self.inbox.empty():  # late messages of the previous turn are not this reply
             self.inbox.get_nowait()
         try:
-            await self.sio.emit("user_uttered", {"message": turn.say})
+            await self.link.emit("user_uttered", {"message": turn.say})
         except Exception as e:
             raise TurnFailed(f"socket.io emit: {type(e).__name__}: {e}") from e
         replies: list[str] = []
@@ -306,9 +499,9 @@ class SocketChat:
                 if not replies:
                     raise TurnFailed("no reply") from None
                 return replies
-            if event == "kefu_error":
+            if event == "kefu_error":  # {"error": code, "message": …}: refused, not answered
                 raise TurnFailed(
-                    f"kefu_error {data.get('code') if isinstance(data, dict) else data}"
+                    f"kefu_error {data.get('error') if isinstance(data, dict) else data}"
                 )
             if event == "bot_uttered" and isinstance(data, dict):
                 replies.append(data.get("text", ""))
@@ -317,16 +510,7 @@ class SocketChat:
                     return replies  # latency ends when the reply is complete enough to be right
 
     async def close(self) -> None:
-        # engine.io's own close, not waiting for the long-poll in flight (it would wait for the
-        # server's next ping, ~25 s): closing the HTTP session ends that poll at once.
-        eio = self.sio.eio
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(eio.disconnect(abort=True), SOCKET_QUIET_S)
-        await self.http.close()
-        for task in (eio.read_loop_task, eio.write_loop_task):
-            if task is not None:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(task, SOCKET_QUIET_S)
+        await self.link.close()
 
 
 # --- one stage of load ----------------------------------------------------------------------
@@ -386,9 +570,7 @@ class LoadGenerator:
         seed: int = 0,
         forwarded_for: bool = True,
         rest_secret: str | None = None,
-        # Long-polling only: python-engineio 4.15's websocket client needs aiohttp ≥ 3.10
-        # (ClientWSTimeout), and Rasa 3.6 pins aiohttp 3.9.
-        socket_transports: Sequence[str] = ("polling",),
+        socketio_transport: str = "websocket",
         run_id: str | None = None,
         retries: int = 1,
     ) -> None:
@@ -397,7 +579,11 @@ class LoadGenerator:
         self.rng = random.Random(seed)
         self.forwarded_for = forwarded_for
         self.rest_secret = rest_secret
-        self.socket_transports = list(socket_transports)
+        if socketio_transport not in SOCKET_LINKS:
+            raise LoadConfigError(
+                f"socket.io transport {socketio_transport!r}: {' or '.join(SOCKET_LINKS)}"
+            )
+        self.socketio_transport = socketio_transport
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.retries = retries
         self.started = 0  # conversations started in this run, for unique senders and addresses
@@ -416,7 +602,7 @@ class LoadGenerator:
                 session, self.base_url, sender, address, self.rest_secret, plan.turn_timeout_s
             )
         if transport == "socketio":
-            return SocketChat(self.base_url, address, plan.turn_timeout_s, self.socket_transports)
+            return SocketChat(self.base_url, address, plan.turn_timeout_s, self.socketio_transport)
         raise LoadConfigError(f"unknown transport {transport!r}: rest or socketio")
 
     async def _conversation(
@@ -937,6 +1123,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         forwarded_for=not args.no_forwarded_for,
         rest_secret=os.environ.get("KEFU_REST_SECRET") or None,
         retries=args.retries,
+        socketio_transport=args.socketio_transport,
     )
     stages = _stages(args.stages)
     if args.rate is not None and args.rate <= 0:
@@ -970,6 +1157,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "url": args.url,
         "cpu_count": os.cpu_count(),
         "server_pids": pids,
+        # what carried the socket.io conversations: latency differs (see the module's doc)
+        "socketio_transport": args.socketio_transport,
         "think_s": None
         if args.closed_loop
         else dict(zip(("low", "high", "mode"), THINK_S, strict=True)),
@@ -1009,6 +1198,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, help="conversations started per second; stages are then caps"
     )
     parser.add_argument("--transports", default="rest,socketio")
+    parser.add_argument(
+        "--socketio-transport",
+        choices=tuple(SOCKET_LINKS),
+        default="websocket",
+        help="under socket.io: websocket, as browsers (default), or engine.io long-polling",
+    )
     parser.add_argument("--conversations", default=str(CONVERSATIONS))
     parser.add_argument("--pids", help=f"pid file (default {CLUSTER_PIDS} when it exists)")
     parser.add_argument("--pid", type=int, action="append", default=[], help="a server pid")

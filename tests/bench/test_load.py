@@ -1,6 +1,7 @@
 """The load generator (bench.load) against a tiny Kefu stand-in served here on aiohttp: replies
 are judged, counted and timed, stages stop by themselves, and the tracker audit finds what is
-missing or stored twice. No Rasa: the stand-in answers from a fixed table, in its own thread."""
+missing or stored twice. No Rasa: the stand-in answers from a fixed table, in its own thread, over
+REST and python-socketio's server (socket.io over websocket or long-polling, as Rasa's)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from bench.load import (
     LoadConfigError,
     LoadGenerator,
     Script,
+    SocketChat,
     StagePlan,
     StageRun,
     Turn,
+    TurnFailed,
     TurnResult,
     audit_events,
     kill_one,
@@ -34,8 +37,10 @@ from bench.load import (
     read_pid_file,
     render,
     summarize,
+    websocket_url,
     wrong_reply,
 )
+from tests.helpers.network import free_port
 
 #: What the stand-in answers to each message.
 REPLIES = {
@@ -52,14 +57,22 @@ SLOW_S = 0.3
 HANG = "hang"  # never answered in time
 BOOM = "boom"  # HTTP 500
 FLAKY = "flaky"  # HTTP 502 the first time a conversation sends it (a replica just killed)
+REFUSE = "refuse"  # socket.io: refused with a kefu_error event, as Kefu's rate limit does
+LINGER = "linger"  # answered after LINGER_S, longer than the pinging stand-in's ping cycle
+LINGER_S = 1.2
+PING_S = 0.2  # the pinging stand-in's ping interval, and how long it waits for the answer
+REFUSED_ADDRESS = "203.0.113.9"  # socket.io refused from here (TEST-NET-3: no load shopper)
 
 
 class StandIn:
     """A REST + socket.io server with Kefu's routes and events, answering from REPLIES."""
 
-    def __init__(self) -> None:
+    def __init__(self, ping_s: float | None = None) -> None:
         self.received: list[dict] = []
         self.flaked: set[str] = set()
+        self.left: dict[str, str] = {}  # socket.io sid → why the server saw it leave
+        # engine.io's heartbeat: a ping every ping_s, a socket silent ping_s longer is dropped
+        self.pings = {"ping_interval": ping_s, "ping_timeout": ping_s} if ping_s else {}
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.port = 0
@@ -71,6 +84,9 @@ class StandIn:
             return ["Hi, I'm Kefu, slowly."]
         if text == HANG:
             await asyncio.sleep(30)
+        if text == LINGER:
+            await asyncio.sleep(LINGER_S)
+            return ["Hi, I'm Kefu, after a while."]
         return REPLIES.get(text, ["Sorry, I didn't get that."])
 
     async def rest(self, request: web.Request) -> web.Response:
@@ -88,8 +104,16 @@ class StandIn:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         app.router.add_post("/webhooks/rest/webhook", self.rest)
-        sio = socketio.AsyncServer(async_mode="aiohttp")
+        sio = socketio.AsyncServer(async_mode="aiohttp", **self.pings)
         sio.attach(app, socketio_path="socket.io")
+
+        @sio.on("connect")
+        async def connect(sid, environ, auth=None):
+            return environ.get("HTTP_X_FORWARDED_FOR") != REFUSED_ADDRESS
+
+        @sio.on("disconnect")
+        async def disconnect(sid, reason):
+            self.left[sid] = reason
 
         @sio.on("session_request")
         async def session_request(sid, data=None):
@@ -97,7 +121,18 @@ class StandIn:
 
         @sio.on("user_uttered")
         async def user_uttered(sid, data):
-            self.received.append({"sender": f"socket-{sid}", "message": data["message"]})
+            self.received.append(
+                {
+                    "sender": f"socket-{sid}",
+                    "message": data["message"],
+                    "forwarded_for": sio.get_environ(sid).get("HTTP_X_FORWARDED_FOR"),
+                    "transport": sio.transport(sid),
+                }
+            )
+            if data["message"] == REFUSE:
+                refusal = {"error": "rate_limited", "message": "Too many messages."}
+                await sio.emit("kefu_error", refusal, room=sid)
+                return
             for text in await self._answer(data["message"]):
                 await sio.emit("bot_uttered", {"text": text}, room=sid)
 
@@ -137,6 +172,16 @@ class StandIn:
 def stand_in():
     with StandIn() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def pinging_stand_in():
+    with StandIn(ping_s=PING_S) as server:
+        yield server
+
+
+#: Both ways bench.load carries socket.io: a browser's websocket, engine.io's long-polling.
+SOCKETIO_TRANSPORTS = pytest.mark.parametrize("socketio_transport", ["websocket", "polling"])
 
 
 def script(name: str, language: str, *turns: tuple[str, list[str]]) -> Script:
@@ -218,7 +263,7 @@ def test_right_and_wrong_replies_are_counted_apart(stand_in):
     # every conversation is its own sender and its own shopper address
     senders = {m["sender"] for m in stand_in.received}
     assert set(generator.sent) <= senders
-    addresses = [m["forwarded_for"] for m in stand_in.received if m.get("forwarded_for")]
+    addresses = [m["forwarded_for"] for m in stand_in.received if m["sender"] in generator.sent]
     assert len(set(addresses)) == len(generator.sent)
     assert all(a.startswith("198.1") for a in addresses)
 
@@ -291,16 +336,104 @@ def test_conversations_arrive_at_the_rate_asked_and_the_cap_turns_the_rest_away(
     assert len(run.conversations) == 1 and run.turned_away > 5
 
 
-def test_socketio_conversations_are_judged_like_rest_ones(stand_in):
+@SOCKETIO_TRANSPORTS
+def test_socketio_conversations_are_judged_like_rest_ones(stand_in, socketio_transport):
     plan = StagePlan(
         concurrency=2, duration_s=1.0, think_s=FAST, turn_timeout_s=5, transports=("socketio",)
     )
-    generator, run = run_stage(stand_in.url, [ORDER, THANKS_ZH], plan)
+    generator, run = run_stage(
+        stand_in.url, [ORDER, THANKS_ZH], plan, socketio_transport=socketio_transport
+    )
     assert run.turns and {t.transport for t in run.turns} == {"socketio"}
     outcomes = {(t.script, t.index): t.outcome for t in run.turns}
     assert outcomes[("order/en", 2)] == "ok" and outcomes[("thanks/zh", 1)] == "wrong"
     # the tracker store's name of a web chat conversation: channels.live.WEB_SENDER_PREFIX + id
     assert all(sender.startswith("web-socket-") for sender in generator.sent)
+    # carried as asked, each shopper with its own address
+    seen = [m for m in stand_in.received if "web-" + m["sender"] in generator.sent]
+    assert {m["transport"] for m in seen} == {socketio_transport}
+    assert len({m["forwarded_for"] for m in seen}) == len(generator.sent)
+
+
+async def _play(chat: SocketChat, *turns: Turn) -> list[list[str] | TurnFailed]:
+    """Opens the chat, says each turn in English, closes; each turn's replies or failure."""
+    said: list[list[str] | TurnFailed] = []
+    try:
+        await chat.open()
+        for turn in turns:
+            try:
+                said.append(await chat.say(turn, "en"))
+            except TurnFailed as e:
+                said.append(e)
+    finally:
+        await chat.close()
+    return said
+
+
+def _messages_of(server: StandIn, chat: SocketChat) -> list[dict]:
+    return [m for m in server.received if "web-" + m["sender"] == chat.sender]
+
+
+@SOCKETIO_TRANSPORTS
+def test_a_socketio_turn_gets_its_reply_and_a_kefu_error_fails_it(stand_in, socketio_transport):
+    chat = SocketChat(stand_in.url, "198.18.0.7", 5.0, socketio_transport)
+    hi, refused, again = asyncio.run(
+        _play(chat, Turn("hi", ("Kefu",)), Turn(REFUSE, ("Kefu",)), Turn("hi", ("Kefu",)))
+    )
+    assert hi == again == REPLIES["hi"]  # the session goes on after a refused message
+    assert isinstance(refused, TurnFailed) and str(refused) == "kefu_error rate_limited"
+    seen = _messages_of(stand_in, chat)
+    assert [m["message"] for m in seen] == ["hi", REFUSE, "hi"]
+    assert {(m["transport"], m["forwarded_for"]) for m in seen} == {
+        (socketio_transport, "198.18.0.7")
+    }
+    # closed cleanly: the server saw the client leave, not its connection drop
+    sid = chat.sender.removeprefix("web-socket-")
+    deadline = time.monotonic() + 5
+    while sid not in stand_in.left and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stand_in.left[sid] == stand_in.sio.reason.CLIENT_DISCONNECT
+
+
+@SOCKETIO_TRANSPORTS
+def test_server_pings_are_answered_through_a_turn_longer_than_them(
+    pinging_stand_in, socketio_transport
+):
+    # The server pings every PING_S and drops a socket that has not answered PING_S later: a
+    # turn of LINGER_S gets its reply only if the client answered the pings in between.
+    chat = SocketChat(pinging_stand_in.url, None, 5.0, socketio_transport)
+    lingered, hi = asyncio.run(_play(chat, Turn(LINGER, ("after a while",)), Turn("hi", ("Kefu",))))
+    assert lingered == ["Hi, I'm Kefu, after a while."] and hi == REPLIES["hi"]
+    assert [m["transport"] for m in _messages_of(pinging_stand_in, chat)] == [
+        socketio_transport
+    ] * 2
+
+
+@SOCKETIO_TRANSPORTS
+@pytest.mark.parametrize("who", ["nobody listening", "the server refusing"])
+def test_a_socketio_session_that_does_not_open_fails_like_a_turn(stand_in, socketio_transport, who):
+    if who == "nobody listening":
+        chat = SocketChat(f"http://127.0.0.1:{free_port()}", None, 2.0, socketio_transport)
+    else:
+        chat = SocketChat(stand_in.url, REFUSED_ADDRESS, 2.0, socketio_transport)
+    start = time.monotonic()
+    with pytest.raises(TurnFailed, match="^socket.io session: "):
+        asyncio.run(_play(chat))
+    assert time.monotonic() - start < 2.0 + 1.0  # refused at once, not at the timeout
+
+
+@pytest.mark.parametrize(
+    "base_url, url",
+    [
+        ("http://127.0.0.1:8080", "ws://127.0.0.1:8080/socket.io/?EIO=4&transport=websocket"),
+        (
+            "https://shop.example/kefu/",
+            "wss://shop.example/kefu/socket.io/?EIO=4&transport=websocket",
+        ),
+    ],
+)
+def test_the_websocket_opens_under_the_base_urls_path(base_url, url):
+    assert websocket_url(base_url) == url
 
 
 # --- statistics, tables, processes ----------------------------------------------------------
@@ -477,10 +610,32 @@ def test_command_line_writes_json_and_table(stand_in, tmp_path):
     assert "p99 ms" in Path(out.with_suffix(".md")).read_text()
 
 
-def test_command_line_refuses_bad_stages(capsys):
+def test_command_line_plays_socketio_over_the_transport_asked_and_says_which(stand_in, tmp_path):
+    conversations = tmp_path / "conversations.yml"
+    conversations.write_text(
+        "conversations:\n- name: order\n  language: en\n  turns:\n  - say: hi\n    expect: [Kefu]\n"
+    )
+    for transport in ("polling", None):  # None: the default, websocket
+        out = tmp_path / f"load-{transport}.json"
+        argv = [
+            "--url", stand_in.url, "--stages", "1", "--stage-s", "0.5", "--closed-loop",
+            "--transports", "socketio", "--conversations", str(conversations),
+            "--out", str(out), "--warmup-s", "0",
+        ] + (["--socketio-transport", transport] if transport else [])  # fmt: skip
+        assert main(argv) == 0
+        results = json.loads(out.read_text())
+        assert results["socketio_transport"] == (transport or "websocket")
+        stage = results["stages"][0]
+        assert stage["turns_ok"] > 0 and stage["turns_error"] == 0
+
+
+def test_command_line_refuses_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--stages", "10,zero"])
     assert "--stages wants positive integers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--socketio-transport", "carrier-pigeon"])
+    assert "invalid choice: 'carrier-pigeon'" in capsys.readouterr().err
 
 
 @pytest.mark.postgres
