@@ -383,7 +383,9 @@ class PollingLink:
         import socketio  # python-socketio; only this transport needs it
 
         # One cookie jar per shopper, as one browser each: a balancer's sticky cookie is theirs.
-        self.http = aiohttp.ClientSession()
+        # `unsafe`: aiohttp's jar otherwise drops every cookie of an IP-address host
+        # (127.0.0.1), and with two replicas half the polls would reach the wrong one.
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         # engine.io's 5 s request timeout would call a busy server's handshake "refused".
         self.sio = socketio.AsyncClient(
             reconnection=False,
