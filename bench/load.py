@@ -242,7 +242,9 @@ class RestChat:
 
 
 #: The web chat's events a socket.io conversation listens to; its links pass on only these.
-SOCKET_EVENTS = ("session_confirm", "bot_uttered", "kefu_error")
+SOCKET_EVENTS = ("session_confirm", "resume_key", "bot_uttered", "kefu_error")
+#: What a link delivers itself when its connection ends (the server died or closed it).
+LINK_LOST = "link_lost"
 
 
 def _socketio_endpoint(base_url: str) -> tuple[str, str]:
@@ -327,6 +329,8 @@ class WebSocketLink:
             self.lost = why
             if not self.joined.done():
                 self.joined.set_exception(ConnectionError(why))
+            else:
+                self.deliver((LINK_LOST, why))
 
     def _socketio(self, packet: str) -> bool:
         """Handles one socket.io packet; False when the server ended the session."""
@@ -395,6 +399,7 @@ class PollingLink:
         )
         for event in SOCKET_EVENTS:
             self.sio.on(event, self._collector(event))
+        self.sio.on("disconnect", self._collector(LINK_LOST))
         await self.sio.connect(
             self.origin,
             socketio_path=self.path,
@@ -465,29 +470,58 @@ class SocketChat:
         self.headers = {"X-Forwarded-For": address} if address else {}
         self.timeout_s = timeout_s
         self.inbox: asyncio.Queue = asyncio.Queue()
-        self.link = SOCKET_LINKS[link](base_url, self.headers, timeout_s, self.inbox.put_nowait)
+        self.link_args = (base_url, self.headers, timeout_s, self.inbox.put_nowait)
+        self.link = SOCKET_LINKS[link](*self.link_args)
         self.sender: str | None = None
+        self.resume: dict[str, Any] | None = None  # the server's resume key for this session
+        self.lost = False  # the connection ended; the next message reconnects first
         self.sender_prefix = WEB_SENDER_PREFIX
         self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
 
     async def open(self) -> None:
+        await self._join()
+
+    async def _join(self) -> None:
+        """Connects and asks for the session: a new one, or after a lost connection the same
+        one with its resume key, as the chat page does when its socket reconnects (the
+        conversation then goes on, on whichever replica the balancer picks)."""
+        resume = self.resume or {}
         try:
             await asyncio.wait_for(self.link.connect(), self.timeout_s)
-            await self.link.emit("session_request", {"session_id": None})
-            while self.sender is None:
+            await self.link.emit(
+                "session_request",
+                {"session_id": resume.get("session_id"), "resume_key": resume.get("key")},
+            )
+            confirmed = None
+            while confirmed is None:
                 event, data = await asyncio.wait_for(self.inbox.get(), self.timeout_s)
-                if event == "session_confirm":
-                    # The tracker store keeps a web chat conversation under the prefixed id.
-                    self.sender = self.sender_prefix + str(data)
+                if event == "resume_key" and isinstance(data, dict):
+                    self.resume = data
+                elif event == "session_confirm":
+                    confirmed = str(data)
         except Exception as e:  # socketio, websockets and aiohttp raise their own errors
             raise TurnFailed(f"socket.io session: {type(e).__name__}: {e}") from e
+        # The tracker store keeps a web chat conversation under the prefixed id.
+        sender = self.sender_prefix + confirmed
+        if self.sender is not None and sender != self.sender:
+            raise TurnFailed(f"socket.io session not resumed: {self.sender} became {sender}")
+        self.sender = sender
+        self.lost = False
+
+    async def _reconnect(self) -> None:
+        await self.link.close()
+        self.link = type(self.link)(*self.link_args)
+        await self._join()
 
     async def say(self, turn: Turn, language: str) -> list[str]:
+        if self.lost:  # the last try lost the connection: reconnect, resume, send again
+            await self._reconnect()
         while not self.inbox.empty():  # late messages of the previous turn are not this reply
             self.inbox.get_nowait()
         try:
             await self.link.emit("user_uttered", {"message": turn.say})
         except Exception as e:
+            self.lost = True
             raise TurnFailed(f"socket.io emit: {type(e).__name__}: {e}") from e
         replies: list[str] = []
         deadline = time.monotonic() + self.timeout_s
@@ -501,6 +535,9 @@ class SocketChat:
                 if not replies:
                     raise TurnFailed("no reply") from None
                 return replies
+            if event == LINK_LOST:
+                self.lost = True
+                raise TurnFailed(f"socket.io connection lost: {data}")
             if event == "kefu_error":  # {"error": code, "message": …}: refused, not answered
                 raise TurnFailed(
                     f"kefu_error {data.get('error') if isinstance(data, dict) else data}"

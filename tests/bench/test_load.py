@@ -40,6 +40,7 @@ from bench.load import (
     websocket_url,
     wrong_reply,
 )
+from channels.live import WEB_SENDER_PREFIX
 from tests.helpers.network import free_port
 
 #: What the stand-in answers to each message.
@@ -51,6 +52,7 @@ REPLIES = {
     "运费多少钱？": ["国内订单满 299 元包邮。"],
     # Answers in the wrong language: the generator must call this wrong.
     "谢谢": ["You're welcome!"],
+    "drop": ["Back again: Kefu here."],
 }
 SLOW = "slow"  # the stand-in takes SLOW_S to answer this
 SLOW_S = 0.3
@@ -62,6 +64,7 @@ LINGER = "linger"  # answered after LINGER_S, longer than the pinging stand-in's
 LINGER_S = 1.2
 PING_S = 0.2  # the pinging stand-in's ping interval, and how long it waits for the answer
 REFUSED_ADDRESS = "203.0.113.9"  # socket.io refused from here (TEST-NET-3: no load shopper)
+DROP = "drop"  # socket.io: the server drops the connection the first time (a replica killed)
 
 
 class StandIn:
@@ -117,13 +120,25 @@ class StandIn:
 
         @sio.on("session_request")
         async def session_request(sid, data=None):
-            await sio.emit("session_confirm", f"socket-{sid}", room=sid)
+            # Kefu's resume: the same session again only with the key this server gave for it.
+            data = data or {}
+            session = f"socket-{sid}"
+            if data.get("session_id") and data.get("resume_key") == f"key-{data['session_id']}":
+                session = data["session_id"]
+            await sio.save_session(sid, {"session": session})
+            await sio.emit("resume_key", {"session_id": session, "key": f"key-{session}"}, room=sid)
+            await sio.emit("session_confirm", session, room=sid)
 
         @sio.on("user_uttered")
         async def user_uttered(sid, data):
+            session = (await sio.get_session(sid))["session"]
+            if data["message"] == DROP and session not in self.flaked:
+                self.flaked.add(session)
+                await sio.disconnect(sid)  # the replica holding the socket is gone
+                return
             self.received.append(
                 {
-                    "sender": f"socket-{sid}",
+                    "sender": session,
                     "message": data["message"],
                     "forwarded_for": sio.get_environ(sid).get("HTTP_X_FORWARDED_FOR"),
                     "transport": sio.transport(sid),
@@ -687,3 +702,23 @@ def test_the_audit_reads_rasas_own_tracker_store_in_postgresql():
             conn.execute(text("DELETE FROM events WHERE sender_id = :s"), {"s": sender})
         engine.dispose()
         store.engine.dispose()
+
+
+@SOCKETIO_TRANSPORTS
+def test_a_lost_socket_reconnects_resumes_its_session_and_sends_again(stand_in, socketio_transport):
+    dropped = script("dropped", "en", ("hi", ["Kefu"]), (DROP, ["Kefu"]), ("hi", ["Kefu"]))
+    plan = StagePlan(1, 4.0, FAST, 5, ("socketio",))
+
+    generator, run = run_stage(stand_in.url, [dropped], plan, socketio_transport=socketio_transport)
+
+    turns = [t for t in run.turns if t.outcome != "cut"]
+    assert [t.outcome for t in turns[:3]] == ["ok", "ok", "ok"], turns
+    assert turns[1].attempts == 2  # sent again on the new connection
+    sender = turns[0].sender
+    assert {t.sender for t in turns[:3]} == {sender}
+    session = sender.removeprefix(WEB_SENDER_PREFIX)
+    assert [m["message"] for m in stand_in.received if m["sender"] == session][:3] == [
+        "hi",
+        DROP,
+        "hi",
+    ]
