@@ -77,6 +77,13 @@ class Errors(metaclass=ErrorsWithCodes):
         "The encoder model storage entry for '{component}' is missing or unreadable "
         "({detail}). Retrain the Rasa model (`rasa train`)."
     )
+    E009 = (
+        "TransformerIntentClassifier's distance check ('out_of_scope_distance_quantile') "
+        "reports messages far from every intent as '{intent}', which is not one of the trained "
+        "intents {labels}. Set 'out_of_scope_intent' to the intent that answers out-of-scope "
+        "requests, add examples of '{intent}' to the NLU data, or set "
+        "'out_of_scope_distance_quantile: 0'."
+    )
 
     # Config shared by all components
     E100 = (
@@ -157,6 +164,12 @@ class Warnings(metaclass=ErrorsWithCodes):
         "TransformerIntentClassifier: 'inference: {inference}' needs onnxruntime and onnx "
         "(`make install`) and a CPU device; running the encoder in TensorFlow instead, which "
         "takes more memory and time per message."
+    )
+    W003 = (
+        "TransformerIntentClassifier: 'out_of_scope_distance_quantile' is set, but no in-scope "
+        "example was held out to set the distance threshold (validation_fraction: "
+        "{fraction}; an intent needs at least 1 / validation_fraction examples to lend one). "
+        "This model has no distance check; raise 'validation_fraction' to get one."
     )
 
     W140 = (

@@ -354,6 +354,8 @@ def test_load_fails_when_assets_differ_from_training(
         ({"learning_rate": "fast"}, "learning_rate"),
         ({"validation_fraction": 0.9}, "validation_fraction"),
         ({"out_of_scope_quantile": 1.0}, "out_of_scope_quantile"),
+        ({"out_of_scope_distance_quantile": 1.0}, "out_of_scope_distance_quantile"),
+        ({"out_of_scope_intent": ""}, "out_of_scope_intent"),
         ({"ranking_length": 1.5}, "ranking_length"),
         ({"buckets": []}, "buckets"),
         ({"provide_features": "yes"}, "provide_features"),
@@ -698,3 +700,188 @@ def test_word_shapes_tell_apart_words_one_piece_may_cover():
     assert list(digits[:4]) == [0, 0, 1, 0] and has_digit[4] == 1
     assert list(han[:4]) == [0, 1, 0, 1] and capitals[0] == 1 and latin[4] == 1
     assert symbol[5] == 1 and single[0] == 1 and long_[4] == 1
+
+
+# ---------------------------------------------------------------- out of scope by distance
+
+# Four examples per intent, so validation_fraction 0.34 holds one of each out for the threshold.
+SCOPE_EXAMPLES = {
+    **{
+        intent: [*texts, extra]
+        for (intent, texts), extra in zip(
+            EXAMPLES.items(), ["my order please", "return it", "cancel it"], strict=True
+        )
+    },
+    "out_of_scope": [
+        "set a timer for ten minutes",
+        "translate hello into french",
+        "move money to my savings",
+        "what is the weather tomorrow",
+    ],
+}
+DISTANCE = {"validation_fraction": 0.34, "out_of_scope_distance_quantile": 0.9}
+
+
+def scope_data(whitespace_tokenize, examples=SCOPE_EXAMPLES) -> TrainingData:
+    messages = []
+    for intent, texts in examples.items():
+        for message in whitespace_tokenize(texts):
+            message.set(INTENT, intent)
+            messages.append(message)
+    return TrainingData(training_examples=messages)
+
+
+@pytest.fixture(scope="module")
+def with_distance(tiny_encoder_dir, tmp_path_factory, whitespace_tokenize):
+    """A classifier trained with the distance check on, and its storage."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+
+    storage = LocalModelStorage(tmp_path_factory.mktemp("distance-storage"))
+    context = ExecutionContext(GraphSchema({}), node_name="distance")
+    classifier = TransformerIntentClassifier.create(
+        make_config(tiny_encoder_dir, **DISTANCE), storage, Resource("distance"), context
+    )
+    classifier.train(scope_data(whitespace_tokenize))
+    return classifier, storage, context
+
+
+def test_distance_check_is_fitted_on_in_scope_intents_and_persisted(with_distance):
+    classifier, storage, _ = with_distance
+    with storage.read_from(Resource("distance")) as directory:
+        meta = json.loads((directory / "transformer_intent_classifier.json").read_text())
+        with np.load(directory / "out_of_scope_distance.npz") as npz:
+            means, precision = npz["means"], npz["precision"]
+
+    in_scope = sorted(EXAMPLES)
+    assert meta["out_of_scope_distance"] == {
+        "intents": in_scope,
+        "threshold": classifier.gaussians.threshold,
+        "quantile": 0.9,
+        "out_of_scope_intent": "out_of_scope",
+    }
+    assert means.shape == (len(in_scope), DIM) and precision.shape == (DIM, DIM)
+    assert means.dtype == precision.dtype == np.float32
+    report = classifier.metrics["out_of_scope_distance"]
+    assert report["fit_examples"] == 9 and report["held_out_in_scope"] == 3
+    assert report["held_out_out_of_scope"] == 1 and report["fitted_on"] == "tensorflow"
+
+
+def test_every_parse_reports_its_distance_and_the_trained_threshold(
+    with_distance, tiny_encoder_dir, whitespace_tokenize
+):
+    classifier, storage, context = with_distance
+    texts = ["where is my order", "set an alarm for seven", "我想退货"]
+    loaded = TransformerIntentClassifier.load(
+        make_config(tiny_encoder_dir), storage, Resource("distance"), context
+    )
+
+    before = parse(classifier, whitespace_tokenize, texts)
+    after = parse(loaded, whitespace_tokenize, texts)
+
+    # The trained check wins over a load-time config that leaves it off.
+    assert loaded._config["out_of_scope_distance_quantile"] == 0.9
+    for a, b in zip(before, after, strict=True):
+        report = b.as_dict_nlu()["out_of_scope_distance"]
+        assert set(report) == {"distance", "threshold", "nearest_intent"}
+        assert report["threshold"] == classifier.gaussians.threshold > 0
+        assert report["nearest_intent"] in EXAMPLES and report["distance"] >= 0
+        assert a.get("out_of_scope_distance") == report
+        assert a.get(INTENT_RANKING_KEY) == b.get(INTENT_RANKING_KEY)
+
+
+def test_a_message_over_the_threshold_becomes_the_out_of_scope_intent(
+    with_distance, whitespace_tokenize
+):
+    import dataclasses
+
+    classifier, _, _ = with_distance
+    (plain,) = parse(classifier, whitespace_tokenize, ["where is my order"])
+    trained = classifier.gaussians
+    classifier.gaussians = dataclasses.replace(trained, threshold=0.0)
+    try:
+        (far,) = parse(classifier, whitespace_tokenize, ["where is my order"])
+    finally:
+        classifier.gaussians = trained
+    fallback = FallbackClassifier(
+        {**FallbackClassifier.get_default_config(), "threshold": 0.5, "ambiguity_threshold": 0.1}
+    )
+
+    ranking = far.get(INTENT_RANKING_KEY)
+    assert plain.get(INTENT)["name"] == "track_order"
+    assert far.get(INTENT) == ranking[0] and ranking[0]["name"] == "out_of_scope"
+    assert ranking[0]["confidence"] >= 0.9 and sum(r["confidence"] for r in ranking) <= 1 + 1e-9
+    # The other intents keep their order, each with a tenth (1 - quantile) of its confidence.
+    others = [r for r in plain.get(INTENT_RANKING_KEY) if r["name"] != "out_of_scope"]
+    assert [r["name"] for r in ranking[1:]] == [r["name"] for r in others]
+    for flagged, kept in zip(ranking[1:], others, strict=True):
+        assert flagged["confidence"] == pytest.approx(kept["confidence"] * 0.1)
+    (answered,) = fallback.process([far])
+    assert answered.get(INTENT)["name"] == "out_of_scope"
+
+
+def test_without_the_distance_check_no_distance_is_reported(trained, whitespace_tokenize):
+    classifier, _, _ = trained
+    (message,) = parse(classifier, whitespace_tokenize, ["where is my order"])
+
+    assert classifier.gaussians is None
+    assert "out_of_scope_distance" not in message.as_dict_nlu()
+
+
+def test_the_distance_check_needs_the_out_of_scope_intent_in_the_data(
+    train_classifier, training_data
+):
+    with pytest.raises(InvalidConfigException, match=r"\[E009\].*'out_of_scope'"):
+        train_classifier(**DISTANCE)
+
+
+def test_without_held_out_examples_the_model_says_it_has_no_distance_check(
+    tiny_encoder_dir, model_storage, resource, execution_context, whitespace_tokenize, caplog
+):
+    config = make_config(tiny_encoder_dir, out_of_scope_distance_quantile=0.9)
+    classifier = TransformerIntentClassifier.create(
+        config, model_storage, resource, execution_context
+    )
+    classifier.train(scope_data(whitespace_tokenize))
+
+    assert classifier.gaussians is None and "[W003]" in caplog.text
+    loaded = TransformerIntentClassifier.load(config, model_storage, resource, execution_context)
+    assert loaded.gaussians is None and loaded._config["out_of_scope_distance_quantile"] == 0.0
+
+
+@pytest.mark.parametrize("inference", ["onnx-float32", "onnx-int8"])
+def test_the_distance_check_is_fitted_on_the_graph_that_parses(
+    tiny_encoder_dir, tmp_path, whitespace_tokenize, inference
+):
+    pytest.importorskip("onnxruntime")
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), node_name="distance")
+    config = make_config(tiny_encoder_dir, inference=inference, **DISTANCE)
+    trained = TransformerIntentClassifier.create(config, storage, Resource("d"), context)
+    trained.train(scope_data(whitespace_tokenize))
+    texts = [text for texts in SCOPE_EXAMPLES.values() for text in texts]
+
+    loaded = TransformerIntentClassifier.load(config, storage, Resource("d"), context)
+    tensorflow = parse(trained, whitespace_tokenize, texts)  # the training graph
+    onnx = parse(loaded, whitespace_tokenize, texts)
+
+    assert trained.metrics["out_of_scope_distance"]["fitted_on"] == "onnx"
+    assert trained.metrics["onnx_export"]["path"] == "encoder.onnx"
+    assert loaded.gaussians.threshold == trained.gaussians.threshold
+    # Parsed alone, as a server parses, the held-out in-scope examples give back the threshold:
+    # the fit read them the same way (int8 vectors move with their batch-mates).
+    labels = sorted(SCOPE_EXAMPLES)
+    targets = np.array([labels.index(i) for i, ts in SCOPE_EXAMPLES.items() for _ in ts])
+    _, held = stratified_split(targets, DISTANCE["validation_fraction"], seed=42)
+    held_in_scope = [texts[i] for i in held if labels[targets[i]] != "out_of_scope"]
+    alone = [parse(loaded, whitespace_tokenize, [text])[0] for text in held_in_scope]
+    distances = [m.get("out_of_scope_distance")["distance"] for m in alone]
+    assert len(distances) == 3
+    assert np.quantile(distances, 0.9) == pytest.approx(loaded.gaussians.threshold, rel=1e-5)
+    if inference == "onnx-float32":
+        # Same vectors to round-off, so both paths report the same distance and decision.
+        for a, b in zip(tensorflow, onnx, strict=True):
+            reports = [m.get("out_of_scope_distance") for m in (a, b)]
+            assert reports[0]["distance"] == pytest.approx(reports[1]["distance"], rel=1e-3)
+            assert a.get(INTENT)["name"] == b.get(INTENT)["name"]
