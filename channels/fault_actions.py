@@ -1,5 +1,6 @@
 """The remote action of :func:`channels.faults.install_fault_answers`: Rasa's ``RemoteAction``
-with a deadline and a fault answer instead of silence (see :mod:`channels.faults`).
+with a deadline and a fault answer instead of silence (see :mod:`channels.faults`), and its
+check of the action server's answer with the schema's validator built once.
 
 Its own module because Rasa's action classes import TensorFlow: only a Rasa server loads it.
 """
@@ -7,9 +8,13 @@ Its own module because Rasa's action classes import TensorFlow: only a Rasa serv
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
+from jsonschema.exceptions import best_match
+from jsonschema.validators import validator_for
 from rasa.core.actions.action import ActionExecutionRejection, RemoteAction, create_bot_utterance
+from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import BotUttered, FollowupAction, UserUttered
 
@@ -46,6 +51,24 @@ class KefuRemoteAction(RemoteAction):
             )
             return [await self._fault_answer(output_channel, nlg, tracker), _end_turn()]
 
+    def _validate_action_result(self, result: dict) -> bool:
+        """Rasa's check of the action server's answer, against the same schema.
+
+        Rasa calls ``jsonschema.validate``, which checks the large, constant events schema
+        against its meta-schema and builds a new validator on every action call: under load
+        that was 30% of a replica's busy CPU (py-spy, docs/BENCHMARKS.md). The validator is
+        built once here; the answer is checked as before and fails with the same error.
+        """
+        error = best_match(_response_validator().iter_errors(result))
+        if error is not None:
+            error.message += (
+                ". Failed to validate Action server response from API, make sure your "
+                "response from the Action endpoint is valid. For more information about the "
+                f"format visit {DOCS_BASE_URL}/custom-actions"
+            )
+            raise error
+        return True
+
     @staticmethod
     async def _fault_answer(output_channel, nlg, tracker) -> BotUttered:
         if tracker.get_last_event_for(UserUttered) is None:
@@ -65,3 +88,12 @@ class KefuRemoteAction(RemoteAction):
 def _end_turn() -> FollowupAction:
     # Listen next: the flow's later actions would only fail the same way.
     return FollowupAction(ACTION_LISTEN_NAME)
+
+
+@functools.lru_cache(maxsize=1)
+def _response_validator():
+    """The validator of Rasa's action-server answer schema, its schema checked once."""
+    schema = RemoteAction.action_response_format_spec()
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)

@@ -169,25 +169,34 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Publish the events not stored yet, masked with the tracker's known values."""
-        if self.event_broker is None:
-            return
         old_tracker = await self.retrieve(tracker.sender_id)
         new_events = TrackerEventDiffEngine.event_difference(old_tracker, tracker)
-        known = known_pii(tracker)
+        self._publish(tracker.sender_id, new_events, known_pii(tracker))
+
+    def _publish(self, sender_id: str, events: list, known: list[str]) -> None:
         broker = self.event_broker
-        for event in new_events:
-            body = mask_event({"sender_id": tracker.sender_id, **event.as_dict()}, known)
+        if broker is None:
+            return
+        for event in events:
+            body = mask_event({"sender_id": sender_id, **event.as_dict()}, known)
             if isinstance(broker, MaskingEventBroker):
                 broker.publish_masked(body)
             else:  # someone replaced the attribute; mask again on the way
                 broker.publish(body)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Rasa's ``SQLTrackerStore.save`` with every new event masked before it is written."""
-        await self.stream_events(tracker)
+        """Rasa's ``SQLTrackerStore.save`` with every new event masked before it is written.
+
+        Rasa streams the new events first by reading the whole stored tracker back and
+        diffing (``stream_events``); the new events are the same ones ``_additional_events``
+        finds by counting the stored rows, so they are found once, published, then written:
+        one read of the conversation per turn fewer.
+        """
         known = known_pii(tracker)
         with self.session_scope() as session:
-            for event in self._additional_events(session, tracker):
+            new_events = list(self._additional_events(session, tracker))
+            self._publish(tracker.sender_id, new_events, known)
+            for event in new_events:
                 data = mask_event(event.as_dict(), known)
                 intent = (data.get("parse_data") or {}).get("intent", {}).get(INTENT_NAME_KEY)
                 session.add(

@@ -89,6 +89,41 @@ def assert_fault_answer(events: list, text: str) -> None:
     assert isinstance(followup, FollowupAction) and followup.action_name == "action_listen"
 
 
+# --- the action server's answer is checked against Rasa's schema -----------------------------
+
+VALID_ANSWER = {
+    "events": [{"event": "slot", "name": "language", "value": "en"}],
+    "responses": [{"text": "Your order is on its way."}],
+}
+INVALID_ANSWERS = [
+    {"events": [{"event": "slot", "name": 5}]},  # a slot without a name string
+    {"events": {"event": "slot"}},  # events not a list
+    {"responses": ["just text"]},  # a response that is not an object
+    {"events": [{"event": "no_such_event"}]},
+]
+
+
+def test_a_valid_answer_passes_as_in_rasa():
+    action = KefuRemoteAction("action_track_order", EndpointConfig("http://unused"))
+
+    assert action._validate_action_result(VALID_ANSWER) is True
+    assert rasa_actions.RemoteAction._validate_action_result(action, VALID_ANSWER) is True
+
+
+@pytest.mark.parametrize("answer", INVALID_ANSWERS)
+def test_an_invalid_answer_is_refused_with_rasas_error(answer):
+    from jsonschema import ValidationError
+
+    action = KefuRemoteAction("action_track_order", EndpointConfig("http://unused"))
+    with pytest.raises(ValidationError) as ours:
+        action._validate_action_result(answer)
+    with pytest.raises(ValidationError) as rasas:
+        rasa_actions.RemoteAction._validate_action_result(action, answer)
+
+    assert ours.value.message == rasas.value.message
+    assert "Failed to validate Action server response" in ours.value.message
+
+
 @pytest.mark.parametrize("language", ["en", "zh"])
 async def test_an_action_server_that_is_down_gets_the_fault_answer(language, caplog):
     closed = f"http://127.0.0.1:{free_port()}/webhook"
