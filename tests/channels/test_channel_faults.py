@@ -26,6 +26,7 @@ from channels.faults import (
     ACTION_TIMEOUT_ENV,
     FAULT_RESPONSE,
     FAULT_TEXT,
+    LOCK_POLL_S,
     LockStoreUnavailable,
     RefusingRedisLockStore,
     fault_reply,
@@ -238,3 +239,31 @@ async def test_the_lock_store_serves_turns_when_redis_is_there():
     async with store.lock("kefu-faults-test") as lock:
         assert lock.conversation_id == "kefu-faults-test"
     assert store.get_lock("kefu-faults-test") is None  # released and deleted
+
+
+@pytest.mark.services
+async def test_a_turn_waiting_for_the_conversation_lock_looks_again_every_poll(monkeypatch):
+    require_service("Redis", "127.0.0.1", 6379)
+    store = lock_store(6379)
+    conversation_id = f"kefu-faults-wait-{free_port()}"
+    order, waits = [], []
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(seconds, *args, **kwargs):
+        waits.append(seconds)
+        return await real_sleep(seconds, *args, **kwargs)
+
+    # Rasa's wait between two looks at a busy lock (rasa.core.lock_store._acquire_lock).
+    monkeypatch.setattr("rasa.core.lock_store.asyncio.sleep", recorded_sleep)
+
+    async def turn(name: str, hold_s: float) -> None:
+        async with store.lock(conversation_id):
+            order.append(name)
+            await real_sleep(hold_s)
+
+    first = asyncio.create_task(turn("first", 0.2))
+    await real_sleep(0.01)  # the second message arrives while the first turn runs
+    await asyncio.gather(first, turn("second", 0.0))
+
+    assert order == ["first", "second"]  # one turn at a time, in order
+    assert waits and set(waits) == {LOCK_POLL_S}  # Rasa's own default would wait 1 s
