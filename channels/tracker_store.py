@@ -169,6 +169,8 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Publish the events not stored yet, masked with the tracker's known values."""
+        if self.event_broker is None:
+            return
         old_tracker = await self.retrieve(tracker.sender_id)
         new_events = TrackerEventDiffEngine.event_difference(old_tracker, tracker)
         self._publish(tracker.sender_id, new_events, known_pii(tracker))
