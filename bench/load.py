@@ -14,9 +14,9 @@ socket.io runs over WebSocket by default (``--socketio-transport websocket``), a
 page does once engine.io has upgraded: a small Engine.IO v4 / Socket.IO v5 client here on the
 ``websockets`` package that Sanic brings (python-engineio 4.15's own websocket client needs
 aiohttp ≥ 3.10, and Rasa 3.6 pins 3.9). ``--socketio-transport polling`` plays them over
-engine.io long-polling with python-socketio's client instead, a browser without WebSocket: a
-reply may then wait for the poll in flight, which through nginx adds up to about a second to some
-turns, so its p95 / p99 measure that transport more than the server. Either way the turn is the
+engine.io long-polling with python-socketio's client instead, as a browser without WebSocket
+does (each poll its own request; nginx keeps them on one replica by the sticky cookie, which the
+client keeps even for an IP-address host). Either way the turn is the
 same: over once the replies are right (or nothing more came for ``SOCKET_QUIET_S``), an error on
 ``kefu_error`` or no reply; the results record which transport ran (``socketio_transport``).
 
