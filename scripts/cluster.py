@@ -78,6 +78,7 @@ from scripts.serve import (  # noqa: E402 - after the path fix above
     _tail,
     _with_secrets,
     healthy,
+    process_env,
     rasa_command,
     server_env,
 )
@@ -256,9 +257,7 @@ def cluster_env(
     env = {
         "KEFU_TRUSTED_PROXIES": "127.0.0.1/32",  # nginx reaches the replicas over loopback
         "KEFU_AGENT_TOKEN_FILE": str(run_dir / "agent-token"),
-        **environ,
-        "PYTHONPATH": str(ROOT),
-        "RASA_TELEMETRY_ENABLED": "false",
+        **process_env(environ),
         "KEFU_ACTION_URL": f"http://{balancer['host']}:{balancer['actions_port']}/webhook",
         "KEFU_ACTION_TOKEN": environ.get("KEFU_ACTION_TOKEN") or secrets.token_hex(24),
         "KEFU_TRACKER_DB_URL": config["tracker_store"]["url"],

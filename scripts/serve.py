@@ -46,6 +46,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -193,6 +194,11 @@ DEMO_LINK_FILE_ENV = "KEFU_DEMO_LINK_FILE"
 DEFAULT_DEMO_LINK_FILE = "var/demo-link"
 MAX_REQUEST_ENV = "SANIC_REQUEST_MAX_SIZE"
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+#: Each Kefu server works through one message at a time on its event loop. OpenBLAS (numpy's
+#: BLAS) would keep a thread per core that spins between calls: on 2 cores it cost a Rasa
+#: replica as much CPU as its turns did, 88 -> 48 CPU-ms a turn with one thread
+#: (docs/BENCHMARKS.md, "Load on the replica topology"). The environment may still set it.
+BLAS_THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 #: ``0`` leaves the analytics consumer out (as ``--no-analytics`` does).
 ANALYTICS_ENV = "KEFU_ANALYTICS"
 
@@ -307,6 +313,17 @@ def rasa_run_command(
 ) -> list[str]:
     """The ``rasa run`` command line of ``make run`` (see :func:`rasa_command`)."""
     return rasa_command(model, endpoints, args.credentials, args.host, args.port, env)
+
+
+def process_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of every Kefu process a local run starts: ``environ`` with this
+    checkout on the path, no telemetry, and one BLAS thread (unless ``environ`` sets it)."""
+    return {
+        **BLAS_THREADS_ENV,
+        **environ,
+        "PYTHONPATH": str(ROOT),
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
 
 
 def server_env(env: dict[str, str]) -> dict[str, str]:
@@ -456,9 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / args.log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     (ROOT / "var").mkdir(exist_ok=True)
-    env, made_up = _with_secrets(
-        {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false"}
-    )
+    env, made_up = _with_secrets(process_env(os.environ))
     endpoints = endpoints_for_port(ROOT / args.endpoints, args.actions_port, ROOT / "var")
 
     actions = Service(

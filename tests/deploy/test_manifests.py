@@ -115,6 +115,14 @@ def test_the_image_copies_only_what_exists_and_serves_rasa_on_the_replica_port(c
     assert any(op == "USER" and args.strip() != "root" for op, args in dockerfile())
 
 
+def test_the_image_runs_numpy_on_as_many_blas_threads_as_a_local_run():
+    from scripts.serve import BLAS_THREADS_ENV
+
+    env = " ".join(args for op, args in dockerfile() if op == "ENV").split()
+    for name, value in BLAS_THREADS_ENV.items():
+        assert f"{name}={value}" in env
+
+
 # --- Compose ----------------------------------------------------------------------------------
 
 

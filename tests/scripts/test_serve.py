@@ -21,6 +21,7 @@ from scripts.serve import (
     check_services,
     cors_arguments,
     endpoints_for_port,
+    process_env,
     rasa_run_command,
     server_env,
     upgrade_analytics,
@@ -108,6 +109,21 @@ def test_rasa_run_reads_the_cors_origins_as_a_list():
     parsed = parser.parse_args(cors_arguments("https://a.example,https://b.example"))
     assert parsed.cors == ["https://a.example", "https://b.example"]
     assert parser.parse_args([]).cors is None  # Rasa then allows no other origin
+
+
+def test_every_process_runs_numpy_on_one_blas_thread_unless_told_otherwise():
+    env = process_env({"PATH": os.environ["PATH"]})
+    assert env["OPENBLAS_NUM_THREADS"] == "1"
+    assert env["PYTHONPATH"] == str(ROOT)
+    assert process_env({"OPENBLAS_NUM_THREADS": "4"})["OPENBLAS_NUM_THREADS"] == "4"
+    probe = (
+        "import numpy; from threadpoolctl import threadpool_info; "
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[1]"
 
 
 def test_sanic_reads_the_request_size_limit_from_the_environment():
