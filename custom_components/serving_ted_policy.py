@@ -9,15 +9,32 @@ read first, one eager prediction creates every variable the prediction path uses
 restored from the checkpoint the moment it exists), and a second prediction traces the graph
 that serves, as Rasa's own load does. Training, fine-tuning (`rasa train --finetune`) and the
 saved files are Rasa's, unchanged: a model trained with `TEDPolicy` is read the same way.
+
+A served TED also remembers its recent predictions. Unless the model reads the user's text (end
+to end), its input is a function of the tracker's last `max_history` states alone, and a shop's
+conversations run through the same few states again and again (greeted, asked for the order
+number, answered, listening). The states are cheap to compute and the TensorFlow call is not:
+TED was the largest part of a replica's CPU per turn (docs/BENCHMARKS.md, "Load on the replica
+topology"). The prediction for the same states is the same, so a bounded LRU map from the
+states to the prediction returns it without running the model.
 """
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from typing import Any
 
+from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.policies.ted_policy import TED, TEDPolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import ACTION_TEXT, TEXT
 from rasa.utils.tensorflow.model_data import RasaModelData
+
+#: Predictions remembered per policy (each a few hundred floats: a few MiB at most).
+PREDICTION_CACHE_SIZE = 4096
 
 
 class ServingTED(TED):
@@ -64,7 +81,64 @@ class ServingTED(TED):
 class ServingTEDPolicy(TEDPolicy):
     """`TEDPolicy` (same configuration, training and files) that loads in a fraction of the time."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prediction_cache: OrderedDict[str, PolicyPrediction] = OrderedDict()
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """TED's defaults and the size of the prediction cache (0 turns it off)."""
+        return {**TEDPolicy.get_default_config(), "prediction_cache_size": PREDICTION_CACHE_SIZE}
+
     @staticmethod
     def model_class() -> type[TED]:
         """The TED architecture with the serving `load`."""
         return ServingTED
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """TED's prediction, from the cache when these states were predicted before."""
+        if not self._predictions_follow_states():
+            return super().predict_action_probabilities(tracker, domain, rule_only_data, **kwargs)
+        states = self._prediction_states(tracker, domain, rule_only_data=rule_only_data)
+        key = json.dumps(states, sort_keys=True, default=list)
+        cached = self._prediction_cache.get(key)
+        if cached is None:
+            cached = super().predict_action_probabilities(tracker, domain, rule_only_data, **kwargs)
+            self._prediction_cache[key] = cached
+            if len(self._prediction_cache) > self.config["prediction_cache_size"]:
+                self._prediction_cache.popitem(last=False)
+        else:
+            self._prediction_cache.move_to_end(key)
+        return _copy(cached)
+
+    def _predictions_follow_states(self) -> bool:
+        """Whether the model's input is the states alone: a trained model that reads no text."""
+        return (
+            self.config.get("prediction_cache_size", 0) > 0
+            and self.model is not None
+            and not self.only_e2e
+            and TEXT not in self.fake_features
+            and ACTION_TEXT not in self.fake_features
+        )
+
+
+def _copy(prediction: PolicyPrediction) -> PolicyPrediction:
+    """A prediction of its own for the caller: the ensemble may change its probabilities."""
+    return PolicyPrediction(
+        list(prediction.probabilities),
+        prediction.policy_name,
+        prediction.policy_priority,
+        prediction.events,
+        prediction.optional_events,
+        prediction.is_end_to_end_prediction,
+        prediction.is_no_user_prediction,
+        prediction.diagnostic_data,
+        prediction.hide_rule_turn,
+        prediction.action_metadata,
+    )

@@ -103,3 +103,53 @@ def test_fine_tuning_takes_rasas_load_with_the_training_graph(trained):
     policy = load(ServingTEDPolicy, trained, finetuning=True)
 
     assert policy.model.optimizer is not None
+
+
+def _prior_trackers(trackers):
+    for tracker in trackers:
+        for prior, _hidden in tracker.generate_all_prior_trackers():
+            yield prior
+
+
+def test_remembered_predictions_are_the_models_own(trained):
+    domain, trackers, _storage, _resource = trained
+    serving = load(ServingTEDPolicy, trained)
+    uncached = load(ServingTEDPolicy, trained)
+    uncached.config["prediction_cache_size"] = 0
+
+    for tracker in list(_prior_trackers(trackers)) * 2:  # the second round from the cache
+        expected = uncached.predict_action_probabilities(tracker, domain)
+        got = serving.predict_action_probabilities(tracker, domain)
+        assert got.probabilities == expected.probabilities
+        assert got.policy_name == expected.policy_name
+        assert got.is_end_to_end_prediction == expected.is_end_to_end_prediction
+    assert not uncached._prediction_cache
+
+
+def test_the_same_states_do_not_run_the_model_again(trained, monkeypatch):
+    domain, trackers, _storage, _resource = trained
+    serving = load(ServingTEDPolicy, trained)
+    runs = []
+    run_inference = serving.model.run_inference
+    monkeypatch.setattr(
+        serving.model, "run_inference", lambda data: runs.append(1) or run_inference(data)
+    )
+
+    first = serving.predict_action_probabilities(trackers[0], domain)
+    first.probabilities[0] = 99.0  # the caller's copy: the remembered one stays as it was
+    again = serving.predict_action_probabilities(trackers[0], domain)
+
+    assert len(runs) == 1
+    assert again.probabilities[0] != 99.0
+
+
+def test_the_cache_keeps_the_most_recent_states_only(trained):
+    domain, trackers, _storage, _resource = trained
+    serving = load(ServingTEDPolicy, trained)
+    serving.config["prediction_cache_size"] = 2
+    priors = list(_prior_trackers(trackers))
+
+    for tracker in priors:
+        serving.predict_action_probabilities(tracker, domain)
+
+    assert len(serving._prediction_cache) == 2
