@@ -108,7 +108,7 @@ def test_fine_tuning_takes_rasas_load_with_the_training_graph(trained):
 def _prior_trackers(trackers):
     for tracker in trackers:
         for prior, _hidden in tracker.generate_all_prior_trackers():
-            yield prior
+            yield prior.copy()  # Rasa yields one tracker, updated in place
 
 
 def test_remembered_predictions_are_the_models_own(trained):
