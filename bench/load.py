@@ -748,6 +748,7 @@ class LoadGenerator:
         run = StageRun(plan)
         connector = aiohttp.TCPConnector(limit=0)
         cpu_before = cpu.by_group() if cpu else {}
+        generator_before = time.process_time()
         stage_start = time.monotonic()
         # Shoppers arrive spread over one think time (or a tenth of the stage), not all at once.
         spread = min(plan.think_s[2] if plan.think_s else 0.0, plan.duration_s / 10) or 0.0
@@ -779,6 +780,8 @@ class LoadGenerator:
             after = cpu.by_group()
             run.cpu_by_group = {g: after[g] - cpu_before.get(g, 0.0) for g in sorted(after)}
             run.cpu_s = sum(v for g, v in run.cpu_by_group.items() if g not in STORE_PROCESSES)
+            # Not the servers' either, but it shares their cores on one machine.
+            run.cpu_by_group[GENERATOR] = time.process_time() - generator_before
         for record in run.conversations:
             record.setdefault("outcome", "cut")
         return run
@@ -912,7 +915,7 @@ def render(summaries: Sequence[dict[str, Any]]) -> str:
     if split:
         return (
             format_table(headers, rows)
-            + "\n\nCPU-ms per turn by process (stores: the machine's PostgreSQL, Redis, RabbitMQ):\n"
+            + "\n\nCPU-ms per turn by process (stores: the machine's PostgreSQL, Redis, RabbitMQ; the load generator shares the cores):\n"
             + "\n".join(split)
         )
     return format_table(headers, rows)
@@ -967,6 +970,8 @@ def _proc_table() -> dict[int, tuple[int, float, str]]:
 
 
 #: The shared stores a turn also costs, by the command names of their server processes.
+#: The load generator itself (this process), reported beside the servers and the stores.
+GENERATOR = "load generator"
 STORE_PROCESSES = {
     "postgres": ("postgres",),
     "redis": ("redis-server",),

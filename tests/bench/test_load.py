@@ -626,6 +626,8 @@ def test_command_line_writes_json_and_table(stand_in, tmp_path):
     assert results["cpu_count"] == os.cpu_count()
     assert all(s["turns_ok"] > 0 and s["turns_wrong"] == 0 for s in results["stages"])
     assert all(s["cpu_ms_per_turn"] is not None for s in results["stages"])
+    # The generator's own CPU is reported beside the servers', never counted as theirs.
+    assert all("load generator" in s["cpu_ms_per_turn_by_process"] for s in results["stages"])
     assert "p99 ms" in Path(out.with_suffix(".md")).read_text()
 
 
