@@ -44,12 +44,17 @@ def story_trackers(stories: Path, domain: Any) -> tuple[list, int]:
     """Each test story's trackers before each of its actions, story after story (in the order
     Rasa loads them), and the number of stories."""
     from rasa.core.training import load_data
+    from rasa.shared.core.trackers import DialogueStateTracker
 
     trackers = load_data(str(stories), domain, augmentation_factor=0)
     prefixes = []
-    for tracker in trackers:
-        # Rasa replays the events into one tracker and yields it at each action: copy each.
-        prefixes.extend(prior.copy() for prior, _ in tracker.generate_all_prior_trackers())
+    for number, tracker in enumerate(trackers):
+        # Rasa replays the events into one tracker and yields it at each action: a plain
+        # tracker of its own each time (as a server has), not the training tracker's subclass.
+        prefixes.extend(
+            DialogueStateTracker.from_events(f"story-{number}", list(prior.events), domain.slots)
+            for prior, _ in tracker.generate_all_prior_trackers()
+        )
     return prefixes, len(trackers)
 
 
@@ -81,7 +86,8 @@ def measure(model: Path, stories: Path) -> dict[str, Any]:
             policy.predict_action_probabilities(tracker, agent.domain)
         return 1000 * (time.perf_counter() - started) / len(prefixes)
 
-    cache_size = policy.config["prediction_cache_size"]
+    model_runs, cache_size = len(runs), policy.config["prediction_cache_size"]
+    cached_states = len(policy._prediction_cache)
     without_ms, with_ms = mean_ms(0), mean_ms(cache_size)
     predictions = sum(h[0] for h in hits_by_half)
     return {
@@ -89,11 +95,11 @@ def measure(model: Path, stories: Path) -> dict[str, Any]:
         "stories": str(stories),
         "conversations": conversations,
         "predictions": predictions,
-        "model_runs": len(runs),
-        "from_cache": 1 - len(runs) / predictions,
+        "model_runs": model_runs,
+        "from_cache": 1 - model_runs / predictions,
         "from_cache_first_half": hits_by_half[0][1] / hits_by_half[0][0],
         "from_cache_second_half": hits_by_half[1][1] / hits_by_half[1][0],
-        "cached_states": len(policy._prediction_cache),
+        "cached_states": cached_states,
         "ted_ms_without_cache": without_ms,
         "ted_ms_from_cache": with_ms,
     }
