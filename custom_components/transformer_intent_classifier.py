@@ -112,7 +112,12 @@ from custom_components.encoder.distance import (
     out_of_scope_confidences,
 )
 from custom_components.encoder.finetune import FineTunedEncoder
-from custom_components.encoder.onnx_encoder import OnnxEncoder, export_onnx, onnx_available
+from custom_components.encoder.onnx_encoder import (
+    SERVING_THREADS,
+    OnnxEncoder,
+    export_onnx,
+    onnx_available,
+)
 from custom_components.messages import Errors, Warnings
 
 logger = logging.getLogger(__name__)
@@ -299,7 +304,7 @@ class TransformerIntentClassifier(EncoderComponent, IntentClassifier, EntityExtr
 
     def _new_encoder(self) -> FineTunedEncoder | OnnxEncoder:
         if self._onnx_model is not None:
-            return OnnxEncoder(self._onnx_model, self.runtime)
+            return OnnxEncoder(self._onnx_model, self.runtime, threads=SERVING_THREADS)
         return FineTunedEncoder(
             self.runtime,
             trainable_layers=self._config["trainable_layers"],
