@@ -95,7 +95,14 @@ class EventOutbox:
             hide_parameters=True,
             connect_args=connect_args,
         )
-        _metadata.create_all(self.engine, checkfirst=True)
+        try:
+            _metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # Replicas starting together race to create the table: the one that checked just
+            # before another created it fails (PostgreSQL: DuplicateTable, or a unique
+            # violation in pg_type), and finds the table there.
+            if not sa.inspect(self.engine).has_table(OUTBOX_TABLE):
+                raise
 
     def add(self, message_id: str, body: str, headers: dict[str, Any] | None) -> None:
         """Append one event."""

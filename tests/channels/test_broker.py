@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
-from channels.broker import MESSAGE_ID_HEADER, OutboxPikaEventBroker, outbox_table
+import channels.broker as broker_module
+from channels.broker import MESSAGE_ID_HEADER, EventOutbox, OutboxPikaEventBroker, outbox_table
 from tests.helpers import ROOT
 from tests.helpers.network import free_port, require_service
 from tests.postgres import ensure_database
@@ -219,3 +220,27 @@ def test_the_production_endpoints_use_the_outbox_broker():
     broker = config["event_broker"]
     assert broker["type"] == "channels.broker.OutboxPikaEventBroker"
     assert broker["outbox_url"] == "${KEFU_TRACKER_DB_URL}"
+
+
+def _created_meanwhile(*_args, **_kwargs):
+    """What PostgreSQL answers the replica that checked for the table just before another one
+    created it."""
+    raise sa.exc.ProgrammingError("CREATE TABLE kefu_event_outbox", {}, Exception("exists"))
+
+
+def test_replicas_starting_together_share_the_outbox_one_of_them_created(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    EventOutbox(url).dispose()  # the replica that won
+    monkeypatch.setattr(broker_module._metadata, "create_all", _created_meanwhile)
+
+    outbox = EventOutbox(url)  # the one that lost the race
+
+    outbox.add("m-1", json.dumps(event(1)), None)
+    assert outbox.count() == 1
+
+
+def test_an_outbox_that_cannot_be_created_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(broker_module._metadata, "create_all", _created_meanwhile)
+
+    with pytest.raises(sa.exc.ProgrammingError):
+        EventOutbox(f"sqlite:///{tmp_path / 'outbox.db'}")
