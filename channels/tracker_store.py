@@ -29,12 +29,13 @@ The module also deletes conversations from a SQL tracker store (``scripts/privac
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,10 @@ class MaskingEventBroker(EventBroker):
         return getattr(inner, name)
 
 
+#: Set on a tracker this store read: how many of its events the store held then.
+STORED_EVENTS = "_kefu_stored_events"
+
+
 class MaskingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that masks personal data before it is stored or streamed.
 
@@ -166,6 +171,29 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         # import Rasa's core (TensorFlow) for them.
         if "rasa.core.agent" in sys.modules:
             install_fault_answers()
+
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> DialogueStateTracker | None:
+        """Rasa's read of a conversation, noting on the tracker how many events it holds."""
+        tracker = await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        if tracker is not None and not fetch_events_from_all_sessions:
+            setattr(tracker, STORED_EVENTS, len(tracker.events))
+        return tracker
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
+        """The tracker's events the store does not hold yet.
+
+        Rasa counts the stored rows of the conversation session on every save (8% of a
+        replica's main thread under load, docs/BENCHMARKS.md). A tracker this store read holds
+        exactly those rows (the same query), and the conversation's lock keeps every other
+        writer out until the turn is saved, so the count noted at the read is the same number.
+        A tracker read some other way, or whose history is capped, is counted as Rasa does.
+        """
+        stored = getattr(tracker, STORED_EVENTS, None)
+        if stored is None or tracker.events.maxlen is not None:
+            return super()._additional_events(session, tracker)
+        return itertools.islice(tracker.events, stored, len(tracker.events))
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Publish the events not stored yet, masked with the tracker's known values."""
@@ -212,6 +240,8 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                     )
                 )
             session.commit()
+        if hasattr(tracker, STORED_EVENTS):  # saved again in the same turn: from here on
+            setattr(tracker, STORED_EVENTS, len(tracker.events))
         logger.debug("Tracker with sender_id '%s' stored (masked)", tracker.sender_id)
 
 

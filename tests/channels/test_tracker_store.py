@@ -12,7 +12,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import TrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
 from rasa.core.utils import AvailableEndpoints
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -25,6 +25,7 @@ from rasa.shared.core.events import (
 from rasa.utils.endpoints import EndpointConfig
 
 from channels.tracker_store import (
+    STORED_EVENTS,
     MaskingEventBroker,
     MaskingSQLTrackerStore,
     conversations_of_customer,
@@ -205,6 +206,43 @@ async def test_a_full_conversation_is_stored_and_published_masked(tmp_path, doma
     stored = rows(db)
     assert json.loads(stored[-1])["text"] == "is *** right?"
     assert_no_clear_pii(stored + rows(broker_db))
+
+
+async def test_a_turn_on_a_conversation_read_from_the_store_writes_its_events_without_a_count(
+    tmp_path, domain, monkeypatch
+):
+    db = tmp_path / "tracker.db"
+    store, _ = await store_from(endpoints_file(tmp_path, db), domain)
+    counts = []
+    rasas_count = SQLTrackerStore._additional_events
+    monkeypatch.setattr(
+        SQLTrackerStore,
+        "_additional_events",
+        lambda self, session, tracker: counts.append(1) or rasas_count(self, session, tracker),
+    )
+    sender = "web-" + uuid.uuid4().hex[:8]
+    tracker = await store.get_or_create_tracker(sender, append_action_listen=False)
+    for event in conversation(sender):
+        tracker.update(event)
+    await store.save(tracker)  # a new conversation: nothing was read, Rasa counts
+    assert counts
+    counted, stored = len(counts), len(rows(db))
+
+    tracker = await store.get_or_create_tracker(sender)  # the next turn reads it back
+    tracker.update(UserUttered("thanks", {"name": "thank_you"}))
+    tracker.update(ActionExecuted("utter_welcome"))
+    await store.save(tracker)
+    tracker.update(ActionExecuted("action_listen"))
+    await store.save(tracker)  # saved again in the same turn: only the newest event
+
+    assert len(counts) == counted
+    assert len(rows(db)) == stored + 3
+    assert [json.loads(r).get("name") for r in rows(db)[-2:]] == ["utter_welcome", "action_listen"]
+
+    # A tracker read across all sessions (the API's, the console's) holds more than the
+    # session's rows: it is not marked, so a save would count as Rasa does.
+    full = await store.retrieve_full_tracker(sender)
+    assert not hasattr(full, STORED_EVENTS)
 
 
 @pytest.mark.services
