@@ -969,9 +969,9 @@ def _proc_table() -> dict[int, tuple[int, float, str]]:
     return table
 
 
-#: The shared stores a turn also costs, by the command names of their server processes.
 #: The load generator itself (this process), reported beside the servers and the stores.
 GENERATOR = "load generator"
+#: The shared stores a turn also costs, by the command names of their server processes.
 STORE_PROCESSES = {
     "postgres": ("postgres",),
     "redis": ("redis-server",),
