@@ -30,6 +30,8 @@ web chat widgets also work against it. On top of Rasa's ``SocketIOInput`` it:
   ``kefu_error`` ``invalid_json``;
 - refuses malformed, oversized or session-less messages with an ``kefu_error`` event to that
   socket only, and keeps serving everyone else;
+- sends a turn's replies once the turn is stored (:class:`TurnOutput`), so a replica killed
+  mid-turn never shows an answer the tracker store lacks;
 - sends cards (product, order tracking) as ``{"custom": {...}}`` messages, and lets the agent
   console push an agent's replies into the conversation (:mod:`channels.live`);
 - with several replicas, shares its socket.io rooms through Redis when
@@ -351,6 +353,31 @@ class WebChatOutput(OutputChannel):
         await self._emit({"custom": json_message})
 
 
+class TurnOutput(WebChatOutput):
+    """A turn's replies, held until the turn is stored, then sent to its room.
+
+    Rasa sends each reply as soon as an action produces it and saves the tracker at the end of
+    the turn. A replica that dies between the two has shown the customer an answer the store
+    does not hold, and the next turn, on another replica, runs without it. Holding the replies
+    until ``on_new_message`` returns (after the save) makes the web chat answer as REST does:
+    what the customer saw is stored. A turn that fails sends none of them; the customer gets
+    the fault answer and may send the message again.
+    """
+
+    def __init__(self, sio: AsyncServer, room: str) -> None:
+        super().__init__(sio, room)
+        self.held: list[dict[str, Any]] = []
+
+    async def _emit(self, message: dict[str, Any]) -> None:
+        self.held.append(message)
+
+    async def send_held(self) -> None:
+        """Sends the held replies, in order, to every tab of the conversation."""
+        held, self.held = self.held, []
+        for message in held:
+            await super()._emit(message)
+
+
 class WebChatInput(InputChannel):
     """socket.io channel for the web chat page (see the module docstring)."""
 
@@ -515,9 +542,10 @@ class WebChatInput(InputChannel):
             metadata = channel_metadata(
                 sent, sender_id=sender_id, identity=identity, client=session.get("client")
             )
+            output = TurnOutput(sio, sender_id)
             message = UserMessage(
                 text,
-                WebChatOutput(sio, sender_id),
+                output,
                 sender_id,
                 input_channel=channel.name(),
                 metadata=metadata,
@@ -534,6 +562,8 @@ class WebChatInput(InputChannel):
             except Exception:
                 logger.exception("web chat message of %s could not be processed", sender_id)
                 await _refuse(sid, MessageRejected("processing_failed", fault_reply()))
+            else:
+                await output.send_held()
 
         @sio.on(UNREADABLE_EVENT)
         async def unreadable(sid: str, *args: Any) -> None:

@@ -258,7 +258,11 @@ _apps = itertools.count()
 
 class Assistant:
     """Stands in for the Rasa agent: keeps trackers, answers "ok", and verifies the
-    conversation when a message carries a valid identity claim (as the actions do)."""
+    conversation when a message carries a valid identity claim (as the actions do).
+
+    As Rasa does, it sends the reply while the turn runs and saves the tracker at its end.
+    "slow to store" takes a while to save; "fail after the reply" fails before saving (a
+    replica dying mid-turn, as far as the customer can tell)."""
 
     def __init__(self) -> None:
         self.tracker_store = InMemoryTrackerStore(DOMAIN)
@@ -274,8 +278,12 @@ class Assistant:
         elif message.text == "alice@example.com":  # an order number + email check, say
             tracker.update(SlotSet("verified_customer_id", ALICE))
         tracker.update(BotUttered("ok"))
-        await self.tracker_store.save(tracker)
         await message.output_channel.send_text_message(message.sender_id, "ok")
+        if message.text == "fail after the reply":
+            raise RuntimeError("the replica died before the turn was stored")
+        if message.text == "slow to store":
+            await asyncio.sleep(0.3)
+        await self.tracker_store.save(tracker)
 
 
 @pytest.fixture
@@ -444,6 +452,24 @@ async def test_the_identity_ends_when_the_token_expires(webchat, monkeypatch):
     await alice.close()
     late = server.assistant.messages[-1]
     assert "kefu_identity" not in late.metadata
+
+
+async def test_a_reply_is_sent_only_once_its_turn_is_stored(webchat):
+    server = await webchat()
+    chat = ChatClient(server.url)
+    session_id = (await chat.open())["session_confirm"]
+    assert await chat.say("slow to store") == ("bot_uttered", {"text": "ok"})
+    stored = await server.assistant.tracker_store.retrieve(f"web-{session_id}")
+    assert [e.text for e in stored.events if isinstance(e, (UserUttered, BotUttered))] == [
+        "slow to store",
+        "ok",
+    ]
+    # A turn that fails before it is stored shows no reply, only the fault answer.
+    event, error = await chat.say("fail after the reply")
+    assert (event, error["error"]) == ("kefu_error", "processing_failed")
+    assert "try again" in error["message"]
+    assert await chat.say("hi") == ("bot_uttered", {"text": "ok"})
+    await chat.close()
 
 
 async def test_the_client_address_comes_from_a_trusted_proxy_only(webchat):
