@@ -280,6 +280,7 @@ class WebSocketLink:
         self.reader: asyncio.Task | None = None
         self.joined: asyncio.Future | None = None  # the server's answer to our 40
         self.lost: str | None = None  # why the connection ended, once it has
+        self.heard_at: float | None = None  # when the server last sent anything (monotonic)
 
     async def connect(self) -> None:
         import websockets  # Sanic's dependency; the asyncio client of websockets 10
@@ -311,6 +312,7 @@ class WebSocketLink:
         why = "the server ended engine.io"
         try:
             async for message in self.ws:
+                self.heard_at = time.monotonic()
                 if not isinstance(message, str) or not message:
                     continue  # binary attachments: no event of the web chat has any
                 kind, body = message[0], message[1:]
@@ -354,6 +356,14 @@ class WebSocketLink:
             if event in SOCKET_EVENTS:
                 self.deliver((event, args[0] if args else None))
         return True
+
+    def describe(self) -> str:
+        """The connection's state, for an error that needs explaining."""
+        if self.lost:
+            return f"lost: {self.lost}"
+        if self.heard_at is None:
+            return "open, nothing heard"
+        return f"open, last heard {time.monotonic() - self.heard_at:.1f} s ago"
 
     async def close(self) -> None:
         """``41`` (leave the namespace), then the websocket's closing handshake."""
@@ -418,6 +428,10 @@ class PollingLink:
         if self.sio is None:
             raise ConnectionError("socket.io is not connected")
         await self.sio.emit(event, data)
+
+    def describe(self) -> str:
+        """The connection's state, for an error that needs explaining."""
+        return f"engine.io {self.sio.eio.state}" if self.sio is not None else "not connected"
 
     async def close(self) -> None:
         if self.sio is None:
@@ -533,7 +547,7 @@ class SocketChat:
                 event, data = await asyncio.wait_for(self.inbox.get(), max(wait, 0.001))
             except asyncio.TimeoutError:
                 if not replies:
-                    raise TurnFailed("no reply") from None
+                    raise TurnFailed(f"no reply (connection {self.link.describe()})") from None
                 return replies
             if event == LINK_LOST:
                 self.lost = True
@@ -704,13 +718,15 @@ class LoadGenerator:
     async def _turn(self, chat, turn: Turn, language: str) -> tuple[str, str, int]:
         """Sends one message, again after an error as a shopper's client would (``retries``);
         returns the outcome, what was wrong and how many times it was sent."""
+        failures: list[str] = []  # each try's error, so a lost turn's story can be told
         for attempt in range(1, self.retries + 2):
             try:
                 replies = await chat.say(turn, language)
             except TurnFailed as e:
                 chat.answered_at = time.monotonic()
+                failures.append(f"try {attempt}: {e}")
                 if attempt > self.retries:
-                    return "error", str(e), attempt
+                    return "error", "; ".join(failures), attempt
                 await asyncio.sleep(RETRY_AFTER_S)
                 continue
             why = wrong_reply(turn, language, replies)
@@ -873,7 +889,7 @@ def _around_faults(run: StageRun) -> list[dict[str, Any]]:
                 "from_s": start,
                 "turns": len(inside),
                 **{k: sum(1 for t in inside if t.outcome == k) for k in ("ok", "wrong", "error")},
-                "replies_seen": sorted({t.detail[:120] for t in inside if t.outcome != "ok"})[:5],
+                "replies_seen": sorted({t.detail[:240] for t in inside if t.outcome != "ok"})[:5],
             }
         )
     return windows

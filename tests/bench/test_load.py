@@ -289,7 +289,11 @@ def test_server_errors_are_errors_not_wrong_replies(stand_in):
     _, run = run_stage(stand_in.url, [boom], plan)
     summary = summarize(run)
     assert summary["turns_error"] > 0 and summary["turns_wrong"] == 0
-    assert summary["error_examples"][0]["detail"] == "HTTP 500 internal"
+    # each try's error is told
+    assert (
+        summary["error_examples"][0]["detail"]
+        == "try 1: HTTP 500 internal; try 2: HTTP 500 internal"
+    )
 
 
 def test_a_failed_message_is_sent_again_and_counts_as_retried(stand_in):
