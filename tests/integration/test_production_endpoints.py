@@ -133,3 +133,81 @@ async def test_redis_lock_store_serialises_one_conversation(endpoints):
     await asyncio.sleep(0.1)
     await asyncio.gather(first, handle("second", 0))
     assert order == ["first-start", "first-end", "second-start", "second-end"]
+
+
+def leased_store(endpoints, lease_s: float):
+    from channels.faults import RefusingRedisLockStore
+
+    config = endpoints.lock_store
+    return RefusingRedisLockStore(config, lease_s=lease_s)
+
+
+async def test_a_lock_left_by_a_killed_replica_frees_within_its_lease(endpoints):
+    store = leased_store(endpoints, lease_s=0.5)
+    conversation = f"lock-{uuid.uuid4().hex[:10]}"
+    # A replica took the conversation's ticket and was killed: nobody renews or returns it.
+    store.issue_ticket(conversation, store.lease_s)
+
+    async def next_turn() -> None:
+        async with store.lock(conversation, wait_time_in_seconds=0.05):
+            pass
+
+    # Rasa's own ticket would hold the conversation for TICKET_LOCK_LIFETIME (60 s).
+    await asyncio.wait_for(next_turn(), timeout=10)
+    assert store.get_lock(conversation) is None  # returned, and nobody waits
+
+
+async def test_a_live_turn_keeps_its_lock_past_the_lease(endpoints):
+    store = leased_store(endpoints, lease_s=0.3)
+    conversation = f"lock-{uuid.uuid4().hex[:10]}"
+    order: list[str] = []
+
+    async def handle(name: str, hold: float) -> None:
+        async with store.lock(conversation, wait_time_in_seconds=0.05):
+            order.append(f"{name}-start")
+            await asyncio.sleep(hold)
+            order.append(f"{name}-end")
+
+    slow = asyncio.create_task(handle("slow", 1.2))  # four leases long
+    await asyncio.sleep(0.1)
+    await asyncio.gather(slow, handle("next", 0))
+    assert order == ["slow-start", "slow-end", "next-start", "next-end"]
+
+
+def test_replicas_taking_tickets_at_once_never_share_a_conversation(endpoints):
+    import threading
+
+    # Four replicas, each a thread with its own event loop and Redis connections, so their
+    # reads and writes of the lock interleave as separate processes' would.
+    conversation = f"lock-{uuid.uuid4().hex[:10]}"
+    guard = threading.Lock()
+    inside = 0
+    most = 0
+    served = 0
+    failed: list[BaseException] = []
+
+    async def turns(store) -> None:
+        nonlocal inside, most, served
+        for _ in range(15):
+            async with store.lock(conversation, wait_time_in_seconds=0.002):
+                with guard:
+                    inside += 1
+                    most = max(most, inside)
+                await asyncio.sleep(0.002)
+                with guard:
+                    inside -= 1
+                    served += 1
+
+    def replica() -> None:
+        try:
+            asyncio.run(turns(leased_store(endpoints, lease_s=5)))
+        except BaseException as e:  # a lost ticket ends in Rasa's LockError
+            failed.append(e)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failed, failed
+    assert (served, most) == (60, 1)
