@@ -27,9 +27,10 @@ Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations)
 - ``--rate R``: conversations arrive at R a second (Poisson) whatever the replies' speed, the
   stage's concurrency being the most at once (arrivals beyond it are counted, turned away);
 - ``--closed-loop``: no think time, the maximum the server sustains at that concurrency.
-A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``) is sent again once
-after 1 s (``--retries``), as a shopper's client would; a turn that still fails is an error and
-its conversation is lost. Every stage stops by itself: no new message after ``--stage-s``, and
+A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``, or Kefu's own
+"we're having trouble, please try again shortly" of domain/faults.yml) is sent again once after
+1 s (``--retries``), as a shopper's client or the shopper told to try again would; a turn that
+still fails is an error and its conversation is lost. Every stage stops by itself: no new message after ``--stage-s``, and
 whatever is still waiting is cancelled once its last try could have timed out.
 
 Reported per stage: turns, right / wrong / errors, per-turn latency p50 / p95 / p99 (of answered
@@ -188,6 +189,16 @@ def wrong_reply(turn: Turn, language: str, replies: Sequence[str]) -> str | None
 
 class TurnFailed(Exception):
     """The server gave no usable answer to a message (HTTP error, refused, timed out)."""
+
+
+def fault_answers(domain_file: Path = ROOT / "domain" / "faults.yml") -> tuple[str, ...]:
+    """Kefu's "we're having trouble, please try again shortly", in each language: the answer to
+    a turn that a failure behind Rasa ended, which asks the shopper to send it again."""
+    responses = yaml.safe_load(domain_file.read_text(encoding="utf-8"))["responses"]
+    return tuple(variant["text"] for variant in responses["utter_service_trouble"])
+
+
+FAULT_ANSWERS = fault_answers()
 
 
 def shopper_address(number: int) -> str:
@@ -730,6 +741,12 @@ class LoadGenerator:
                 await asyncio.sleep(RETRY_AFTER_S)
                 continue
             why = wrong_reply(turn, language, replies)
+            if why and any(fault in reply for reply in replies for fault in FAULT_ANSWERS):
+                failures.append(f"try {attempt}: the fault answer: {' '.join(replies)[:120]}")
+                if attempt > self.retries:
+                    return "error", "; ".join(failures), attempt
+                await asyncio.sleep(RETRY_AFTER_S)
+                continue
             if why:
                 return "wrong", f"{why}: {' '.join(replies)[:200]}", attempt
             return "ok", "", attempt

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bench.load import (
     CONVERSATIONS,
+    FAULT_ANSWERS,
     CpuMeter,
     LoadConfigError,
     LoadGenerator,
@@ -65,6 +66,7 @@ LINGER_S = 1.2
 PING_S = 0.2  # the pinging stand-in's ping interval, and how long it waits for the answer
 REFUSED_ADDRESS = "203.0.113.9"  # socket.io refused from here (TEST-NET-3: no load shopper)
 DROP = "drop"  # socket.io: the server drops the connection the first time (a replica killed)
+TROUBLE = "trouble"  # REST: Kefu's fault answer the first time (an action server just killed)
 
 
 class StandIn:
@@ -100,6 +102,9 @@ class StandIn:
         if body["message"] == FLAKY and body["sender"] not in self.flaked:
             self.flaked.add(body["sender"])
             return web.Response(status=502, text="<html>502 Bad Gateway</html>")
+        if body["message"] == TROUBLE and (TROUBLE, body["sender"]) not in self.flaked:
+            self.flaked.add((TROUBLE, body["sender"]))
+            return web.json_response([{"recipient_id": body["sender"], "text": FAULT_ANSWERS[1]}])
         texts = await self._answer(body["message"])
         return web.json_response([{"recipient_id": body["sender"], "text": t} for t in texts])
 
@@ -305,6 +310,27 @@ def test_a_failed_message_is_sent_again_and_counts_as_retried(stand_in):
     retried = [t for t in run.turns if t.attempts == 2]
     assert all(t.outcome == "ok" and t.latency_s >= 1.0 for t in retried)  # waited RETRY_AFTER_S
     assert summary["conversations"]["ok"] == 2
+
+
+def test_the_fault_answer_is_a_request_to_send_again(stand_in):
+    # "Sorry, we're having trouble on our side. Please try again shortly." (or in Chinese)
+    troubled = script("trouble", "en", ("hi", ["Kefu"]), (TROUBLE, ["didn't get that"]))
+    plan = StagePlan(concurrency=2, duration_s=0.5, think_s=FAST, turn_timeout_s=5)
+    _, run = run_stage(stand_in.url, [troubled], plan)
+    summary = summarize(run)
+    assert summary["turns_error"] == summary["turns_wrong"] == 0
+    assert summary["turns_retried"] == 2
+
+    # Without a second try it is an error, not a wrong reply, and says so.
+    _, run = run_stage(stand_in.url, [troubled], plan, retries=0)
+    summary = summarize(run)
+    assert summary["turns_wrong"] == 0 and summary["turns_error"] > 0
+    assert all("the fault answer: 抱歉" in e["detail"] for e in summary["error_examples"])
+
+
+def test_fault_answers_are_the_domains_in_both_languages():
+    assert len(FAULT_ANSWERS) == 2
+    assert "try again" in FAULT_ANSWERS[0] and "稍后再试" in FAULT_ANSWERS[1]
 
 
 def test_latency_percentiles_reflect_the_servers_time(stand_in):
