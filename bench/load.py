@@ -504,7 +504,12 @@ class SocketChat:
         self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
 
     async def open(self) -> None:
-        await self._join()
+        """Connects and asks for a new session; after a failed try, on a new connection."""
+        try:
+            await (self._reconnect() if self.lost else self._join())
+        except TurnFailed:
+            self.lost = True
+            raise
 
     async def _join(self) -> None:
         """Connects and asks for the session: a new one, or after a lost connection the same
@@ -684,15 +689,33 @@ class LoadGenerator:
         record: dict[str, Any] = {"script": script.label, "transport": transport, "turns": 0}
         run.conversations.append(record)
         try:
-            try:
-                await chat.open()
-            except TurnFailed as e:
-                record["outcome"] = "error"
-                sent_at = time.monotonic() - stage_start
-                run.turns.append(
-                    TurnResult(script.label, transport, "", 0, sent_at, 0.0, "error", str(e))
-                )
-                return "error"
+            failures: list[str] = []
+            # Opening is tried as often as a message is (a page's socket.io client reconnects).
+            for attempt in range(1, self.retries + 2):
+                try:
+                    await chat.open()
+                    break
+                except TurnFailed as e:
+                    failures.append(f"try {attempt}: {e}")
+                    if attempt > self.retries:
+                        record["outcome"] = "error"
+                        sent_at = time.monotonic() - stage_start
+                        detail = "; ".join(failures)
+                        run.turns.append(
+                            TurnResult(
+                                script.label,
+                                transport,
+                                "",
+                                0,
+                                sent_at,
+                                0.0,
+                                "error",
+                                detail,
+                                attempt,
+                            )
+                        )
+                        return "error"
+                    await asyncio.sleep(RETRY_AFTER_S)
             record["sender"] = chat.sender
             mine = self.sent.setdefault(chat.sender, [])
             for index, turn in enumerate(script.turns):

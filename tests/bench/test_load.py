@@ -75,6 +75,7 @@ class StandIn:
     def __init__(self, ping_s: float | None = None) -> None:
         self.received: list[dict] = []
         self.flaked: set[str] = set()
+        self.refuse_connects = 0  # socket.io connections refused before accepting (a replica down)
         self.left: dict[str, str] = {}  # socket.io sid → why the server saw it leave
         # engine.io's heartbeat: a ping every ping_s, a socket silent ping_s longer is dropped
         self.pings = {"ping_interval": ping_s, "ping_timeout": ping_s} if ping_s else {}
@@ -117,6 +118,9 @@ class StandIn:
 
         @sio.on("connect")
         async def connect(sid, environ, auth=None):
+            if self.refuse_connects > 0:
+                self.refuse_connects -= 1
+                return False
             return environ.get("HTTP_X_FORWARDED_FOR") != REFUSED_ADDRESS
 
         @sio.on("disconnect")
@@ -379,6 +383,22 @@ def test_conversations_arrive_at_the_rate_asked_and_the_cap_turns_the_rest_away(
     _, run = run_stage(stand_in.url, [ORDER], capped)
     # one conversation at a time, each ≥ 1 s of thinking: the others are turned away
     assert len(run.conversations) == 1 and run.turned_away > 5
+
+
+@SOCKETIO_TRANSPORTS
+def test_a_socketio_conversation_that_cannot_connect_tries_again(stand_in, socketio_transport):
+    stand_in.refuse_connects = 1  # the first connection lands on a replica that just died
+    # The second try comes 1 s after the first failed (long-polling: at its 2 s timeout).
+    plan = StagePlan(1, 4.0, FAST, 2, ("socketio",))
+    _, run = run_stage(stand_in.url, [ORDER], plan, socketio_transport=socketio_transport)
+    assert run.turns and all(t.outcome == "ok" for t in run.turns)
+    assert run.conversations[0]["sender"].startswith("web-socket-")
+
+    stand_in.refuse_connects = 2  # and the second try too: the conversation is lost
+    _, run = run_stage(stand_in.url, [ORDER], plan, socketio_transport=socketio_transport)
+    first = run.turns[0]
+    assert (first.outcome, first.attempts) == ("error", 2)
+    assert first.detail.startswith("try 1: socket.io session") and "; try 2: " in first.detail
 
 
 @SOCKETIO_TRANSPORTS
