@@ -165,9 +165,10 @@ bench-load: install ## Load per replica count (LOAD_REPLICAS="1 2 4"), open loop
 	  $(PY) -m bench.load --closed-loop --stages 2,4,8 --stage-s 60 --out bench/results/load-closed-$$n.json || s=$$?; \
 	  $(MAKE) --no-print-directory down-cluster; [ $$s -eq 0 ] || exit $$s; done
 
-bench-load-faults: install ## Under load: kill -9 a replica and an action server, then audit the tracker store (bench/results/load-faults.md)
+FAULT_STAGES ?= 200
+bench-load-faults: install ## Under load (FAULT_STAGES=200 conversations): kill -9 a replica and an action server, then audit the tracker store (bench/results/load-faults.md)
 	$(MAKE) --no-print-directory run-cluster
-	s=0; $(PY) -m bench.load --faults --stages 50 --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-faults.json || s=$$?; \
+	s=0; $(PY) -m bench.load --faults --stages $(FAULT_STAGES) --tracker-db $(CLUSTER_TRACKER_DB) --out bench/results/load-faults.json || s=$$?; \
 	  $(MAKE) --no-print-directory down-cluster; exit $$s
 
 retention: install ## Delete/anonymise data older than KEFU_RETENTION_DAYS (90) in the commerce DB and tracker store

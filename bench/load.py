@@ -27,7 +27,9 @@ Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations)
 - ``--rate R``: conversations arrive at R a second (Poisson) whatever the replies' speed, the
   stage's concurrency being the most at once (arrivals beyond it are counted, turned away);
 - ``--closed-loop``: no think time, the maximum the server sustains at that concurrency.
-A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``, or Kefu's own
+A web chat conversation whose connection is lost reconnects and resumes its session, as the page
+does; the page then shows the conversation's history, so a message whose answer is there is not
+sent again. A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``, or Kefu's own
 "we're having trouble, please try again shortly" of domain/faults.yml) is sent again once after
 1 s (``--retries``), as a shopper's client or the shopper told to try again would; a turn that
 still fails is an error and its conversation is lost. Every stage stops by itself: no new message after ``--stage-s``, and
@@ -191,6 +193,22 @@ class TurnFailed(Exception):
     """The server gave no usable answer to a message (HTTP error, refused, timed out)."""
 
 
+def answer_in_history(history: Sequence[Mapping[str, Any]], text: str) -> list[str]:
+    """The replies to ``text`` that a web chat page shows after reconnecting, or [].
+
+    The page draws the conversation's ``history`` again on every reconnect: when the message in
+    flight is the last customer message there and replies follow it, the turn was stored and the
+    customer reads its answer without sending again (a replica killed after saving the turn and
+    before sending it). The conversation scripts never send the same text twice in a row, so the
+    last customer message being ``text`` means this one.
+    """
+    users = [i for i, m in enumerate(history) if m.get("role") == "user"]
+    if not users or history[users[-1]].get("text") != text:
+        return []
+    after = history[users[-1] + 1 :]
+    return [m.get("text", "") for m in after if m.get("role") in ("bot", "agent")]
+
+
 def fault_answers(domain_file: Path = ROOT / "domain" / "faults.yml") -> tuple[str, ...]:
     """Kefu's "we're having trouble, please try again shortly", in each language: the answer to
     a turn that a failure behind Rasa ended, which asks the shopper to send it again."""
@@ -253,7 +271,7 @@ class RestChat:
 
 
 #: The web chat's events a socket.io conversation listens to; its links pass on only these.
-SOCKET_EVENTS = ("session_confirm", "resume_key", "bot_uttered", "kefu_error")
+SOCKET_EVENTS = ("session_confirm", "resume_key", "history", "bot_uttered", "kefu_error")
 #: What a link delivers itself when its connection ends (the server died or closed it).
 LINK_LOST = "link_lost"
 
@@ -500,6 +518,7 @@ class SocketChat:
         self.sender: str | None = None
         self.resume: dict[str, Any] | None = None  # the server's resume key for this session
         self.lost = False  # the connection ended; the next message reconnects first
+        self.history: list[dict[str, Any]] = []  # what the server sent on the last (re)connect
         self.sender_prefix = WEB_SENDER_PREFIX
         self.answered_at = 0.0  # when the last message of the reply arrived (monotonic)
 
@@ -522,13 +541,17 @@ class SocketChat:
                 "session_request",
                 {"session_id": resume.get("session_id"), "resume_key": resume.get("key")},
             )
-            confirmed = None
-            while confirmed is None:
+            confirmed = history = None
+            while confirmed is None or history is None:  # the web chat sends history last
                 event, data = await asyncio.wait_for(self.inbox.get(), self.timeout_s)
                 if event == "resume_key" and isinstance(data, dict):
                     self.resume = data
                 elif event == "session_confirm":
                     confirmed = str(data)
+                elif event == "history":
+                    history = (data or {}).get("messages") if isinstance(data, dict) else None
+                    history = history if isinstance(history, list) else []
+            self.history = [m for m in history if isinstance(m, dict)]
         except Exception as e:  # socketio, websockets and aiohttp raise their own errors
             raise TurnFailed(f"socket.io session: {type(e).__name__}: {e}") from e
         # The tracker store keeps a web chat conversation under the prefixed id.
@@ -546,6 +569,10 @@ class SocketChat:
     async def say(self, turn: Turn, language: str) -> list[str]:
         if self.lost:  # the last try lost the connection: reconnect, resume, send again
             await self._reconnect()
+            shown = answer_in_history(self.history, turn.say)
+            if shown:  # stored before the replica died: the page shows it, nothing to send
+                self.answered_at = time.monotonic()
+                return shown
         while not self.inbox.empty():  # late messages of the previous turn are not this reply
             self.inbox.get_nowait()
         try:

@@ -31,6 +31,7 @@ from bench.load import (
     Turn,
     TurnFailed,
     TurnResult,
+    answer_in_history,
     audit_events,
     kill_one,
     load_scripts,
@@ -66,6 +67,9 @@ LINGER_S = 1.2
 PING_S = 0.2  # the pinging stand-in's ping interval, and how long it waits for the answer
 REFUSED_ADDRESS = "203.0.113.9"  # socket.io refused from here (TEST-NET-3: no load shopper)
 DROP = "drop"  # socket.io: the server drops the connection the first time (a replica killed)
+#: socket.io: the first time, the server stores the turn and drops the connection before
+#: sending the reply (a replica killed between the two); the history then has the answer.
+STORED_THEN_DROP = "stored then drop"
 TROUBLE = "trouble"  # REST: Kefu's fault answer the first time (an action server just killed)
 
 
@@ -75,6 +79,7 @@ class StandIn:
     def __init__(self, ping_s: float | None = None) -> None:
         self.received: list[dict] = []
         self.flaked: set[str] = set()
+        self.histories: dict[str, list[dict]] = {}  # socket.io session → its messages
         self.refuse_connects = 0  # socket.io connections refused before accepting (a replica down)
         self.left: dict[str, str] = {}  # socket.io sid → why the server saw it leave
         # engine.io's heartbeat: a ping every ping_s, a socket silent ping_s longer is dropped
@@ -137,6 +142,8 @@ class StandIn:
             await sio.save_session(sid, {"session": session})
             await sio.emit("resume_key", {"session_id": session, "key": f"key-{session}"}, room=sid)
             await sio.emit("session_confirm", session, room=sid)
+            history = {"messages": self.histories.get(session, [])}
+            await sio.emit("history", history, room=sid)
 
         @sio.on("user_uttered")
         async def user_uttered(sid, data):
@@ -157,7 +164,15 @@ class StandIn:
                 refusal = {"error": "rate_limited", "message": "Too many messages."}
                 await sio.emit("kefu_error", refusal, room=sid)
                 return
-            for text in await self._answer(data["message"]):
+            history = self.histories.setdefault(session, [])
+            history.append({"role": "user", "text": data["message"]})
+            texts = await self._answer(data["message"])
+            history.extend({"role": "bot", "text": text} for text in texts)
+            if data["message"] == STORED_THEN_DROP and session not in self.flaked:
+                self.flaked.add(session)
+                await sio.disconnect(sid)
+                return
+            for text in texts:
                 await sio.emit("bot_uttered", {"text": text}, room=sid)
 
         self.sio = sio
@@ -754,6 +769,39 @@ def test_the_audit_reads_rasas_own_tracker_store_in_postgresql():
             conn.execute(text("DELETE FROM events WHERE sender_id = :s"), {"s": sender})
         engine.dispose()
         store.engine.dispose()
+
+
+@SOCKETIO_TRANSPORTS
+def test_an_answer_stored_before_the_socket_was_lost_is_read_from_the_history(
+    stand_in, socketio_transport
+):
+    stored = script(
+        "stored", "en", ("hi", ["Kefu"]), (STORED_THEN_DROP, ["didn't get"]), ("hi", ["Kefu"])
+    )
+    plan = StagePlan(1, 4.0, FAST, 5, ("socketio",))
+
+    _, run = run_stage(stand_in.url, [stored], plan, socketio_transport=socketio_transport)
+
+    turns = [t for t in run.turns if t.outcome != "cut"]
+    assert [t.outcome for t in turns[:3]] == ["ok", "ok", "ok"], turns
+    assert turns[1].attempts == 2  # the page reconnected and showed the stored answer
+    session = turns[0].sender.removeprefix(WEB_SENDER_PREFIX)
+    sent = [m["message"] for m in stand_in.received if m["sender"] == session]
+    assert sent[:3] == ["hi", STORED_THEN_DROP, "hi"]  # not sent twice
+
+
+def test_the_answer_in_the_history_is_the_one_after_the_last_customer_message():
+    history = [
+        {"role": "user", "text": "hi"},
+        {"role": "bot", "text": "Hello!"},
+        {"role": "user", "text": "where is my order?"},
+        {"role": "bot", "text": "Which order?", "quick_replies": []},
+        {"role": "agent", "text": "Anna here.", "agent": "Anna"},
+    ]
+    assert answer_in_history(history, "where is my order?") == ["Which order?", "Anna here."]
+    assert answer_in_history(history, "hi") == []  # an earlier message: this one was not stored
+    assert answer_in_history(history[:3], "where is my order?") == []  # stored, not answered
+    assert answer_in_history([], "hi") == []
 
 
 @SOCKETIO_TRANSPORTS
