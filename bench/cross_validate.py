@@ -1,9 +1,12 @@
 """NLU cross-validation of Kefu's own pipeline on the shop's data, reported per language.
 
     .venv/bin/python -m bench.cross_validate [--folds 3] [--config config.yml] [--data data/nlu]
+        [--train-only data/nlu_public]
 
 Splits data/nlu into stratified folds (by intent, retrieval intents by their full name), trains
-the NLU part of `config.yml` on the other folds, parses every held-out message through the
+the NLU part of `config.yml` on the other folds plus the public examples every model trains on
+(data/nlu_public, see scripts/clinc_training_data.py; never scored, so the figures stay the
+shop's own), parses every held-out message through the
 trained model exactly as the server does, and reports per language (the LanguageDetector's rule):
 intent accuracy and macro-F1, FAQ/chitchat response-selection accuracy, and entity precision,
 recall and F1 (exact type + value + span), with per-intent and per-entity F1. Writes
@@ -135,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, default=ROOT / "config.yml")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "nlu")
+    parser.add_argument(
+        "--train-only",
+        default=str(ROOT / "data" / "nlu_public"),
+        help="examples added to every fold's training and never scored ('' for none)",
+    )
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
@@ -148,13 +156,16 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_data(str(args.data))
     examples = [m for m in data.intent_examples if m.get("text")]
+    public = []
+    if args.train_only and Path(args.train_only).exists():
+        public = [m for m in load_data(args.train_only).intent_examples if m.get("text")]
     labels = [m.get("intent_response_key") or m.get("intent") for m in examples]
     folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for fold, (train_index, test_index) in enumerate(folds.split(examples, labels), start=1):
         train_data = TrainingData(
-            [examples[i] for i in train_index],
+            [examples[i] for i in train_index] + public,
             entity_synonyms=data.entity_synonyms,
             regex_features=data.regex_features,
             lookup_tables=data.lookup_tables,
@@ -223,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     command = f"python -m bench.cross_validate --folds {args.folds} --config {args.config.name}"
-    text = f"{table}\n\n{per_class}\n\n{per_entity}\n\n{args.folds}-fold, {time.perf_counter() - started:.0f} s; `{command}`"
+    trained_too = f"; {len(public)} public examples in every fold's training" if public else ""
+    text = f"{table}\n\n{per_class}\n\n{per_entity}\n\n{args.folds}-fold, {time.perf_counter() - started:.0f} s{trained_too}; `{command}`"
     kwargs = {"results_dir": args.out} if args.out else {}
     write_results(
         "nlu_cross_validation",

@@ -25,16 +25,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def training_texts() -> dict[str, str]:
-    """Normalised text -> intent of every training example in data/nlu, read by Rasa itself
-    (so entity markup such as `[KF-100004](order_number)` is stripped as in training)."""
+    """Normalised text -> intent of every training example (the shop's data/nlu and the public
+    data/nlu_public), read by Rasa itself (so entity markup such as
+    `[KF-100004](order_number)` is stripped as in training)."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    data = load_data(str(ROOT / "data" / "nlu"))
-    return {
-        normalise(m.get("text")): m.get("intent_response_key") or m.get("intent")
-        for m in data.training_examples
-        if m.get("text")
-    }
+    texts = {}
+    for folder in ("nlu", "nlu_public"):
+        data = load_data(str(ROOT / "data" / folder))
+        texts.update(
+            (normalise(m.get("text")), m.get("intent_response_key") or m.get("intent"))
+            for m in data.training_examples
+            if m.get("text")
+        )
+    return texts
 
 
 def test_no_near_miss_is_a_training_example():
@@ -82,3 +86,16 @@ def test_clinc_mapping_names_real_clinc_intents_and_kefu_intents():
         clinc_intents = {json.loads(line)["intent"] for line in f if line.strip()}
     assert len(clinc_intents) == 151
     assert not set(mapping) - clinc_intents, "mapped intents CLINC150 does not have"
+
+
+def test_no_clinc_validation_row_is_in_the_public_training_data():
+    if not CLINC_VAL.is_file():
+        pytest.skip(f"CLINC150 validation split not here: {CLINC_VAL}")
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    public = load_data(str(ROOT / "data" / "nlu_public")).training_examples
+    assert len(public) > 300  # the reader found scripts/clinc_training_data.py's file
+    with open(CLINC_VAL, encoding="utf-8") as f:
+        validation = {normalise(json.loads(line)["text"]) for line in f if line.strip()}
+    leaked = [m.get("text") for m in public if normalise(m.get("text")) in validation]
+    assert not leaked, f"CLINC150 validation rows in data/nlu_public: {leaked}"
