@@ -178,6 +178,34 @@ async def test_a_working_action_server_is_answered_as_usual():
     assert [type(e).__name__ for e in events] == ["SlotSet"]
 
 
+async def test_action_calls_share_a_kept_connection_and_a_restarted_server_gets_a_new_one():
+    peers = []
+
+    async def ok(request):
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({"events": [], "responses": []})
+
+    runner, url = await serve(ok)
+    try:
+        for _ in range(3):  # Rasa builds a new remote action for each action it runs
+            assert await run_against(url) == []
+    finally:
+        await runner.cleanup()  # the action server restarts: its connections close
+    assert len(peers) == 3 and len(set(peers)) == 1  # one connection for the three calls
+
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    app = web.Application()
+    app.router.add_post("/webhook", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        assert await run_against(url) == []  # not the fault answer: a new connection
+    finally:
+        await runner.cleanup()
+    assert len(peers) == 4 and peers[3] != peers[0]
+
+
 async def test_a_rejection_still_hands_over_to_the_other_policies():
     async def reject(request):
         return web.json_response({"action_name": "action_cancel_order"}, status=400)
