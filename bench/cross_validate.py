@@ -6,8 +6,8 @@
 Splits data/nlu into stratified folds (by intent, retrieval intents by their full name), trains
 the NLU part of `config.yml` on the other folds plus the public examples every model trains on
 (data/nlu_public, see scripts/clinc_training_data.py; never scored, so the figures stay the
-shop's own), parses every held-out message through the
-trained model exactly as the server does, and reports per language (the LanguageDetector's rule):
+shop's own), parses every held-out message through the trained model exactly as the server
+does, and reports per language (the LanguageDetector's rule):
 intent accuracy and macro-F1, FAQ/chitchat response-selection accuracy, and entity precision,
 recall and F1 (exact type + value + span), with per-intent and per-entity F1. Writes
 bench/results/nlu_cross_validation.{json,md}. Heavy: one full NLU training per fold.

@@ -27,13 +27,14 @@ Load, per stage of the ramp (default 10 → 50 → 200 concurrent conversations)
 - ``--rate R``: conversations arrive at R a second (Poisson) whatever the replies' speed, the
   stage's concurrency being the most at once (arrivals beyond it are counted, turned away);
 - ``--closed-loop``: no think time, the maximum the server sustains at that concurrency.
-A web chat conversation whose connection is lost reconnects and resumes its session, as the page
-does; the page then shows the conversation's history, so a message whose answer is there is not
-sent again. A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``, or Kefu's own
-"we're having trouble, please try again shortly" of domain/faults.yml) is sent again once after
-1 s (``--retries``), as a shopper's client or the shopper told to try again would; a turn that
-still fails is an error and its conversation is lost. Every stage stops by itself: no new message after ``--stage-s``, and
-whatever is still waiting is cancelled once its last try could have timed out.
+A web chat conversation whose connection is lost reconnects and resumes its session, as the
+page does; the page then shows the conversation's history, so a message whose answer is there
+is not sent again. A message that fails (HTTP error, refused, no reply in ``--turn-timeout-s``,
+or Kefu's own "we're having trouble, please try again shortly" of domain/faults.yml) is sent
+again once after 1 s (``--retries``), as a shopper's client or the shopper told to try again
+would; a turn that still fails is an error and its conversation is lost. Every stage stops by
+itself: no new message after ``--stage-s``, and whatever is still waiting is cancelled once
+its last try could have timed out.
 
 Reported per stage: turns, right / wrong / errors, per-turn latency p50 / p95 / p99 (of answered
 turns), turns/s, conversations cut by the stage's end, and the servers' CPU milliseconds per turn
