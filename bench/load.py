@@ -70,7 +70,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -717,33 +717,18 @@ class LoadGenerator:
         record: dict[str, Any] = {"script": script.label, "transport": transport, "turns": 0}
         run.conversations.append(record)
         try:
-            failures: list[str] = []
             # Opening is tried as often as a message is (a page's socket.io client reconnects).
-            for attempt in range(1, self.retries + 2):
-                try:
-                    await chat.open()
-                    break
-                except TurnFailed as e:
-                    failures.append(f"try {attempt}: {e}")
-                    if attempt > self.retries:
-                        record["outcome"] = "error"
-                        sent_at = time.monotonic() - stage_start
-                        detail = "; ".join(failures)
-                        run.turns.append(
-                            TurnResult(
-                                script.label,
-                                transport,
-                                "",
-                                0,
-                                sent_at,
-                                0.0,
-                                "error",
-                                detail,
-                                attempt,
-                            )
-                        )
-                        return "error"
-                    await asyncio.sleep(RETRY_AFTER_S)
+            opened, _, failures = await self._tries(chat.open)
+            if not opened:
+                record["outcome"] = "error"
+                sent_at = time.monotonic() - stage_start
+                detail = "; ".join(failures)
+                run.turns.append(
+                    TurnResult(
+                        script.label, transport, "", 0, sent_at, 0.0, "error", detail, len(failures)
+                    )
+                )
+                return "error"
             record["sender"] = chat.sender
             mine = self.sent.setdefault(chat.sender, [])
             for index, turn in enumerate(script.turns):
@@ -777,31 +762,46 @@ class LoadGenerator:
         finally:
             await chat.close()
 
+    async def _tries(self, attempt: Callable[[], Awaitable[Any]]) -> tuple[bool, Any, list[str]]:
+        """Runs ``attempt`` until it raises no :class:`TurnFailed`, at most ``retries`` + 1
+        times, 1 s apart, as a shopper's client would.
+
+        Returns:
+            ``(succeeded, its result, each failed try's error)``: the failures tell a lost
+            turn's story, and one more than their number is how many tries a success took.
+        """
+        failures: list[str] = []
+        for number in range(1, self.retries + 2):
+            try:
+                return True, await attempt(), failures
+            except TurnFailed as e:
+                failures.append(f"try {number}: {e}")
+                if number <= self.retries:
+                    await asyncio.sleep(RETRY_AFTER_S)
+        return False, None, failures
+
     async def _turn(self, chat, turn: Turn, language: str) -> tuple[str, str, int]:
-        """Sends one message, again after an error as a shopper's client would (``retries``);
+        """Sends one message, again after an error or Kefu's fault answer (:meth:`_tries`);
         returns the outcome, what was wrong and how many times it was sent."""
-        failures: list[str] = []  # each try's error, so a lost turn's story can be told
-        for attempt in range(1, self.retries + 2):
+
+        async def say() -> tuple[str | None, list[str]]:
             try:
                 replies = await chat.say(turn, language)
-            except TurnFailed as e:
+            except TurnFailed:
                 chat.answered_at = time.monotonic()
-                failures.append(f"try {attempt}: {e}")
-                if attempt > self.retries:
-                    return "error", "; ".join(failures), attempt
-                await asyncio.sleep(RETRY_AFTER_S)
-                continue
+                raise
             why = wrong_reply(turn, language, replies)
             if why and any(fault in reply for reply in replies for fault in FAULT_ANSWERS):
-                failures.append(f"try {attempt}: the fault answer: {' '.join(replies)[:120]}")
-                if attempt > self.retries:
-                    return "error", "; ".join(failures), attempt
-                await asyncio.sleep(RETRY_AFTER_S)
-                continue
-            if why:
-                return "wrong", f"{why}: {' '.join(replies)[:200]}", attempt
-            return "ok", "", attempt
-        raise AssertionError("unreachable")
+                raise TurnFailed(f"the fault answer: {' '.join(replies)[:120]}")
+            return why, replies
+
+        answered, result, failures = await self._tries(say)
+        if not answered:
+            return "error", "; ".join(failures), len(failures)
+        why, replies = result
+        if why:
+            return "wrong", f"{why}: {' '.join(replies)[:200]}", len(failures) + 1
+        return "ok", "", len(failures) + 1
 
     async def _slot(self, run: StageRun, session, stage_start: float, delay: float) -> None:
         """One of the stage's concurrent shoppers: a new conversation as soon as one ends."""
